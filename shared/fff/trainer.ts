@@ -1,0 +1,189 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRng, shuffleInPlace } from '../random.ts';
+import { type Routing, type TrainableFFF, balanceLoss, crossEntropy, decisionEntropy, forward } from './soft-model.ts';
+import type { TensorName } from './weights.ts';
+
+/** One stretch of training with fixed settings. */
+export interface Phase {
+  readonly name: string;
+  readonly epochs: number;
+  readonly routing: Routing;
+  /** Weight h of the mean decision entropy. */
+  readonly hardening: number;
+  readonly lr: number;
+  /** 'cosine' decays the rate to 10% over the phase. */
+  readonly lrDecay: 'constant' | 'cosine';
+  /** Which parameters the phase updates. */
+  readonly train: 'all' | 'leaves';
+  readonly leak: number;
+}
+
+export interface Recipe {
+  readonly batchSize: number;
+  readonly optimizer: 'adam' | 'sgd';
+  readonly phases: readonly Phase[];
+  /** Weight of the routing-balance term at depth `balanceLevels` (0 = off). */
+  readonly balance: number;
+  readonly balanceLevels: number;
+  readonly seed: number;
+}
+
+export interface TrainingSet {
+  readonly n: number;
+  readonly inputWidth: number;
+  readonly x: Float32Array;
+  readonly y: Int32Array;
+}
+
+export interface StepReport {
+  readonly phase: string;
+  readonly epoch: number;
+  readonly totalEpochs: number;
+  readonly stepInEpoch: number;
+  readonly stepsPerEpoch: number;
+  readonly samplesSeen: number;
+  readonly loss: number;
+}
+
+export interface TrainHooks {
+  /** Called every `reportEvery` steps (the loss read forces a sync, so not every step). */
+  readonly onStep?: (report: StepReport) => void;
+  readonly onEpochEnd?: (report: StepReport) => void | Promise<void>;
+  readonly shouldStop?: () => boolean;
+  readonly reportEvery?: number;
+  /** Yield to the event loop every this many steps (0 = never). */
+  readonly yieldEvery?: number;
+}
+
+export interface TrainStats {
+  readonly samplesSeen: number;
+  readonly steps: number;
+  readonly seconds: number;
+  readonly samplesPerSecond: number;
+  readonly finalLoss: number;
+  readonly stopped: boolean;
+}
+
+const LEAF_TENSORS: readonly TensorName[] = ['leaves.w1', 'leaves.b1', 'leaves.w2', 'leaves.b2'];
+
+function makeOptimizer(kind: Recipe['optimizer'], lr: number): tf.Optimizer {
+  return kind === 'adam' ? tf.train.adam(lr) : tf.train.sgd(lr);
+}
+
+function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
+
+function phaseRate(phase: Phase, progress: number): number {
+  if (phase.lrDecay === 'constant') return phase.lr;
+  return phase.lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * progress)));
+}
+
+const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Trains `model` in place through the recipe's phases; returns throughput figures. */
+export async function trainFFF(
+  model: TrainableFFF,
+  data: TrainingSet,
+  recipe: Recipe,
+  hooks: TrainHooks = {},
+): Promise<TrainStats> {
+  const { batchSize } = recipe;
+  const rng = createRng(recipe.seed ^ 0x5eed);
+  const order = Int32Array.from({ length: data.n }, (_, i) => i);
+  const xBatch = new Float32Array(batchSize * data.inputWidth);
+  const yBatch = new Int32Array(batchSize);
+  const stepsPerEpoch = Math.ceil(data.n / batchSize);
+  const totalEpochs = recipe.phases.reduce((sum, p) => sum + p.epochs, 0);
+  const reportEvery = hooks.reportEvery ?? 20;
+  const started = performance.now();
+  let samplesSeen = 0;
+  let steps = 0;
+  let epochIndex = 0;
+  let lastLoss = Number.NaN;
+
+  for (const phase of recipe.phases) {
+    const optimizer = makeOptimizer(recipe.optimizer, phase.lr);
+    const names = phase.train === 'all' ? (Object.keys(model.vars) as TensorName[]) : LEAF_TENSORS;
+    const varList = names.map((name) => model.vars[name]);
+    const balanceOn = recipe.balance > 0 && recipe.balanceLevels > 0 && phase.routing === 'soft' && phase.train === 'all';
+    const phaseSteps = phase.epochs * stepsPerEpoch;
+    let phaseStep = 0;
+
+    for (let epoch = 0; epoch < phase.epochs; epoch++, epochIndex++) {
+      shuffleInPlace(order, rng);
+      let report: StepReport | undefined;
+      for (let step = 0; step < stepsPerEpoch; step++) {
+        if (hooks.shouldStop?.()) {
+          optimizer.dispose();
+          return summary(true);
+        }
+        const begin = step * batchSize;
+        const size = Math.min(batchSize, data.n - begin);
+        for (let r = 0; r < size; r++) {
+          const row = order[begin + r]!;
+          xBatch.set(data.x.subarray(row * data.inputWidth, (row + 1) * data.inputWidth), r * data.inputWidth);
+          yBatch[r] = data.y[row]!;
+        }
+        setLearningRate(optimizer, phaseRate(phase, phaseStep / phaseSteps));
+        const leakSeed = Math.floor(rng() * 2 ** 31);
+        const wantReport = (steps + 1) % reportEvery === 0 || step === stepsPerEpoch - 1;
+        const cost: tf.Scalar | undefined = tf.tidy(() => {
+          const x = tf.tensor2d(xBatch.subarray(0, size * data.inputWidth), [size, data.inputWidth]);
+          const y = tf.tensor1d(yBatch.subarray(0, size), 'int32');
+          return optimizer.minimize(
+            () => {
+              const out = forward(model, x, {
+                routing: phase.routing,
+                leak: phase.leak,
+                leakSeed,
+                ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
+              });
+              let loss = crossEntropy(out.logits, y);
+              if (phase.hardening > 0 && phase.train === 'all') {
+                loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(out.nodeLogits)));
+              }
+              if (out.levelMass !== undefined) loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
+              return loss as tf.Scalar;
+            },
+            wantReport,
+            varList,
+          ) ?? undefined;
+        }) as tf.Scalar | undefined;
+        steps++;
+        phaseStep++;
+        samplesSeen += size;
+        if (cost) {
+          lastLoss = cost.dataSync()[0]!;
+          cost.dispose();
+          report = {
+            phase: phase.name,
+            epoch: epochIndex,
+            totalEpochs,
+            stepInEpoch: step + 1,
+            stepsPerEpoch,
+            samplesSeen,
+            loss: lastLoss,
+          };
+          hooks.onStep?.(report);
+        }
+        if (hooks.yieldEvery && steps % hooks.yieldEvery === 0) await nextTick();
+      }
+      if (report) await hooks.onEpochEnd?.(report);
+    }
+    optimizer.dispose();
+  }
+  return summary(false);
+
+  function summary(stopped: boolean): TrainStats {
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      samplesSeen,
+      steps,
+      seconds,
+      samplesPerSecond: samplesSeen / Math.max(seconds, 1e-9),
+      finalLoss: lastLoss,
+      stopped,
+    };
+  }
+}
