@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { setLogLevel } from '../shared/logging.ts';
+import { benchCommand } from './bench-command.ts';
+import { evalCommand } from './eval-command.ts';
+import { trainCommand } from './train-command.ts';
+
+setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
+
+const program = new Command('arbor')
+  .description('Arbor: volunteer training of Fast Feedforward Networks.')
+  .showHelpAfterError()
+  .addCommand(trainCommand())
+  .addCommand(evalCommand())
+  .addCommand(benchCommand());
+
+try {
+  await program.parseAsync(process.argv);
+  // tfjs-wasm keeps handles open; the command is done.
+  process.exit(0);
+} catch (error) {
+  const err = error as Error & { code?: string };
+  process.stderr.write(`arbor: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);
+  process.exit(1);
+}

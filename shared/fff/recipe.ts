@@ -1,0 +1,48 @@
+import type { Phase, Recipe } from './trainer.ts';
+
+export interface RecipeOptions {
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly lr: number;
+  readonly optimizer: Recipe['optimizer'];
+  readonly hardening: number;
+  readonly leak: number;
+  readonly balance: number;
+  readonly frozenLevels: number;
+  readonly seed: number;
+}
+
+/**
+ * The default schedule (see BENCHMARKS.md for the experiments behind it):
+ * 40% soft epochs without hardening, 40% with hardening h, then 20% of hard-routed
+ * leaf fine-tuning, which trains exactly the function that serving computes.
+ */
+export function buildRecipe(options: RecipeOptions): Recipe {
+  const total = Math.max(1, Math.round(options.epochs));
+  const hardLeaves = total >= 3 ? Math.max(1, Math.round(total * 0.2)) : 0;
+  const soft = Math.floor((total - hardLeaves) / 2);
+  const harden = total - hardLeaves - soft;
+  const base = { lrDecay: 'constant', train: 'all', routing: 'soft', leak: options.leak } as const;
+  const phases: Phase[] = [
+    { ...base, name: 'soft', epochs: soft, hardening: 0, lr: options.lr },
+    { ...base, name: 'harden', epochs: harden, hardening: options.hardening, lr: options.lr },
+    {
+      name: 'hard-leaves',
+      epochs: hardLeaves,
+      routing: 'hard',
+      hardening: 0,
+      lr: options.lr * 0.3,
+      lrDecay: 'cosine',
+      train: 'leaves',
+      leak: 0,
+    },
+  ];
+  return {
+    batchSize: options.batchSize,
+    optimizer: options.optimizer,
+    phases: phases.filter((phase) => phase.epochs > 0),
+    balance: options.balance,
+    balanceLevels: options.frozenLevels,
+    seed: options.seed,
+  };
+}
