@@ -7,23 +7,48 @@ export function benchCommand(): Command {
   const bench = new Command('bench').description('Benchmarks that print JSON.');
   bench
     .command('inference')
-    .description('Hard FFF inference against a dense layer of the same training width (2^D·L) on the same backend.')
+    .description(
+      'Hard FFF inference against a dense layer of the same training width (2^D·L) on the same backend.',
+    )
     .option('--depth <D>', 'tree depth', integer('--depth', 1, 16), 9)
     .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096), 8)
     .option('--batch <n>', 'samples per call', integer('--batch', 1), 2048)
     .option('--reps <n>', 'timed repetitions (median reported)', integer('--reps', 1), 7)
-    .addOption(new Option('--kernel <name>', 'hard-inference kernel').choices(['auto', 'wasm', 'js']).default('auto'))
-    .addOption(new Option('--backend <name>', 'tensor backend for the dense baseline').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(
+      new Option('--kernel <name>', 'hard-inference kernel').choices(['auto', 'wasm', 'js']).default('auto'),
+    )
+    .addOption(
+      new Option('--backend <name>', 'tensor backend for the dense baseline')
+        .choices(BACKEND_CHOICES)
+        .default('auto'),
+    )
     .option('--json', 'print one JSON object on stdout', false)
-    .action(async (opts: { depth: number; leaf: number; batch: number; reps: number; kernel: 'auto' | 'wasm' | 'js'; backend: BackendChoice; json: boolean }) => {
-      const backend = await selectBackend(opts.backend);
-      const result = await benchInference({ depth: opts.depth, leaf: opts.leaf, batch: opts.batch, reps: opts.reps, kernel: opts.kernel, backendName: backend.name });
-      process.stdout.write(
-        opts.json
-          ? `${JSON.stringify(result)}\n`
-          : `D=${result.depth} L=${result.leaf} width ${result.width} batch ${result.batch} on ${result.backend}: ` +
-              `FFF ${result.fff_ms.toFixed(2)} ms, dense ${result.ff_ms.toFixed(1)} ms, speedup ${result.speedup.toFixed(1)}x\n`,
-      );
-    });
+    .action(
+      async (opts: {
+        depth: number;
+        leaf: number;
+        batch: number;
+        reps: number;
+        kernel: 'auto' | 'wasm' | 'js';
+        backend: BackendChoice;
+        json: boolean;
+      }) => {
+        const backend = await selectBackend(opts.backend);
+        const result = await benchInference({
+          depth: opts.depth,
+          leaf: opts.leaf,
+          batch: opts.batch,
+          reps: opts.reps,
+          kernel: opts.kernel,
+          backendName: backend.name,
+        });
+        process.stdout.write(
+          opts.json
+            ? `${JSON.stringify(result)}\n`
+            : `D=${result.depth} L=${result.leaf} width ${result.width} batch ${result.batch} on ${result.backend}: ` +
+                `FFF ${result.fff_ms.toFixed(2)} ms, dense ${result.ff_ms.toFixed(1)} ms, speedup ${result.speedup.toFixed(1)}x\n`,
+        );
+      },
+    );
   return bench;
 }

@@ -19,12 +19,3 @@ export function positiveNumber(name: string) {
     return parsed;
   };
 }
-
-export function oneOf<T extends string>(name: string, choices: readonly T[]) {
-  return (value: string): T => {
-    if (!(choices as readonly string[]).includes(value)) {
-      throw new InvalidArgumentError(`${name} must be one of ${choices.join(', ')}, got '${value}'.`);
-    }
-    return value as T;
-  };
-}

@@ -5,7 +5,10 @@ import type { StepReport } from '../shared/fff/trainer.ts';
 export function trainingProgress(enabled: boolean): { onStep: (r: StepReport) => void; stop: () => void } {
   if (!enabled || !process.stderr.isTTY) return { onStep: () => undefined, stop: () => undefined };
   const bar = new cliProgress.SingleBar(
-    { format: 'train [{bar}] {percentage}% | epoch {epoch}/{epochs} {phase} | loss {loss} | ETA {eta}s', stream: process.stderr },
+    {
+      format: 'train [{bar}] {percentage}% | epoch {epoch}/{epochs} {phase} | loss {loss} | ETA {eta}s',
+      stream: process.stderr,
+    },
     cliProgress.Presets.shades_classic,
   );
   let started = false;

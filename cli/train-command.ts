@@ -4,7 +4,7 @@ import { DATA_SPECS_HELP, loadData } from '../shared/data/load.ts';
 import { trainCentral } from '../shared/central-training.ts';
 import { ACTIVATIONS, type Activation } from '../shared/fff/weights.ts';
 import { createLogger } from '../shared/logging.ts';
-import { integer, oneOf, positiveNumber } from './options.ts';
+import { integer, positiveNumber } from './options.ts';
 import { trainingProgress } from './progress.ts';
 
 /** Defaults found by experiment on Fashion-MNIST; see BENCHMARKS.md. */
@@ -21,61 +21,124 @@ export const TRAIN_DEFAULTS = {
 
 export function trainCommand(): Command {
   return new Command('train')
-    .description('Train an FFF in this one process (the central baseline) and report hard and soft test accuracy.')
+    .description(
+      'Train an FFF in this one process (the central baseline) and report hard and soft test accuracy.',
+    )
     .option('--data <spec>', `dataset: ${DATA_SPECS_HELP}`, 'mnist')
     .option('--data-dir <dir>', 'directory of the IDX files for --data fashion-mnist')
     .option('--label <column>', 'label column for --data csv:PATH')
-    .option('--depth <D>', 'tree depth D: 2^D-1 branch nodes, 2^D leaves', integer('--depth', 1, 16), TRAIN_DEFAULTS.depth)
+    .option(
+      '--depth <D>',
+      'tree depth D: 2^D-1 branch nodes, 2^D leaves',
+      integer('--depth', 1, 16),
+      TRAIN_DEFAULTS.depth,
+    )
     .option('--leaf <L>', 'hidden width L of every leaf MLP', integer('--leaf', 1, 4096), TRAIN_DEFAULTS.leaf)
     .addOption(new Option('--activation <fn>', 'leaf activation').choices(ACTIVATIONS).default('relu'))
-    .option('--epochs <n>', 'passes over the training set (40% soft, 40% hardening, 20% hard leaf tuning)', integer('--epochs', 1), TRAIN_DEFAULTS.epochs)
+    .option(
+      '--epochs <n>',
+      'passes over the training set (40% soft, 40% hardening, 20% hard leaf tuning)',
+      integer('--epochs', 1),
+      TRAIN_DEFAULTS.epochs,
+    )
     .option('--batch <n>', 'minibatch size', integer('--batch', 1), TRAIN_DEFAULTS.batch)
     .option('--lr <rate>', 'learning rate', positiveNumber('--lr'), TRAIN_DEFAULTS.lr)
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
-    .option('--hardening <h>', 'weight h of the mean decision entropy in the hardening phase', positiveNumber('--hardening'), TRAIN_DEFAULTS.hardening)
-    .option('--leak <p>', 'region leak: probability of swapping a node\'s children per sample', positiveNumber('--leak'), TRAIN_DEFAULTS.leak)
-    .option('--frozen <K>', 'levels that would be frozen for sharding: balance term and routing_imbalance at depth K (0 = off)', integer('--frozen', 0, 16), 0)
-    .option('--balance <w>', 'weight of the routing-balance term at depth --frozen', positiveNumber('--balance'), TRAIN_DEFAULTS.balance)
+    .option(
+      '--hardening <h>',
+      'weight h of the mean decision entropy in the hardening phase',
+      positiveNumber('--hardening'),
+      TRAIN_DEFAULTS.hardening,
+    )
+    .option(
+      '--leak <p>',
+      "region leak: probability of swapping a node's children per sample",
+      positiveNumber('--leak'),
+      TRAIN_DEFAULTS.leak,
+    )
+    .option(
+      '--frozen <K>',
+      'levels that would be frozen for sharding: balance term and routing_imbalance at depth K (0 = off)',
+      integer('--frozen', 0, 16),
+      0,
+    )
+    .option(
+      '--balance <w>',
+      'weight of the routing-balance term at depth --frozen',
+      positiveNumber('--balance'),
+      TRAIN_DEFAULTS.balance,
+    )
     .option('--seed <n>', 'random seed', integer('--seed', 0), 1)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)', false)
     .option('--out <file>', 'checkpoint to write (safetensors)', 'arbor-model.safetensors')
     .option('--json', 'print one JSON object on stdout', false)
-    .action(async (opts: {
-      data: string; dataDir?: string; label?: string; depth: number; leaf: number; activation: Activation;
-      epochs: number; batch: number; lr: number; optimizer: 'adam' | 'sgd'; hardening: number; leak: number;
-      frozen: number; balance: number; seed: number; backend: BackendChoice; gpu: boolean; out: string; json: boolean;
-    }) => {
-      const log = createLogger('train');
-      if (opts.frozen >= opts.depth) throw new Error(`--frozen (${opts.frozen}) must be below --depth (${opts.depth}).`);
-      const backend = await selectBackend(opts.backend, opts.gpu);
-      log.info({ backend: backend.name, skipped: backend.skipped }, 'tensor backend selected');
-      const data = await loadData(opts.data, {
-        ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
-        ...(opts.label !== undefined ? { label: opts.label } : {}),
-        seed: opts.seed,
-      });
-      log.info({ data: opts.data, train: data.train.n, test: data.test.n }, 'data loaded');
-      const progress = trainingProgress(!opts.json);
-      const { result } = await trainCentral(
-        data,
-        {
-          depth: opts.depth, leafWidth: opts.leaf, activation: opts.activation, epochs: opts.epochs,
-          batchSize: opts.batch, lr: opts.lr, optimizer: opts.optimizer, hardening: opts.hardening, leak: opts.leak,
-          balance: opts.frozen > 0 ? opts.balance : 0, frozenLevels: opts.frozen, seed: opts.seed, out: opts.out,
-        },
-        progress.onStep,
-      );
-      progress.stop();
-      const output = { ...result, backend: backend.name, data: opts.data };
-      if (opts.json) process.stdout.write(`${JSON.stringify(output)}\n`);
-      else {
-        process.stdout.write(
-          `hard test accuracy ${(result.hard_test_acc * 100).toFixed(2)}%  soft ${(result.soft_test_acc * 100).toFixed(2)}%\n` +
-            `${Math.round(result.samples_per_s)} samples/s on ${backend.name}, ${result.epochs} epochs, D=${result.depth} L=${result.leaf}\n` +
-            (result.routing_imbalance !== null ? `routing imbalance at K=${result.frozen}: ${result.routing_imbalance.toFixed(2)}x\n` : '') +
-            `checkpoint: ${result.checkpoint}\n`,
+    .action(
+      async (opts: {
+        data: string;
+        dataDir?: string;
+        label?: string;
+        depth: number;
+        leaf: number;
+        activation: Activation;
+        epochs: number;
+        batch: number;
+        lr: number;
+        optimizer: 'adam' | 'sgd';
+        hardening: number;
+        leak: number;
+        frozen: number;
+        balance: number;
+        seed: number;
+        backend: BackendChoice;
+        gpu: boolean;
+        out: string;
+        json: boolean;
+      }) => {
+        const log = createLogger('train');
+        if (opts.frozen >= opts.depth)
+          throw new Error(`--frozen (${opts.frozen}) must be below --depth (${opts.depth}).`);
+        const backend = await selectBackend(opts.backend, opts.gpu);
+        log.info({ backend: backend.name, skipped: backend.skipped }, 'tensor backend selected');
+        const data = await loadData(opts.data, {
+          ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
+          ...(opts.label !== undefined ? { label: opts.label } : {}),
+          seed: opts.seed,
+        });
+        log.info({ data: opts.data, train: data.train.n, test: data.test.n }, 'data loaded');
+        const progress = trainingProgress(!opts.json);
+        const { result } = await trainCentral(
+          data,
+          {
+            depth: opts.depth,
+            leafWidth: opts.leaf,
+            activation: opts.activation,
+            epochs: opts.epochs,
+            batchSize: opts.batch,
+            lr: opts.lr,
+            optimizer: opts.optimizer,
+            hardening: opts.hardening,
+            leak: opts.leak,
+            balance: opts.frozen > 0 ? opts.balance : 0,
+            frozenLevels: opts.frozen,
+            seed: opts.seed,
+            out: opts.out,
+          },
+          progress.onStep,
         );
-      }
-    });
+        progress.stop();
+        const output = { ...result, backend: backend.name, data: opts.data };
+        if (opts.json) process.stdout.write(`${JSON.stringify(output)}\n`);
+        else {
+          process.stdout.write(
+            `hard test accuracy ${(result.hard_test_acc * 100).toFixed(2)}%  soft ${(result.soft_test_acc * 100).toFixed(2)}%\n` +
+              `${Math.round(result.samples_per_s)} samples/s on ${backend.name}, ${result.epochs} epochs, D=${result.depth} L=${result.leaf}\n` +
+              (result.routing_imbalance !== null
+                ? `routing imbalance at K=${result.frozen}: ${result.routing_imbalance.toFixed(2)}x\n`
+                : '') +
+              `checkpoint: ${result.checkpoint}\n`,
+          );
+        }
+      },
+    );
 }

@@ -15,15 +15,39 @@ void describe('arbor CLI', () => {
   const model = join(dir, 'model.safetensors');
 
   void it('train --json trains past chance on embedded MNIST, writes a checkpoint that eval agrees with', async () => {
-    const { stdout } = await arbor(['train', '--data', 'mnist', '--depth', '3', '--epochs', '3', '--frozen', '1', '--json', '--out', model]);
+    const { stdout } = await arbor([
+      'train',
+      '--data',
+      'mnist',
+      '--depth',
+      '3',
+      '--epochs',
+      '3',
+      '--frozen',
+      '1',
+      '--json',
+      '--out',
+      model,
+    ]);
     const result = JSON.parse(stdout) as Record<string, unknown>;
-    for (const key of ['hard_test_acc', 'soft_test_acc', 'samples_per_s', 'epochs', 'depth', 'leaf', 'backend', 'routing_imbalance']) {
+    for (const key of [
+      'hard_test_acc',
+      'soft_test_acc',
+      'samples_per_s',
+      'epochs',
+      'depth',
+      'leaf',
+      'backend',
+      'routing_imbalance',
+    ]) {
       assert.ok(key in result, `missing ${key}`);
     }
     assert.equal(result['backend'], 'wasm');
     assert.ok((result['hard_test_acc'] as number) > 0.5, `hard accuracy ${String(result['hard_test_acc'])}`);
     assert.ok((result['routing_imbalance'] as number) >= 1);
-    const evaluated = JSON.parse((await arbor(['eval', '--model', model, '--data', 'mnist', '--json'])).stdout) as {
+    const evaluated = JSON.parse(
+      (await arbor(['eval', '--model', model, '--data', 'mnist', '--json'])).stdout,
+    ) as {
       hard_test_acc: number;
       n: number;
     };
@@ -34,11 +58,14 @@ void describe('arbor CLI', () => {
   void it('eval of a truncated checkpoint fails with a message naming the file', async () => {
     const broken = join(dir, 'broken.safetensors');
     writeFileSync(broken, readFileSync(model).subarray(0, 100));
-    await assert.rejects(arbor(['eval', '--model', broken, '--json']), (error: Error & { stderr: string; code: number }) => {
-      assert.equal(error.code, 1);
-      assert.match(error.stderr, /broken\.safetensors/);
-      return true;
-    });
+    await assert.rejects(
+      arbor(['eval', '--model', broken, '--json']),
+      (error: Error & { stderr: string; code: number }) => {
+        assert.equal(error.code, 1);
+        assert.match(error.stderr, /broken\.safetensors/);
+        return true;
+      },
+    );
   });
 
   void it('rejects a bad flag value with a clear message', async () => {
@@ -49,11 +76,32 @@ void describe('arbor CLI', () => {
   });
 
   void it('bench inference --json reports the dense baseline and the FFF on the same backend', async () => {
-    const { stdout } = await arbor(['bench', 'inference', '--depth', '6', '--leaf', '8', '--batch', '256', '--reps', '3', '--json']);
-    const result = JSON.parse(stdout) as { width: number; fff_ms: number; ff_ms: number; speedup: number; backend: string };
+    const { stdout } = await arbor([
+      'bench',
+      'inference',
+      '--depth',
+      '6',
+      '--leaf',
+      '8',
+      '--batch',
+      '256',
+      '--reps',
+      '3',
+      '--json',
+    ]);
+    const result = JSON.parse(stdout) as {
+      width: number;
+      fff_ms: number;
+      ff_ms: number;
+      speedup: number;
+      backend: string;
+    };
     assert.equal(result.width, 512);
     assert.equal(result.backend, 'wasm');
     assert.ok(result.fff_ms > 0 && result.ff_ms > 0);
-    assert.ok(Math.abs(result.speedup / (result.ff_ms / result.fff_ms) - 1) < 0.05, "speedup is ff_ms / fff_ms");
+    assert.ok(
+      Math.abs(result.speedup / (result.ff_ms / result.fff_ms) - 1) < 0.05,
+      'speedup is ff_ms / fff_ms',
+    );
   });
 });

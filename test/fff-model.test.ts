@@ -48,7 +48,10 @@ function runForward(
       const out = forward(model, tf.tensor2d(x, [n, weights.shape.inputWidth]), { routing });
       return [out.logits, out.nodeLogits];
     });
-    const result = { logits: logits.dataSync().slice() as Float32Array, nodeLogits: nodeLogits.dataSync().slice() as Float32Array };
+    const result = {
+      logits: logits.dataSync().slice() as Float32Array,
+      nodeLogits: nodeLogits.dataSync().slice() as Float32Array,
+    };
     logits.dispose();
     nodeLogits.dispose();
     return result;
@@ -92,7 +95,10 @@ void describe('FFF soft model and subtrees', () => {
 
     const lossFn = (model: TrainableFFF): tf.Scalar => {
       const out = forward(model, tf.tensor2d(x, [n, shape.inputWidth]), { routing: 'soft' });
-      return tf.add(crossEntropy(out.logits, tf.tensor1d(y, 'int32')), tf.mul(3, decisionEntropy(out.nodeLogits)));
+      return tf.add(
+        crossEntropy(out.logits, tf.tensor1d(y, 'int32')),
+        tf.mul(3, decisionEntropy(out.nodeLogits)),
+      );
     };
     const lossAt = (w: FFFWeights): number => {
       const model = new TrainableFFF(w);
@@ -129,7 +135,10 @@ void describe('FFF soft model and subtrees', () => {
       const h = plus.tensors[name][index] - minus.tensors[name][index];
       const numeric = (lossAt(plus) - lossAt(minus)) / h;
       const analytic = gradOf(name)[index]!;
-      assert.ok(Math.abs(analytic) > 1e-3, `${name}[${index}] gradient ${analytic} too small to be a meaningful probe`);
+      assert.ok(
+        Math.abs(analytic) > 1e-3,
+        `${name}[${index}] gradient ${analytic} too small to be a meaningful probe`,
+      );
       const tol = 5e-2 * Math.max(Math.abs(analytic), Math.abs(numeric));
       assert.ok(
         Math.abs(analytic - numeric) <= tol,
@@ -154,7 +163,10 @@ void describe('FFF soft model and subtrees', () => {
     const { logits } = runForward(w, x, n, 'soft');
     for (let s = 0; s < n; s++) {
       for (let o = 0; o < c.length; o++) {
-        assert.ok(Math.abs(logits[s * c.length + o]! - c[o]!) < 1e-5, `sample ${s} output ${o}: ${logits[s * c.length + o]}`);
+        assert.ok(
+          Math.abs(logits[s * c.length + o]! - c[o]!) < 1e-5,
+          `sample ${s} output ${o}: ${logits[s * c.length + o]}`,
+        );
       }
     }
 
@@ -195,7 +207,10 @@ void describe('FFF soft model and subtrees', () => {
       compared++;
       for (let o = 0; o < shape.outputWidth; o++) {
         const diff = Math.abs(logits[s * 4 + o]! - reference[s * 4 + o]!);
-        assert.ok(diff < 1e-4, `sample ${s} output ${o}: tensor ${logits[s * 4 + o]} vs compiled ${reference[s * 4 + o]}`);
+        assert.ok(
+          diff < 1e-4,
+          `sample ${s} output ${o}: tensor ${logits[s * 4 + o]} vs compiled ${reference[s * 4 + o]}`,
+        );
       }
     }
     assert.ok(compared > n * 0.95, `only ${compared} samples compared`);
@@ -254,9 +269,11 @@ void describe('FFF soft model and subtrees', () => {
       const top = cloneWeights(w);
       top.tensors['nodes.weight'].fill(999, (2 ** K - 1) * shape.inputWidth);
       top.tensors['nodes.bias'].fill(999, 2 ** K - 1);
-      for (const name of ['leaves.w1', 'leaves.b1', 'leaves.w2', 'leaves.b2'] as const) top.tensors[name].fill(999);
+      for (const name of ['leaves.w1', 'leaves.b1', 'leaves.w2', 'leaves.b2'] as const)
+        top.tensors[name].fill(999);
       const assembled = assembleSubtrees(top, K, subtrees);
-      for (const name of TENSOR_NAMES) assert.deepEqual(assembled.tensors[name], w.tensors[name], `K=${K} ${name}`);
+      for (const name of TENSOR_NAMES)
+        assert.deepEqual(assembled.tensors[name], w.tensors[name], `K=${K} ${name}`);
       assert.deepEqual(assembled.shape, w.shape);
 
       const shards = full.routeToDepth(x, n, K);
@@ -284,15 +301,20 @@ void describe('FFF soft model and subtrees', () => {
     writeSubtree(target, 2, 1, replaced);
     assert.deepEqual(extractSubtree(target, 2, 1), replaced);
     for (const s of [0, 2, 3]) assert.deepEqual(extractSubtree(target, 2, s), extractSubtree(w, 2, s));
-    assert.deepEqual(target.tensors['nodes.weight'].subarray(0, 3 * shape.inputWidth), w.tensors['nodes.weight'].subarray(0, 3 * shape.inputWidth));
+    assert.deepEqual(
+      target.tensors['nodes.weight'].subarray(0, 3 * shape.inputWidth),
+      w.tensors['nodes.weight'].subarray(0, 3 * shape.inputWidth),
+    );
     assert.deepEqual(target.tensors['nodes.bias'].subarray(0, 3), w.tensors['nodes.bias'].subarray(0, 3));
   });
 
   void it('subtree functions reject bad frozen levels, shards and shapes', () => {
     const shape: FFFShape = { depth: 3, leafWidth: 2, inputWidth: 3, outputWidth: 2, activation: 'relu' };
     const w = randomWeights(shape, 61);
-    for (const K of [-1, 3, 4, 1.5, Number.NaN]) assert.throws(() => extractSubtree(w, K, 0), RangeError, `K=${K}`);
-    for (const shard of [-1, 2, 0.5]) assert.throws(() => extractSubtree(w, 1, shard), RangeError, `shard=${shard}`);
+    for (const K of [-1, 3, 4, 1.5, Number.NaN])
+      assert.throws(() => extractSubtree(w, K, 0), RangeError, `K=${K}`);
+    for (const shard of [-1, 2, 0.5])
+      assert.throws(() => extractSubtree(w, 1, shard), RangeError, `shard=${shard}`);
     assert.throws(() => extractSubtree(w, 2, 4), RangeError);
     const subs = [extractSubtree(w, 1, 0), extractSubtree(w, 1, 1)];
     assert.throws(() => assembleSubtrees(w, 1, subs.slice(0, 1)), RangeError);
@@ -303,7 +325,13 @@ void describe('FFF soft model and subtrees', () => {
     assert.throws(() => writeSubtree(cloneWeights(w), 1, 2, subs[0]!), RangeError);
   });
 
-  const phase = (name: string, epochs: number, routing: 'soft' | 'hard', train: 'all' | 'leaves', hardening: number): Phase => ({
+  const phase = (
+    name: string,
+    epochs: number,
+    routing: 'soft' | 'hard',
+    train: 'all' | 'leaves',
+    hardening: number,
+  ): Phase => ({
     name,
     epochs,
     routing,

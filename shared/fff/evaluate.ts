@@ -3,7 +3,12 @@ import { type Routing, type TrainableFFF, forward } from './soft-model.ts';
 import type { TrainingSet } from './trainer.ts';
 
 /** Accuracy of the tensor-backend forward pass (soft mixture or one-hot hard routing). */
-export function tensorAccuracy(model: TrainableFFF, data: TrainingSet, routing: Routing, batchSize = 1024): number {
+export function tensorAccuracy(
+  model: TrainableFFF,
+  data: TrainingSet,
+  routing: Routing,
+  batchSize = 1024,
+): number {
   let correct = 0;
   for (let begin = 0; begin < data.n; begin += batchSize) {
     const size = Math.min(batchSize, data.n - begin);

@@ -5,7 +5,6 @@ import {
   type TensorName,
   TENSOR_NAMES,
   leafCount,
-  nodeCount,
   tensorDims,
 } from './weights.ts';
 
@@ -101,7 +100,11 @@ export function forward(model: TrainableFFF, x: tf.Tensor2D, options: ForwardOpt
   let levelMass: tf.Tensor1D | undefined;
   if (options.routing === 'hard') {
     // 0/1 decisions make the product of branch weights a one-hot of the hard path.
-    mixture = leafMixture(tf.cast(tf.greater(nodeLogits, 0), 'float32') as tf.Tensor2D, depth, undefined).mixture;
+    mixture = leafMixture(
+      tf.cast(tf.greater(nodeLogits, 0), 'float32') as tf.Tensor2D,
+      depth,
+      undefined,
+    ).mixture;
   } else {
     let probs = tf.sigmoid(nodeLogits);
     if (options.leak !== undefined && options.leak > 0) {

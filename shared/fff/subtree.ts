@@ -29,7 +29,9 @@ function checkSplit(depth: number, frozenLevels: number): void {
 function checkShard(frozenLevels: number, shard: number): void {
   const shards = 2 ** frozenLevels;
   if (!Number.isInteger(shard) || shard < 0 || shard >= shards) {
-    throw new RangeError(`shard must be an integer in 0..${shards - 1} for ${frozenLevels} frozen levels, got ${shard}`);
+    throw new RangeError(
+      `shard must be an integer in 0..${shards - 1} for ${frozenLevels} frozen levels, got ${shard}`,
+    );
   }
 }
 
@@ -38,7 +40,8 @@ function checkLengths(weights: FFFWeights, what: string): void {
   for (const name of TENSOR_NAMES) {
     const expected = elementCount(dims[name]);
     const actual = weights.tensors[name].length;
-    if (actual !== expected) throw new RangeError(`${what} ${name} has ${actual} values, expected ${expected}`);
+    if (actual !== expected)
+      throw new RangeError(`${what} ${name} has ${actual} values, expected ${expected}`);
   }
 }
 
@@ -52,10 +55,22 @@ export function subtreeShape(shape: FFFShape, frozenLevels: number): FFFShape {
  * Copies (or writes back, when `toSubtree` is false) the rows shared by the full tree and
  * the subtree of `shard`.
  */
-function transfer(full: FFFWeights, sub: FFFWeights, frozenLevels: number, shard: number, toSubtree: boolean): void {
+function transfer(
+  full: FFFWeights,
+  sub: FFFWeights,
+  frozenLevels: number,
+  shard: number,
+  toSubtree: boolean,
+): void {
   const { inputWidth: I, leafWidth: L, outputWidth: O } = full.shape;
   const subDepth = full.shape.depth - frozenLevels;
-  const move = (name: (typeof TENSOR_NAMES)[number], globalRow: number, localRow: number, rowLen: number, rows: number): void => {
+  const move = (
+    name: (typeof TENSOR_NAMES)[number],
+    globalRow: number,
+    localRow: number,
+    rowLen: number,
+    rows: number,
+  ): void => {
     const g = full.tensors[name];
     const s = sub.tensors[name];
     const gStart = globalRow * rowLen;
@@ -92,7 +107,12 @@ export function extractSubtree(weights: FFFWeights, frozenLevels: number, shard:
 }
 
 /** Writes `subtree` into its place (shard `shard` under K frozen levels) in `target`, in place. */
-export function writeSubtree(target: FFFWeights, frozenLevels: number, shard: number, subtree: FFFWeights): void {
+export function writeSubtree(
+  target: FFFWeights,
+  frozenLevels: number,
+  shard: number,
+  subtree: FFFWeights,
+): void {
   checkSplit(target.shape.depth, frozenLevels);
   checkShard(frozenLevels, shard);
   checkLengths(target, 'target');
@@ -110,12 +130,18 @@ export function writeSubtree(target: FFFWeights, frozenLevels: number, shard: nu
  * A full tree whose top K levels come from `top` and whose 2^K subtrees are `subtrees`
  * (in shard order). `top` is not modified.
  */
-export function assembleSubtrees(top: FFFWeights, frozenLevels: number, subtrees: readonly FFFWeights[]): FFFWeights {
+export function assembleSubtrees(
+  top: FFFWeights,
+  frozenLevels: number,
+  subtrees: readonly FFFWeights[],
+): FFFWeights {
   checkSplit(top.shape.depth, frozenLevels);
   checkLengths(top, 'top');
   const shards = 2 ** frozenLevels;
   if (subtrees.length !== shards) {
-    throw new RangeError(`expected ${shards} subtrees for ${frozenLevels} frozen levels, got ${subtrees.length}`);
+    throw new RangeError(
+      `expected ${shards} subtrees for ${frozenLevels} frozen levels, got ${subtrees.length}`,
+    );
   }
   const out = zeroWeights({ ...top.shape });
   const frozenNodes = 2 ** frozenLevels - 1;

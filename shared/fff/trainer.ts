@@ -1,6 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRng, shuffleInPlace } from '../random.ts';
-import { type Routing, type TrainableFFF, balanceLoss, crossEntropy, decisionEntropy, forward } from './soft-model.ts';
+import {
+  type Routing,
+  type TrainableFFF,
+  balanceLoss,
+  crossEntropy,
+  decisionEntropy,
+  forward,
+} from './soft-model.ts';
 import type { TensorName } from './weights.ts';
 
 /** One stretch of training with fixed settings. */
@@ -106,7 +113,8 @@ export async function trainFFF(
     const optimizer = makeOptimizer(recipe.optimizer, phase.lr);
     const names = phase.train === 'all' ? (Object.keys(model.vars) as TensorName[]) : LEAF_TENSORS;
     const varList = names.map((name) => model.vars[name]);
-    const balanceOn = recipe.balance > 0 && recipe.balanceLevels > 0 && phase.routing === 'soft' && phase.train === 'all';
+    const balanceOn =
+      recipe.balance > 0 && recipe.balanceLevels > 0 && phase.routing === 'soft' && phase.train === 'all';
     const phaseSteps = phase.epochs * stepsPerEpoch;
     let phaseStep = 0;
 
@@ -122,7 +130,10 @@ export async function trainFFF(
         const size = Math.min(batchSize, data.n - begin);
         for (let r = 0; r < size; r++) {
           const row = order[begin + r]!;
-          xBatch.set(data.x.subarray(row * data.inputWidth, (row + 1) * data.inputWidth), r * data.inputWidth);
+          xBatch.set(
+            data.x.subarray(row * data.inputWidth, (row + 1) * data.inputWidth),
+            r * data.inputWidth,
+          );
           yBatch[r] = data.y[row]!;
         }
         setLearningRate(optimizer, phaseRate(phase, phaseStep / phaseSteps));
@@ -131,24 +142,27 @@ export async function trainFFF(
         const cost: tf.Scalar | undefined = tf.tidy(() => {
           const x = tf.tensor2d(xBatch.subarray(0, size * data.inputWidth), [size, data.inputWidth]);
           const y = tf.tensor1d(yBatch.subarray(0, size), 'int32');
-          return optimizer.minimize(
-            () => {
-              const out = forward(model, x, {
-                routing: phase.routing,
-                leak: phase.leak,
-                leakSeed,
-                ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
-              });
-              let loss = crossEntropy(out.logits, y);
-              if (phase.hardening > 0 && phase.train === 'all') {
-                loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(out.nodeLogits)));
-              }
-              if (out.levelMass !== undefined) loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
-              return loss as tf.Scalar;
-            },
-            wantReport,
-            varList,
-          ) ?? undefined;
+          return (
+            optimizer.minimize(
+              () => {
+                const out = forward(model, x, {
+                  routing: phase.routing,
+                  leak: phase.leak,
+                  leakSeed,
+                  ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
+                });
+                let loss = crossEntropy(out.logits, y);
+                if (phase.hardening > 0 && phase.train === 'all') {
+                  loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(out.nodeLogits)));
+                }
+                if (out.levelMass !== undefined)
+                  loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
+                return loss as tf.Scalar;
+              },
+              wantReport,
+              varList,
+            ) ?? undefined
+          );
         }) as tf.Scalar | undefined;
         steps++;
         phaseStep++;
