@@ -94,7 +94,10 @@ export function forward(model: TrainableFFF, x: tf.Tensor2D, options: ForwardOpt
   const v = model.vars;
   const batch = x.shape[0];
   const leaves = leafCount(depth);
-  const nodeLogits = tf.add(tf.matMul(x, v['nodes.weight'], false, true), v['nodes.bias']) as tf.Tensor2D;
+  const nodeLogits = tf.add(
+    projectData(x, tf.transpose(v['nodes.weight'] as tf.Tensor2D)),
+    v['nodes.bias'],
+  ) as tf.Tensor2D;
 
   let mixture: tf.Tensor2D;
   let levelMass: tf.Tensor1D | undefined;
@@ -115,7 +118,7 @@ export function forward(model: TrainableFFF, x: tf.Tensor2D, options: ForwardOpt
 
   const w1 = tf.reshape(tf.transpose(v['leaves.w1'], [1, 0, 2]), [inputWidth, leaves * leafWidth]);
   const b1 = tf.reshape(v['leaves.b1'], [leaves * leafWidth]);
-  const hidden = activate(tf.add(tf.matMul(x, w1), b1), activation);
+  const hidden = activate(tf.add(projectData(x, w1 as tf.Tensor2D), b1), activation);
   const weighted = tf.mul(tf.reshape(hidden, [batch, leaves, leafWidth]), tf.expandDims(mixture, 2));
   const w2 = tf.reshape(v['leaves.w2'], [leaves * leafWidth, outputWidth]);
   const logits = tf.add(
@@ -124,6 +127,22 @@ export function forward(model: TrainableFFF, x: tf.Tensor2D, options: ForwardOpt
   ) as tf.Tensor2D;
   return levelMass === undefined ? { logits, nodeLogits } : { logits, nodeLogits, levelMass };
 }
+
+/**
+ * x @ W for a data input x: the gradient flows to W only. tfjs would otherwise also
+ * compute dL/dx (a large transposed matmul per step) that training never uses.
+ */
+const projectData = tf.customGrad((...args) => {
+  const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  save([x]);
+  return {
+    value: tf.matMul(x, w),
+    gradFunc: (dy, saved) => {
+      const [input] = saved as [tf.Tensor2D];
+      return [tf.zerosLike(input), tf.matMul(tf.transpose(input), dy as tf.Tensor2D)];
+    },
+  };
+}) as (x: tf.Tensor2D, w: tf.Tensor2D) => tf.Tensor2D;
 
 /** Mean binary entropy of the node decisions, computed stably from logits. */
 export function decisionEntropy(nodeLogits: tf.Tensor2D): tf.Scalar {
