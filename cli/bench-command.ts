@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { benchInference } from '../bench/inference.ts';
+import { benchTraining } from '../bench/training.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from './options.ts';
 
@@ -47,6 +48,36 @@ export function benchCommand(): Command {
             ? `${JSON.stringify(result)}\n`
             : `D=${result.depth} L=${result.leaf} width ${result.width} batch ${result.batch} on ${result.backend}: ` +
                 `FFF ${result.fff_ms.toFixed(2)} ms, dense ${result.ff_ms.toFixed(1)} ms, speedup ${result.speedup.toFixed(1)}x\n`,
+        );
+      },
+    );
+  bench
+    .command('training')
+    .description(
+      'Soft training throughput (samples/s) of an FFF against a dense MLP of the same width, same backend.',
+    )
+    .option('--depth <D>', 'tree depth', integer('--depth', 1, 16), 4)
+    .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096), 8)
+    .option('--batch <n>', 'minibatch size', integer('--batch', 1), 256)
+    .option('--steps <n>', 'timed steps', integer('--steps', 1), 60)
+    .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
+    .option('--json', 'print one JSON object on stdout', false)
+    .action(
+      async (opts: {
+        depth: number;
+        leaf: number;
+        batch: number;
+        steps: number;
+        backend: BackendChoice;
+        json: boolean;
+      }) => {
+        await selectBackend(opts.backend);
+        const result = benchTraining(opts);
+        process.stdout.write(
+          opts.json
+            ? `${JSON.stringify(result)}\n`
+            : `D=${result.depth} L=${result.leaf} batch ${result.batch} on ${result.backend}: FFF ${result.fff_samples_per_s} samples/s, ` +
+                `dense ${result.ff_samples_per_s} samples/s (${result.ratio_to_dense.toFixed(2)}x)\n`,
         );
       },
     );
