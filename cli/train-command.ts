@@ -11,7 +11,7 @@ import { trainingProgress } from './progress.ts';
 export const TRAIN_DEFAULTS = {
   depth: 4,
   leaf: 8,
-  epochs: 20,
+  epochs: 30,
   batch: 256,
   lr: 1e-3,
   hardening: 3,
@@ -37,7 +37,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--activation <fn>', 'leaf activation').choices(ACTIVATIONS).default('relu'))
     .option(
       '--epochs <n>',
-      'passes over the training set (40% soft, 40% hardening, 20% hard leaf tuning)',
+      'passes over the training set (1/3 soft, then hardening, last ~27% hard-routed leaf tuning)',
       integer('--epochs', 1),
       TRAIN_DEFAULTS.epochs,
     )

@@ -14,13 +14,14 @@ export interface RecipeOptions {
 
 /**
  * The default schedule (see BENCHMARKS.md for the experiments behind it):
- * 40% soft epochs without hardening, 40% with hardening h, then 20% of hard-routed
- * leaf fine-tuning, which trains exactly the function that serving computes.
+ * a third of the epochs soft without hardening, then hardening h, then ~27% of
+ * hard-routed leaf fine-tuning at 0.3x the rate, which trains exactly the function
+ * that serving computes.
  */
 export function buildRecipe(options: RecipeOptions): Recipe {
   const total = Math.max(1, Math.round(options.epochs));
-  const hardLeaves = total >= 3 ? Math.max(1, Math.round(total * 0.2)) : 0;
-  const soft = Math.floor((total - hardLeaves) / 2);
+  const hardLeaves = total >= 3 ? Math.max(1, Math.round(total * 0.27)) : 0;
+  const soft = Math.round(total / 3);
   const harden = total - hardLeaves - soft;
   const base = { lrDecay: 'constant', train: 'all', routing: 'soft', leak: options.leak } as const;
   const phases: Phase[] = [

@@ -1,0 +1,206 @@
+/**
+ * Every message on the wire, as TypeBox schemas. WebSocket frames are JSON objects
+ * discriminated on `type`; HTTP bodies are listed at the end. Objects are closed
+ * (`additionalProperties: false`): adding a field is a protocol version bump.
+ */
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { ERRORS, type ErrorCode } from './errors.ts';
+
+const closed = { additionalProperties: false } as const;
+
+const Id = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_.:-]+$', description });
+const Token = (description: string) => Type.String({ minLength: 1, maxLength: 512, description });
+const Text = (maxLength: number, description: string) => Type.String({ maxLength, description });
+const Count = (description: string, minimum = 0) =>
+  Type.Integer({ minimum, maximum: 2 ** 53 - 1, description });
+const Finite = (description: string, minimum?: number) =>
+  Type.Number(
+    minimum === undefined
+      ? { minimum: -Number.MAX_VALUE, maximum: Number.MAX_VALUE, description }
+      : { minimum, maximum: Number.MAX_VALUE, description },
+  );
+
+export const Sha256 = Type.String({ pattern: '^[0-9a-f]{64}$', description: 'lowercase hex SHA-256' });
+
+export const BlobRef = Type.Object(
+  { sha256: Sha256, bytes: Count('size in bytes') },
+  { ...closed, description: 'a content-addressed blob, fetched with GET /v1/blobs/:sha256' },
+);
+
+// ---------------------------------------------------------------- worker -> coordinator
+
+export const Capabilities = Type.Object(
+  {
+    backend: Text(32, 'tfjs backend, e.g. "wasm", "tensorflow", "webgl"'),
+    threads: Count('CPU threads available to training', 1),
+    gpu: Type.Boolean({ description: 'whether a GPU backend is in use' }),
+    samples_per_s: Finite('measured training speed', 0),
+  },
+  closed,
+);
+
+export const Hello = Type.Object(
+  {
+    type: Type.Literal('hello'),
+    protocol: Count('protocol version the worker speaks (must equal PROTOCOL_VERSION)', 1),
+    token: Type.Optional(Token('worker auth token, if the coordinator requires one')),
+    name: Text(64, 'human-readable worker name'),
+    capabilities: Capabilities,
+  },
+  { ...closed, description: 'first frame after connecting' },
+);
+
+export const RequestWork = Type.Object(
+  { type: Type.Literal('request_work') },
+  { ...closed, description: 'ask for a unit; answered by assign or no_work' },
+);
+
+export const Progress = Type.Object(
+  {
+    type: Type.Literal('progress'),
+    unit_id: Id('unit being trained'),
+    lease_token: Token('lease token from assign'),
+    step: Count('steps done so far'),
+    total_steps: Count('steps in the unit', 1),
+    loss: Type.Optional(Finite('recent training loss', 0)),
+  },
+  { ...closed, description: 'heartbeat for a unit; extends its lease' },
+);
+
+export const Release = Type.Object(
+  {
+    type: Type.Literal('release'),
+    unit_id: Id('unit being given back'),
+    lease_token: Token('lease token from assign'),
+    reason: Text(256, 'why the worker gives the unit up'),
+  },
+  { ...closed, description: 'give a leased unit back without a result' },
+);
+
+export const WorkerMessage = Type.Union([Hello, RequestWork, Progress, Release]);
+export type WorkerMessage = Static<typeof WorkerMessage>;
+
+// ---------------------------------------------------------------- coordinator -> worker
+
+export const Limits = Type.Object(
+  {
+    max_result_bytes: Count('largest result body accepted by PUT /v1/units/:id/result', 1),
+    max_frame_bytes: Count('largest WebSocket frame accepted', 1),
+  },
+  closed,
+);
+
+export const Welcome = Type.Object(
+  {
+    type: Type.Literal('welcome'),
+    worker_id: Id('id assigned to this worker'),
+    heartbeat_ms: Count('send progress at least this often while holding a lease', 1),
+    limits: Limits,
+  },
+  { ...closed, description: 'answer to hello' },
+);
+
+export const Recipe = Type.Object(
+  {
+    local_epochs: Count('passes over the shard', 1),
+    batch: Count('batch size', 1),
+    lr: Finite('learning rate', 0),
+    optimizer: Type.Union([Type.Literal('adam'), Type.Literal('sgd')]),
+    hardening: Finite('routing hardening weight', 0),
+    leak: Type.Number({ minimum: 0, maximum: 1, description: 'region leak probability' }),
+    seed: Count('seed for shuffling and leak'),
+  },
+  closed,
+);
+
+export const Assign = Type.Object(
+  {
+    type: Type.Literal('assign'),
+    unit_id: Id('work unit id'),
+    lease_token: Token('fences progress, release and result for this lease'),
+    shard: Count('data shard index'),
+    base_version: Count('model version the delta is computed against'),
+    deadline_ms: Count('lease expiry, epoch milliseconds'),
+    base_blob: BlobRef,
+    data_blob: BlobRef,
+    recipe: Recipe,
+    subtree_depth: Count('depth of the assigned subtree'),
+    leaf_width: Count('neurons per leaf', 1),
+    input_width: Count('input features', 1),
+    output_width: Count('output classes', 1),
+    activation: Type.Union([Type.Literal('relu'), Type.Literal('tanh')]),
+  },
+  { ...closed, description: 'a leased work unit' },
+);
+
+export const NoWork = Type.Object(
+  { type: Type.Literal('no_work'), retry_after_ms: Count('ask again after this long') },
+  { ...closed, description: 'nothing to do right now' },
+);
+
+export const Cancel = Type.Object(
+  {
+    type: Type.Literal('cancel'),
+    unit_id: Id('unit to stop working on'),
+    reason: Text(256, 'why'),
+  },
+  { ...closed, description: 'stop a unit; its lease is void' },
+);
+
+export const ErrorCodeSchema = Type.Union(
+  (Object.keys(ERRORS) as ErrorCode[]).map((code) => Type.Literal(code)),
+  { description: 'a code from the error catalogue' },
+);
+
+export const ErrorMessage = Type.Object(
+  {
+    type: Type.Literal('error'),
+    code: ErrorCodeSchema,
+    message: Text(1024, 'what went wrong'),
+    retryable: Type.Boolean(),
+  },
+  { ...closed, description: 'a ProtocolError sent to the worker' },
+);
+
+export const CoordinatorMessage = Type.Union([Welcome, Assign, NoWork, Cancel, ErrorMessage]);
+export type CoordinatorMessage = Static<typeof CoordinatorMessage>;
+
+// ---------------------------------------------------------------- HTTP bodies
+
+export const ResultMetrics = Type.Object(
+  {
+    train_loss: Finite('final training loss', 0),
+    samples: Count('samples seen'),
+    seconds: Finite('wall-clock training time', 0),
+  },
+  { ...closed, description: 'sent with PUT /v1/units/:id/result (header x-arbor-metrics or JSON part)' },
+);
+export type ResultMetrics = Static<typeof ResultMetrics>;
+
+export const ResultResponse = Type.Object(
+  {
+    status: Type.Union([Type.Literal('accepted'), Type.Literal('rejected')]),
+    reason: Type.Optional(Text(1024, 'why the result was rejected')),
+    version: Type.Optional(Count('model version after accepting')),
+  },
+  { ...closed, description: 'answer to PUT /v1/units/:id/result' },
+);
+export type ResultResponse = Static<typeof ResultResponse>;
+
+/** Every schema that the docs render, in order. */
+export const WIRE: Readonly<Record<'worker' | 'coordinator' | 'http', Record<string, TSchema>>> = {
+  worker: { Hello, RequestWork, Progress, Release },
+  coordinator: { Welcome, Assign, NoWork, Cancel, Error: ErrorMessage },
+  http: { ResultMetrics, ResultResponse },
+};
+
+export type Hello = Static<typeof Hello>;
+export type RequestWork = Static<typeof RequestWork>;
+export type Progress = Static<typeof Progress>;
+export type Release = Static<typeof Release>;
+export type Welcome = Static<typeof Welcome>;
+export type Assign = Static<typeof Assign>;
+export type NoWork = Static<typeof NoWork>;
+export type Cancel = Static<typeof Cancel>;
+export type ErrorMessage = Static<typeof ErrorMessage>;
