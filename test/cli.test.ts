@@ -105,3 +105,11 @@ void describe('arbor CLI', () => {
     );
   });
 });
+
+void describe('arbor train --out', () => {
+  void it('creates missing parent folders for the checkpoint', async () => {
+    const nested = join(dir, 'runs', 'deeper', 'model.safetensors');
+    await arbor(['train', '--data', 'mnist', '--depth', '2', '--epochs', '1', '--json', '--out', nested]);
+    assert.ok(readFileSync(nested).length > 8);
+  });
+});

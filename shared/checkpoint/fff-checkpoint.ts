@@ -4,7 +4,8 @@
  * Tensors are TENSOR_NAMES with exactly the dims of tensorDims(shape), nothing else.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import {
   ACTIVATIONS,
   type Activation,
@@ -112,6 +113,7 @@ export async function writeFFF(
 ): Promise<void> {
   const bytes = encodeFFF(weights, extraMetadata);
   const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  await mkdir(dirname(path), { recursive: true });
   try {
     const handle = await open(temp, 'wx');
     try {
