@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { checkDelta } from '../coordinator/merge/delta-check.ts';
+import { OuterOptimizer } from '../coordinator/merge/outer-optimizer.ts';
+import { initWeights } from '../shared/fff/init.ts';
+import { type FFFWeights, TENSOR_NAMES, cloneWeights, zeroWeights } from '../shared/fff/weights.ts';
+
+const shape = { depth: 2, leafWidth: 3, inputWidth: 4, outputWidth: 2, activation: 'relu' as const };
+const filled = (value: number): FFFWeights => {
+  const w = zeroWeights(shape);
+  for (const name of TENSOR_NAMES) w.tensors[name].fill(value);
+  return w;
+};
+
+void describe('delta validation', () => {
+  void it('accepts a finite delta of the right shape and reports its norm', () => {
+    const verdict = checkDelta(filled(0.5), shape, 1e3);
+    assert.ok(verdict.ok);
+    const count = TENSOR_NAMES.reduce((s, n) => s + filled(0).tensors[n].length, 0);
+    assert.ok(Math.abs(verdict.norm - 0.5 * Math.sqrt(count)) < 1e-9);
+  });
+
+  void it('rejects NaN and infinities, naming the tensor and index', () => {
+    const delta = filled(0);
+    delta.tensors['leaves.b1'][2] = Number.NaN;
+    const verdict = checkDelta(delta, shape, 1e3);
+    assert.equal(verdict.ok, false);
+    assert.match(!verdict.ok ? verdict.reason : '', /leaves\.b1\[2\] is not finite/);
+    delta.tensors['leaves.b1'][2] = Number.POSITIVE_INFINITY;
+    assert.equal(checkDelta(delta, shape, 1e3).ok, false);
+  });
+
+  void it('rejects a delta over the norm bound and one of another shape', () => {
+    const big = checkDelta(filled(10), shape, 1);
+    assert.equal(big.ok, false);
+    assert.match(!big.ok ? big.reason : '', /exceeds the bound/);
+    const other = checkDelta(zeroWeights({ ...shape, depth: 3 }), shape, 1e3);
+    assert.equal(other.ok, false);
+    assert.match(!other.ok ? other.reason : '', /does not match the shard/);
+  });
+});
+
+void describe('outer optimizer (Nesterov over buffered deltas)', () => {
+  const base = initWeights(shape, 3);
+
+  void it('with lr 1 and no momentum applies the mean delta exactly', () => {
+    const optimizer = new OuterOptimizer({ lr: 1, momentum: 0, stalenessDiscount: 1 }, base);
+    const next = optimizer.step(base, [
+      { delta: filled(0.2), staleness: 0 },
+      { delta: filled(0.4), staleness: 3 },
+    ]);
+    for (const name of TENSOR_NAMES) {
+      next.tensors[name].forEach((v, i) => assert.ok(Math.abs(v - (base.tensors[name][i]! + 0.3)) < 1e-6));
+    }
+  });
+
+  void it('discounts stale deltas and leaves the input untouched', () => {
+    const before = cloneWeights(base);
+    const optimizer = new OuterOptimizer({ lr: 1, momentum: 0, stalenessDiscount: 0.5 }, base);
+    const next = optimizer.step(base, [{ delta: filled(1), staleness: 2 }]);
+    assert.ok(Math.abs(next.tensors['nodes.bias'][0]! - (base.tensors['nodes.bias'][0]! + 0.25)) < 1e-6);
+    assert.deepEqual(base.tensors['nodes.bias'], before.tensors['nodes.bias']);
+  });
+
+  void it('accumulates Nesterov momentum across steps', () => {
+    const optimizer = new OuterOptimizer({ lr: 0.5, momentum: 0.9, stalenessDiscount: 1 }, base);
+    const first = optimizer.step(base, [{ delta: filled(1), staleness: 0 }]);
+    // m = 1, update = 0.5 * (0.9 * 1 + 1) = 0.95
+    assert.ok(Math.abs(first.tensors['leaves.b2'][0]! - base.tensors['leaves.b2'][0]! - 0.95) < 1e-6);
+    const second = optimizer.step(first, [{ delta: filled(1), staleness: 0 }]);
+    // m = 1.9, update = 0.5 * (0.9 * 1.9 + 1) = 1.355
+    assert.ok(Math.abs(second.tensors['leaves.b2'][0]! - first.tensors['leaves.b2'][0]! - 1.355) < 1e-5);
+  });
+
+  void it('an empty buffer changes nothing', () => {
+    const optimizer = new OuterOptimizer({ lr: 0.7, momentum: 0.9, stalenessDiscount: 0.5 }, base);
+    assert.deepEqual(optimizer.step(base, []).tensors, base.tensors);
+  });
+});
