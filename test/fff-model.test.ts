@@ -18,16 +18,9 @@ import {
   zeroWeights,
 } from '../shared/fff/weights.ts';
 import { createRng, uniformFill } from '../shared/random.ts';
+import { initWeights } from '../shared/fff/init.ts';
 
-function randomWeights(shape: FFFShape, seed: number): FFFWeights {
-  const w = zeroWeights(shape);
-  const rng = createRng(seed);
-  for (const name of TENSOR_NAMES) {
-    const fanIn = name === 'leaves.w2' || name === 'leaves.b2' ? shape.leafWidth : shape.inputWidth;
-    uniformFill(w.tensors[name], 1 / Math.sqrt(fanIn), rng);
-  }
-  return w;
-}
+const randomWeights = initWeights;
 
 function randomInput(n: number, width: number, seed: number, bound = 1): Float32Array {
   const x = new Float32Array(n * width);
