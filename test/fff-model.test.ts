@@ -15,7 +15,6 @@ import {
   cloneWeights,
   leafCount,
   nodeCount,
-  zeroWeights,
 } from '../shared/fff/weights.ts';
 import { createRng, uniformFill } from '../shared/random.ts';
 import { initWeights } from '../shared/fff/init.ts';
