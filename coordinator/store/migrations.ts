@@ -1,0 +1,56 @@
+/**
+ * Append-only schema migrations. Never edit or reorder an entry that has shipped: add a
+ * new one at the end. Entry i is schema version i + 1, tracked in `schema_migrations`.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE shards (
+    id INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL DEFAULT 0,
+    samples INTEGER NOT NULL DEFAULT 0,
+    data_blob TEXT NOT NULL,
+    weights_blob TEXT NOT NULL,
+    budget_samples INTEGER NOT NULL DEFAULT 0,
+    trained_samples INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE units (
+    id TEXT PRIMARY KEY,
+    shard INTEGER NOT NULL REFERENCES shards(id),
+    base_version INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('ready','leased','submitted','accepted','rejected','expired')),
+    worker_id TEXT,
+    lease_token TEXT,
+    deadline_ms INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+  );
+  CREATE INDEX units_state_created ON units(state, created_ms);
+  CREATE TABLE results (
+    unit_id TEXT PRIMARY KEY REFERENCES units(id),
+    worker_id TEXT NOT NULL,
+    shard INTEGER NOT NULL,
+    base_version INTEGER NOT NULL,
+    merged_version INTEGER NULL,
+    status TEXT NOT NULL,
+    reason TEXT NULL,
+    delta_blob TEXT NULL,
+    received_ms INTEGER NOT NULL
+  );
+  CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    units_done INTEGER NOT NULL DEFAULT 0,
+    credit INTEGER NOT NULL DEFAULT 0,
+    rejections INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL
+  );
+  `,
+];

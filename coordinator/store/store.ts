@@ -1,0 +1,426 @@
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.ts';
+
+export const UNIT_STATES = ['ready', 'leased', 'submitted', 'accepted', 'rejected', 'expired'] as const;
+export type UnitState = (typeof UNIT_STATES)[number];
+
+export interface Shard {
+  id: number;
+  version: number;
+  samples: number;
+  dataBlob: string;
+  weightsBlob: string;
+  budgetSamples: number;
+  trainedSamples: number;
+}
+
+export interface NewUnit {
+  id: string;
+  shard: number;
+  baseVersion: number;
+  createdMs: number;
+}
+
+export interface Unit extends NewUnit {
+  state: UnitState;
+  workerId: string | null;
+  leaseToken: string | null;
+  deadlineMs: number | null;
+  attempts: number;
+}
+
+export interface WorkerInfo {
+  id: string;
+  name: string;
+  tokenHash: string;
+  backend: string;
+  lastSeenMs: number;
+}
+
+export interface Worker extends WorkerInfo {
+  unitsDone: number;
+  credit: number;
+  rejections: number;
+}
+
+export interface AcceptInput {
+  unitId: string;
+  workerId: string;
+  shard: number;
+  baseVersion: number;
+  deltaBlob: string;
+  /** Samples the unit trained: added to the shard's trained_samples and the worker's credit. */
+  samples: number;
+  now: number;
+}
+
+export interface RejectInput {
+  unitId: string;
+  workerId: string;
+  reason: string;
+  now: number;
+}
+
+export interface ResultRow {
+  unitId: string;
+  workerId: string;
+  shard: number;
+  baseVersion: number;
+  mergedVersion: number | null;
+  status: 'accepted' | 'rejected';
+  reason: string | null;
+  deltaBlob: string | null;
+  receivedMs: number;
+}
+
+/** Persistence for the coordinator. Time is always passed in; nothing reads the clock. */
+export interface Store {
+  upsertShard(shard: Shard): void;
+  getShard(id: number): Shard | undefined;
+  listShards(): Shard[];
+  createUnit(unit: NewUnit): void;
+  getUnit(id: string): Unit | undefined;
+  /** The oldest 'ready' unit becomes 'leased' to `workerId` with `token`; undefined if none. */
+  leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined;
+  /** False means the lease was lost (wrong token, not leased, or past its deadline). */
+  renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean;
+  /** leased -> submitted, token-fenced; false means the lease was lost. */
+  submitResult(unitId: string, token: string, now: number): boolean;
+  /** One transaction; returns the shard's new version, or undefined on replay / unknown unit. */
+  acceptResult(input: AcceptInput): number | undefined;
+  /** One transaction; false on replay / unknown unit. */
+  rejectResult(input: RejectInput): boolean;
+  getResult(unitId: string): ResultRow | undefined;
+  /** Leased units past their deadline go back to 'ready' (attempts + 1, token cleared). */
+  expireLeases(now: number): number;
+  unitsByState(): Record<UnitState, number>;
+  upsertWorker(worker: WorkerInfo): void;
+  getWorker(id: string): Worker | undefined;
+  appendEvent(kind: string, data: unknown, now: number): number;
+  close(): void;
+}
+
+interface ShardRow {
+  id: number;
+  version: number;
+  samples: number;
+  data_blob: string;
+  weights_blob: string;
+  budget_samples: number;
+  trained_samples: number;
+}
+interface UnitRow {
+  id: string;
+  shard: number;
+  base_version: number;
+  state: UnitState;
+  worker_id: string | null;
+  lease_token: string | null;
+  deadline_ms: number | null;
+  attempts: number;
+  created_ms: number;
+}
+interface WorkerRow {
+  id: string;
+  name: string;
+  token_hash: string;
+  backend: string;
+  last_seen_ms: number;
+  units_done: number;
+  credit: number;
+  rejections: number;
+}
+interface ResultDbRow {
+  unit_id: string;
+  worker_id: string;
+  shard: number;
+  base_version: number;
+  merged_version: number | null;
+  status: 'accepted' | 'rejected';
+  reason: string | null;
+  delta_blob: string | null;
+  received_ms: number;
+}
+
+const toShard = (r: ShardRow): Shard => ({
+  id: r.id,
+  version: r.version,
+  samples: r.samples,
+  dataBlob: r.data_blob,
+  weightsBlob: r.weights_blob,
+  budgetSamples: r.budget_samples,
+  trainedSamples: r.trained_samples,
+});
+const toUnit = (r: UnitRow): Unit => ({
+  id: r.id,
+  shard: r.shard,
+  baseVersion: r.base_version,
+  state: r.state,
+  workerId: r.worker_id,
+  leaseToken: r.lease_token,
+  deadlineMs: r.deadline_ms,
+  attempts: r.attempts,
+  createdMs: r.created_ms,
+});
+const toWorker = (r: WorkerRow): Worker => ({
+  id: r.id,
+  name: r.name,
+  tokenHash: r.token_hash,
+  backend: r.backend,
+  lastSeenMs: r.last_seen_ms,
+  unitsDone: r.units_done,
+  credit: r.credit,
+  rejections: r.rejections,
+});
+const toResult = (r: ResultDbRow): ResultRow => ({
+  unitId: r.unit_id,
+  workerId: r.worker_id,
+  shard: r.shard,
+  baseVersion: r.base_version,
+  mergedVersion: r.merged_version,
+  status: r.status,
+  reason: r.reason,
+  deltaBlob: r.delta_blob,
+  receivedMs: r.received_ms,
+});
+
+/** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */
+export function migrate(db: Database.Database): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)');
+  const row = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();
+  const current = row?.v ?? 0;
+  const record = db.prepare<[number]>('INSERT INTO schema_migrations (version) VALUES (?)');
+  let applied = 0;
+  for (let i = current; i < MIGRATIONS.length; i++) {
+    const sql = MIGRATIONS[i];
+    if (sql === undefined) break;
+    db.transaction(() => {
+      db.exec(sql);
+      record.run(i + 1);
+    })();
+    applied++;
+  }
+  return applied;
+}
+
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+  /** Migrations applied when this instance opened the database. */
+  readonly migrationsApplied: number;
+
+  private readonly s;
+  private readonly leaseTx: Database.Transaction<
+    (workerId: string, now: number, leaseMs: number, token: string) => Unit | undefined
+  >;
+  private readonly acceptTx: Database.Transaction<(input: AcceptInput) => number | undefined>;
+  private readonly rejectTx: Database.Transaction<(input: RejectInput) => boolean>;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrationsApplied = migrate(this.db);
+
+    const db = this.db;
+    this.s = {
+      upsertShard: db.prepare<[ShardRow]>(
+        `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples)
+         VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples)
+         ON CONFLICT(id) DO UPDATE SET version = excluded.version, samples = excluded.samples,
+           data_blob = excluded.data_blob, weights_blob = excluded.weights_blob,
+           budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples`,
+      ),
+      getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
+      listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
+      createUnit: db.prepare<[string, number, number, number]>(
+        `INSERT INTO units (id, shard, base_version, state, attempts, created_ms) VALUES (?, ?, ?, 'ready', 0, ?)`,
+      ),
+      getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
+      oldestReady: db.prepare<[], { id: string }>(
+        `SELECT id FROM units WHERE state = 'ready' ORDER BY created_ms, id LIMIT 1`,
+      ),
+      lease: db.prepare<[string, string, number, string]>(
+        `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?
+         WHERE id = ? AND state = 'ready'`,
+      ),
+      renew: db.prepare<[number, string, string, number]>(
+        `UPDATE units SET deadline_ms = ?
+         WHERE id = ? AND lease_token = ? AND state = 'leased' AND deadline_ms >= ?`,
+      ),
+      submit: db.prepare<[string, string, number]>(
+        `UPDATE units SET state = 'submitted'
+         WHERE id = ? AND lease_token = ? AND state = 'leased' AND deadline_ms >= ?`,
+      ),
+      resultExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM results WHERE unit_id = ?'),
+      finishUnit: db.prepare<[UnitState, string]>(
+        `UPDATE units SET state = ?, lease_token = NULL WHERE id = ? AND state IN ('leased', 'submitted')`,
+      ),
+      insertResult: db.prepare<[ResultDbRow]>(
+        `INSERT INTO results (unit_id, worker_id, shard, base_version, merged_version, status, reason, delta_blob, received_ms)
+         VALUES (@unit_id, @worker_id, @shard, @base_version, @merged_version, @status, @reason, @delta_blob, @received_ms)`,
+      ),
+      bumpShard: db.prepare<[number, number], { version: number }>(
+        `UPDATE shards SET version = version + 1, trained_samples = trained_samples + ? WHERE id = ? RETURNING version`,
+      ),
+      creditWorker: db.prepare<[number, string]>(
+        'UPDATE workers SET units_done = units_done + 1, credit = credit + ? WHERE id = ?',
+      ),
+      penalizeWorker: db.prepare<[string]>('UPDATE workers SET rejections = rejections + 1 WHERE id = ?'),
+      getResult: db.prepare<[string], ResultDbRow>('SELECT * FROM results WHERE unit_id = ?'),
+      expire: db.prepare<[number]>(
+        `UPDATE units SET state = 'ready', attempts = attempts + 1, lease_token = NULL, worker_id = NULL,
+           deadline_ms = NULL
+         WHERE state = 'leased' AND deadline_ms < ?`,
+      ),
+      countByState: db.prepare<[], { state: UnitState; n: number }>(
+        'SELECT state, COUNT(*) AS n FROM units GROUP BY state',
+      ),
+      upsertWorker: db.prepare<[Omit<WorkerRow, 'units_done' | 'credit' | 'rejections'>]>(
+        `INSERT INTO workers (id, name, token_hash, backend, last_seen_ms, units_done, credit, rejections)
+         VALUES (@id, @name, @token_hash, @backend, @last_seen_ms, 0, 0, 0)
+         ON CONFLICT(id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash,
+           backend = excluded.backend, last_seen_ms = excluded.last_seen_ms`,
+      ),
+      getWorker: db.prepare<[string], WorkerRow>('SELECT * FROM workers WHERE id = ?'),
+      appendEvent: db.prepare<[number, string, string]>(
+        'INSERT INTO events (at_ms, kind, data) VALUES (?, ?, ?)',
+      ),
+    };
+
+    const s = this.s;
+    this.leaseTx = db.transaction((workerId: string, now: number, leaseMs: number, token: string) => {
+      const next = s.oldestReady.get();
+      if (next === undefined) return undefined;
+      s.lease.run(workerId, token, now + leaseMs, next.id);
+      const row = s.getUnit.get(next.id);
+      return row === undefined ? undefined : toUnit(row);
+    });
+    this.acceptTx = db.transaction((input: AcceptInput) => {
+      if (s.resultExists.get(input.unitId) !== undefined) return undefined;
+      if (s.finishUnit.run('accepted', input.unitId).changes !== 1) return undefined;
+      const bumped = s.bumpShard.get(input.samples, input.shard);
+      if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
+      s.insertResult.run({
+        unit_id: input.unitId,
+        worker_id: input.workerId,
+        shard: input.shard,
+        base_version: input.baseVersion,
+        merged_version: bumped.version,
+        status: 'accepted',
+        reason: null,
+        delta_blob: input.deltaBlob,
+        received_ms: input.now,
+      });
+      s.creditWorker.run(input.samples, input.workerId);
+      return bumped.version;
+    });
+    this.rejectTx = db.transaction((input: RejectInput) => {
+      if (s.resultExists.get(input.unitId) !== undefined) return false;
+      const unit = s.getUnit.get(input.unitId);
+      if (unit === undefined) return false;
+      if (s.finishUnit.run('rejected', input.unitId).changes !== 1) return false;
+      s.insertResult.run({
+        unit_id: input.unitId,
+        worker_id: input.workerId,
+        shard: unit.shard,
+        base_version: unit.base_version,
+        merged_version: null,
+        status: 'rejected',
+        reason: input.reason,
+        delta_blob: null,
+        received_ms: input.now,
+      });
+      s.penalizeWorker.run(input.workerId);
+      return true;
+    });
+  }
+
+  upsertShard(shard: Shard): void {
+    this.s.upsertShard.run({
+      id: shard.id,
+      version: shard.version,
+      samples: shard.samples,
+      data_blob: shard.dataBlob,
+      weights_blob: shard.weightsBlob,
+      budget_samples: shard.budgetSamples,
+      trained_samples: shard.trainedSamples,
+    });
+  }
+
+  getShard(id: number): Shard | undefined {
+    const row = this.s.getShard.get(id);
+    return row === undefined ? undefined : toShard(row);
+  }
+
+  listShards(): Shard[] {
+    return this.s.listShards.all().map(toShard);
+  }
+
+  createUnit(unit: NewUnit): void {
+    this.s.createUnit.run(unit.id, unit.shard, unit.baseVersion, unit.createdMs);
+  }
+
+  getUnit(id: string): Unit | undefined {
+    const row = this.s.getUnit.get(id);
+    return row === undefined ? undefined : toUnit(row);
+  }
+
+  leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined {
+    return this.leaseTx.immediate(workerId, now, leaseMs, token);
+  }
+
+  renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean {
+    return this.s.renew.run(now + leaseMs, unitId, token, now).changes === 1;
+  }
+
+  submitResult(unitId: string, token: string, now: number): boolean {
+    return this.s.submit.run(unitId, token, now).changes === 1;
+  }
+
+  acceptResult(input: AcceptInput): number | undefined {
+    return this.acceptTx.immediate(input);
+  }
+
+  rejectResult(input: RejectInput): boolean {
+    return this.rejectTx.immediate(input);
+  }
+
+  getResult(unitId: string): ResultRow | undefined {
+    const row = this.s.getResult.get(unitId);
+    return row === undefined ? undefined : toResult(row);
+  }
+
+  expireLeases(now: number): number {
+    return this.s.expire.run(now).changes;
+  }
+
+  unitsByState(): Record<UnitState, number> {
+    const counts = Object.fromEntries(UNIT_STATES.map((st) => [st, 0])) as Record<UnitState, number>;
+    for (const { state, n } of this.s.countByState.all()) counts[state] = n;
+    return counts;
+  }
+
+  upsertWorker(worker: WorkerInfo): void {
+    this.s.upsertWorker.run({
+      id: worker.id,
+      name: worker.name,
+      token_hash: worker.tokenHash,
+      backend: worker.backend,
+      last_seen_ms: worker.lastSeenMs,
+    });
+  }
+
+  getWorker(id: string): Worker | undefined {
+    const row = this.s.getWorker.get(id);
+    return row === undefined ? undefined : toWorker(row);
+  }
+
+  appendEvent(kind: string, data: unknown, now: number): number {
+    return Number(this.s.appendEvent.run(now, kind, JSON.stringify(data ?? null)).lastInsertRowid);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
