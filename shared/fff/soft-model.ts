@@ -17,7 +17,10 @@ export class TrainableFFF {
     this.shape = weights.shape;
     const dims = tensorDims(weights.shape);
     this.vars = Object.fromEntries(
-      TENSOR_NAMES.map((name) => [name, tf.variable(tf.tensor(weights.tensors[name], dims[name]), true)]),
+      TENSOR_NAMES.map((name) => [
+        name,
+        tf.tidy(() => tf.variable(tf.tensor(weights.tensors[name], dims[name]), true)),
+      ]),
     ) as Record<TensorName, tf.Variable>;
   }
 

@@ -1,0 +1,50 @@
+import { buildRecipe, type RecipeOptions } from './recipe.ts';
+import { TrainableFFF } from './soft-model.ts';
+import { type TrainHooks, type TrainingSet, trainFFF } from './trainer.ts';
+import { type FFFWeights, TENSOR_NAMES, cloneWeights, sameShape } from './weights.ts';
+
+export interface UnitResult {
+  /** local - base, in the checkpoint layout of the subtree. */
+  readonly delta: FFFWeights;
+  readonly samples: number;
+  readonly seconds: number;
+  readonly finalLoss: number;
+  readonly stopped: boolean;
+}
+
+export function subtractWeights(a: FFFWeights, b: FFFWeights): FFFWeights {
+  if (!sameShape(a.shape, b.shape)) throw new RangeError('cannot subtract weights of different shapes');
+  const out = cloneWeights(a);
+  for (const name of TENSOR_NAMES) {
+    const target = out.tensors[name];
+    const minus = b.tensors[name];
+    for (let i = 0; i < target.length; i++) target[i] = target[i]! - minus[i]!;
+  }
+  return out;
+}
+
+/**
+ * A work unit's training, as a worker runs it: start from the shard's base subtree, train
+ * on the shard's samples with the unit's recipe, return the delta to send back.
+ * No balance term: inside a shard there is nothing left to route between shards.
+ */
+export async function trainUnit(
+  base: FFFWeights,
+  data: TrainingSet,
+  recipe: Omit<RecipeOptions, 'balance' | 'frozenLevels'>,
+  hooks: TrainHooks = {},
+): Promise<UnitResult> {
+  const model = new TrainableFFF(base);
+  try {
+    const stats = await trainFFF(model, data, buildRecipe({ ...recipe, balance: 0, frozenLevels: 0 }), hooks);
+    return {
+      delta: subtractWeights(model.toWeights(), base),
+      samples: stats.samplesSeen,
+      seconds: stats.seconds,
+      finalLoss: stats.finalLoss,
+      stopped: stats.stopped,
+    };
+  } finally {
+    model.dispose();
+  }
+}

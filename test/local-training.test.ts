@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../shared/backend.ts';
+import { tensorAccuracy } from '../shared/fff/evaluate.ts';
+import { initWeights } from '../shared/fff/init.ts';
+import { subtractWeights, trainUnit } from '../shared/fff/local-training.ts';
+import { TrainableFFF } from '../shared/fff/soft-model.ts';
+import { TENSOR_NAMES, cloneWeights } from '../shared/fff/weights.ts';
+import { createRng } from '../shared/random.ts';
+
+before(async () => {
+  await selectBackend('wasm');
+});
+
+function separable(n: number, seed: number) {
+  const rng = createRng(seed);
+  const x = Float32Array.from({ length: n * 6 }, () => rng() * 2 - 1);
+  const y = Int32Array.from({ length: n }, (_, i) => (x[i * 6]! + x[i * 6 + 1]! > 0 ? 1 : 0));
+  return { n, inputWidth: 6, x, y };
+}
+
+const recipe = {
+  epochs: 12,
+  batchSize: 32,
+  lr: 1e-2,
+  optimizer: 'adam' as const,
+  hardening: 1,
+  leak: 0,
+  seed: 2,
+};
+
+void describe('trainUnit (a worker trains one shard)', () => {
+  const base = initWeights({ depth: 2, leafWidth: 4, inputWidth: 6, outputWidth: 2, activation: 'relu' }, 5);
+
+  void it('returns local - base: base + delta is a model that learned the shard', async () => {
+    const data = separable(512, 1);
+    const untrained = new TrainableFFF(base);
+    const before = tensorAccuracy(untrained, data, 'hard');
+    untrained.dispose();
+    const baseCopy = cloneWeights(base);
+    const result = await trainUnit(base, data, recipe);
+    assert.deepEqual(base.tensors, baseCopy.tensors, 'base must not be modified');
+    const local = cloneWeights(base);
+    for (const name of TENSOR_NAMES)
+      local.tensors[name].forEach((v, i, arr) => (arr[i] = v + result.delta.tensors[name][i]!));
+    const model = new TrainableFFF(local);
+    const after = tensorAccuracy(model, separable(256, 9), 'hard');
+    model.dispose();
+    assert.ok(after > 0.85 && after > before, `accuracy ${before} -> ${after}`);
+    assert.equal(result.samples, 512 * recipe.epochs);
+    assert.equal(result.stopped, false);
+  });
+
+  void it('leaves no tensors behind', async () => {
+    const count = tf.memory().numTensors;
+    await trainUnit(base, separable(64, 3), { ...recipe, epochs: 3 });
+    assert.equal(tf.memory().numTensors, count);
+  });
+
+  void it('stops when asked and says so', async () => {
+    let steps = 0;
+    const result = await trainUnit(base, separable(512, 4), recipe, { shouldStop: () => ++steps > 3 });
+    assert.equal(result.stopped, true);
+    assert.ok(result.samples <= 3 * 32);
+  });
+
+  void it('subtracting weights of another shape is refused', () => {
+    const other = initWeights(
+      { depth: 3, leafWidth: 4, inputWidth: 6, outputWidth: 2, activation: 'relu' },
+      1,
+    );
+    assert.throws(() => subtractWeights(base, other), RangeError);
+  });
+});
