@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { DATA_SPECS_HELP, loadData } from '../shared/data/load.ts';
 import { trainCentral } from '../shared/central-training.ts';
+import { autoBatchSize } from '../shared/fff/recipe.ts';
 import { ACTIVATIONS, type Activation } from '../shared/fff/weights.ts';
 import { createLogger } from '../shared/logging.ts';
 import { integer, positiveNumber } from './options.ts';
@@ -12,7 +13,6 @@ export const TRAIN_DEFAULTS = {
   depth: 4,
   leaf: 8,
   epochs: 30,
-  batch: 256,
   lr: 1e-3,
   hardening: 3,
   leak: 0,
@@ -41,7 +41,11 @@ export function trainCommand(): Command {
       integer('--epochs', 1),
       TRAIN_DEFAULTS.epochs,
     )
-    .option('--batch <n>', 'minibatch size', integer('--batch', 1), TRAIN_DEFAULTS.batch)
+    .option(
+      '--batch <n>',
+      'minibatch size (default: a power of two from 32 to 256 giving ~7,000 steps)',
+      integer('--batch', 1),
+    )
     .option('--lr <rate>', 'learning rate', positiveNumber('--lr'), TRAIN_DEFAULTS.lr)
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
     .option(
@@ -82,7 +86,7 @@ export function trainCommand(): Command {
         leaf: number;
         activation: Activation;
         epochs: number;
-        batch: number;
+        batch?: number;
         lr: number;
         optimizer: 'adam' | 'sgd';
         hardening: number;
@@ -114,7 +118,7 @@ export function trainCommand(): Command {
             leafWidth: opts.leaf,
             activation: opts.activation,
             epochs: opts.epochs,
-            batchSize: opts.batch,
+            batchSize: opts.batch ?? autoBatchSize(data.train.n, opts.epochs),
             lr: opts.lr,
             optimizer: opts.optimizer,
             hardening: opts.hardening,

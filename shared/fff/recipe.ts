@@ -47,3 +47,17 @@ export function buildRecipe(options: RecipeOptions): Recipe {
     seed: options.seed,
   };
 }
+
+/** Optimizer steps a run needs for hardening and leaf tuning to converge (BENCHMARKS.md). */
+export const TARGET_STEPS = 7000;
+
+/**
+ * The default minibatch: the largest power of two from 32 to 256 that still gives the
+ * run about TARGET_STEPS steps, so that small datasets are not under-trained.
+ */
+export function autoBatchSize(samples: number, epochs: number): number {
+  const ideal = (samples * epochs) / TARGET_STEPS;
+  let batch = 32;
+  while (batch * 2 <= Math.min(256, ideal)) batch *= 2;
+  return batch;
+}
