@@ -4,25 +4,38 @@ import { benchTraining } from '../bench/training.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from './options.ts';
 
+function backendOption(description: string): Option {
+  return new Option('--backend <name>', description).choices(BACKEND_CHOICES).default('auto');
+}
+
+/** --depth, --leaf and --batch with per-benchmark defaults. */
+function shapeOptions(
+  command: Command,
+  defaults: { depth: number; leaf: number; batch: number },
+  batchHelp: string,
+) {
+  return command
+    .option('--depth <D>', 'tree depth', integer('--depth', 1, 16), defaults.depth)
+    .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096), defaults.leaf)
+    .option('--batch <n>', batchHelp, integer('--batch', 1), defaults.batch);
+}
+
 export function benchCommand(): Command {
   const bench = new Command('bench').description('Benchmarks that print JSON.');
-  bench
-    .command('inference')
-    .description(
-      'Hard FFF inference against a dense layer of the same training width (2^D·L) on the same backend.',
-    )
-    .option('--depth <D>', 'tree depth', integer('--depth', 1, 16), 9)
-    .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096), 8)
-    .option('--batch <n>', 'samples per call', integer('--batch', 1), 2048)
+  shapeOptions(
+    bench
+      .command('inference')
+      .description(
+        'Hard FFF inference against a dense layer of the same training width (2^D·L) on the same backend.',
+      ),
+    { depth: 9, leaf: 8, batch: 2048 },
+    'samples per call',
+  )
     .option('--reps <n>', 'timed repetitions (median reported)', integer('--reps', 1), 7)
     .addOption(
       new Option('--kernel <name>', 'hard-inference kernel').choices(['auto', 'wasm', 'js']).default('auto'),
     )
-    .addOption(
-      new Option('--backend <name>', 'tensor backend for the dense baseline')
-        .choices(BACKEND_CHOICES)
-        .default('auto'),
-    )
+    .addOption(backendOption('tensor backend for the dense baseline'))
     .option('--json', 'print one JSON object on stdout', false)
     .action(
       async (opts: {
@@ -51,16 +64,17 @@ export function benchCommand(): Command {
         );
       },
     );
-  bench
-    .command('training')
-    .description(
-      'Soft training throughput (samples/s) of an FFF against a dense MLP of the same width, same backend.',
-    )
-    .option('--depth <D>', 'tree depth', integer('--depth', 1, 16), 4)
-    .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096), 8)
-    .option('--batch <n>', 'minibatch size', integer('--batch', 1), 256)
+  shapeOptions(
+    bench
+      .command('training')
+      .description(
+        'Soft training throughput (samples/s) of an FFF against a dense MLP of the same width, same backend.',
+      ),
+    { depth: 4, leaf: 8, batch: 256 },
+    'minibatch size',
+  )
     .option('--steps <n>', 'timed steps', integer('--steps', 1), 60)
-    .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(backendOption('tensor backend'))
     .option('--json', 'print one JSON object on stdout', false)
     .action(
       async (opts: {

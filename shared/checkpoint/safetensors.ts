@@ -1,3 +1,4 @@
+import { InputError } from '../input-error.ts';
 /**
  * The safetensors file format (https://github.com/huggingface/safetensors), F32 only:
  *
@@ -8,17 +9,8 @@
  * Offsets are relative to the data section; the tensors tile it exactly (no gaps, no
  * overlaps, nothing after the last one). Data is little-endian.
  */
-export class CheckpointError extends Error {
+export class CheckpointError extends InputError {
   readonly code = 'CHECKPOINT_INVALID' as const;
-  readonly source: string;
-  readonly problem: string;
-
-  constructor(source: string, problem: string) {
-    super(`${source}: ${problem}`);
-    this.name = 'CheckpointError';
-    this.source = source;
-    this.problem = problem;
-  }
 }
 
 export interface HostTensor {

@@ -1,3 +1,4 @@
+import { InputError } from '../input-error.ts';
 /**
  * In-memory classification datasets: one row per sample, features already scaled to [0,1].
  * Every loader (IDX, embedded MNIST, CSV) produces this shape, so training, routing and
@@ -23,17 +24,8 @@ export interface DataSplit {
 }
 
 /** A dataset file or spec that cannot be used. `source` names the file (or the spec). */
-export class DataError extends Error {
+export class DataError extends InputError {
   readonly code = 'DATA_INVALID' as const;
-  readonly source: string;
-  readonly problem: string;
-
-  constructor(source: string, problem: string) {
-    super(`${source}: ${problem}`);
-    this.name = 'DataError';
-    this.source = source;
-    this.problem = problem;
-  }
 }
 
 /** A new dataset holding copies of the rows at `indices` (in that order). */
