@@ -1,8 +1,10 @@
 import { Command } from 'commander';
 import { setLogLevel } from '../shared/logging.ts';
 import { benchCommand } from './bench-command.ts';
+import { coordinatorCommand } from './coordinator-command.ts';
 import { evalCommand } from './eval-command.ts';
 import { trainCommand } from './train-command.ts';
+import { workerCommand } from './worker-command.ts';
 
 setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
 
@@ -10,6 +12,8 @@ const program = new Command('arbor')
   .description('Arbor: volunteer training of Fast Feedforward Networks.')
   .showHelpAfterError()
   .addCommand(trainCommand())
+  .addCommand(coordinatorCommand())
+  .addCommand(workerCommand())
   .addCommand(evalCommand())
   .addCommand(benchCommand());
 

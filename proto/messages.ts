@@ -135,7 +135,11 @@ export const Assign = Type.Object(
 );
 
 export const NoWork = Type.Object(
-  { type: Type.Literal('no_work'), retry_after_ms: Count('ask again after this long') },
+  {
+    type: Type.Literal('no_work'),
+    retry_after_ms: Count('ask again after this long'),
+    done: Type.Optional(Type.Boolean({ description: 'the job is finished: there will be no more work' })),
+  },
   { ...closed, description: 'nothing to do right now' },
 );
 

@@ -53,4 +53,29 @@ export const MIGRATIONS: readonly string[] = [
     data TEXT NOT NULL
   );
   `,
+  `
+  CREATE TABLE job (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    config TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    tree_blob TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+  );
+  ALTER TABLE shards ADD COLUMN momentum_blob TEXT;
+  ALTER TABLE shards ADD COLUMN val_blob TEXT;
+  ALTER TABLE shards ADD COLUMN val_loss REAL;
+  CREATE TABLE evals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    hard_test_acc REAL NOT NULL,
+    val_loss REAL NOT NULL,
+    checkpoint_blob TEXT NOT NULL
+  );
+  CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
+  `,
 ];

@@ -12,6 +12,41 @@ export interface Shard {
   weightsBlob: string;
   budgetSamples: number;
   trainedSamples: number;
+  /** Outer-optimizer momentum of this shard's subtree (absent before the first merge). */
+  momentumBlob?: string | null;
+  /** The shard's held-out validation samples, kept by the coordinator. */
+  valBlob?: string | null;
+  /** Validation loss of the shard's current subtree. */
+  valLoss?: number | null;
+}
+
+export const JOB_PHASES = ['pretraining', 'routing', 'training', 'done'] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
+
+export interface JobRow {
+  /** The job's settings as JSON, validated by whoever reads them. */
+  config: string;
+  phase: JobPhase;
+  /** The pretrained full tree, whose top K levels are frozen. */
+  treeBlob: string | null;
+  createdMs: number;
+  updatedMs: number;
+}
+
+export interface EvalRow {
+  id: number;
+  atMs: number;
+  accepted: number;
+  hardTestAcc: number;
+  valLoss: number;
+  checkpointBlob: string;
+}
+
+export interface EventRow {
+  id: number;
+  atMs: number;
+  kind: string;
+  data: unknown;
 }
 
 export interface NewUnit {
@@ -52,6 +87,8 @@ export interface AcceptInput {
   /** Samples the unit trained: added to the shard's trained_samples and the worker's credit. */
   samples: number;
   now: number;
+  /** The shard after merging this delta, written in the same transaction. */
+  merged?: { weightsBlob: string; momentumBlob: string; valLoss: number };
 }
 
 export interface RejectInput {
@@ -84,6 +121,8 @@ export interface Store {
   leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined;
   /** False means the lease was lost (wrong token, not leased, or past its deadline). */
   renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean;
+  /** leased -> ready (attempts + 1), token-fenced: the worker hands the unit back. */
+  releaseUnit(unitId: string, token: string): boolean;
   /** leased -> submitted, token-fenced; false means the lease was lost. */
   submitResult(unitId: string, token: string, now: number): boolean;
   /** One transaction; returns the shard's new version, or undefined on replay / unknown unit. */
@@ -96,7 +135,21 @@ export interface Store {
   unitsByState(): Record<UnitState, number>;
   upsertWorker(worker: WorkerInfo): void;
   getWorker(id: string): Worker | undefined;
+  listWorkers(): Worker[];
+  listUnits(): Unit[];
+  listResults(): ResultRow[];
   appendEvent(kind: string, data: unknown, now: number): number;
+  eventsAfter(id: number, limit: number): EventRow[];
+  getJob(): JobRow | undefined;
+  /** Creates the job row once; later calls change nothing and return false. */
+  createJob(config: string, now: number): boolean;
+  setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void;
+  addEval(row: Omit<EvalRow, 'id'>): number;
+  listEvals(): EvalRow[];
+  addToCounter(name: string, amount: number): void;
+  counters(): Record<string, number>;
+  /** Runs `fn` as one immediate transaction (nested calls become savepoints). */
+  transaction<T>(fn: () => T): T;
   close(): void;
 }
 
@@ -108,6 +161,9 @@ interface ShardRow {
   weights_blob: string;
   budget_samples: number;
   trained_samples: number;
+  momentum_blob: string | null;
+  val_blob: string | null;
+  val_loss: number | null;
 }
 interface UnitRow {
   id: string;
@@ -150,6 +206,9 @@ const toShard = (r: ShardRow): Shard => ({
   weightsBlob: r.weights_blob,
   budgetSamples: r.budget_samples,
   trainedSamples: r.trained_samples,
+  momentumBlob: r.momentum_blob,
+  valBlob: r.val_blob,
+  valLoss: r.val_loss,
 });
 const toUnit = (r: UnitRow): Unit => ({
   id: r.id,
@@ -225,11 +284,14 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.s = {
       upsertShard: db.prepare<[ShardRow]>(
-        `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples)
-         VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples)
+        `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples,
+           momentum_blob, val_blob, val_loss)
+         VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples,
+           @momentum_blob, @val_blob, @val_loss)
          ON CONFLICT(id) DO UPDATE SET version = excluded.version, samples = excluded.samples,
            data_blob = excluded.data_blob, weights_blob = excluded.weights_blob,
-           budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples`,
+           budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples,
+           momentum_blob = excluded.momentum_blob, val_blob = excluded.val_blob, val_loss = excluded.val_loss`,
       ),
       getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
       listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
@@ -241,12 +303,18 @@ export class SqliteStore implements Store {
         `SELECT id FROM units WHERE state = 'ready' ORDER BY created_ms, id LIMIT 1`,
       ),
       lease: db.prepare<[string, string, number, string]>(
-        `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?
+        `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?,
+           base_version = (SELECT version FROM shards WHERE shards.id = units.shard)
          WHERE id = ? AND state = 'ready'`,
       ),
       renew: db.prepare<[number, string, string, number]>(
         `UPDATE units SET deadline_ms = ?
          WHERE id = ? AND lease_token = ? AND state = 'leased' AND deadline_ms >= ?`,
+      ),
+      release: db.prepare<[string, string]>(
+        `UPDATE units SET state = 'ready', attempts = attempts + 1, lease_token = NULL, worker_id = NULL,
+           deadline_ms = NULL
+         WHERE id = ? AND lease_token = ? AND state = 'leased'`,
       ),
       submit: db.prepare<[string, string, number]>(
         `UPDATE units SET state = 'submitted'
@@ -262,6 +330,9 @@ export class SqliteStore implements Store {
       ),
       bumpShard: db.prepare<[number, number], { version: number }>(
         `UPDATE shards SET version = version + 1, trained_samples = trained_samples + ? WHERE id = ? RETURNING version`,
+      ),
+      setShardWeights: db.prepare<[string, string, number, number]>(
+        'UPDATE shards SET weights_blob = ?, momentum_blob = ?, val_loss = ? WHERE id = ?',
       ),
       creditWorker: db.prepare<[number, string]>(
         'UPDATE workers SET units_done = units_done + 1, credit = credit + ? WHERE id = ?',
@@ -286,6 +357,42 @@ export class SqliteStore implements Store {
       appendEvent: db.prepare<[number, string, string]>(
         'INSERT INTO events (at_ms, kind, data) VALUES (?, ?, ?)',
       ),
+      eventsAfter: db.prepare<[number, number], { id: number; at_ms: number; kind: string; data: string }>(
+        'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?',
+      ),
+      listWorkers: db.prepare<[], WorkerRow>('SELECT * FROM workers ORDER BY credit DESC, id'),
+      listUnits: db.prepare<[], UnitRow>('SELECT * FROM units ORDER BY created_ms, id'),
+      listResults: db.prepare<[], ResultDbRow>('SELECT * FROM results ORDER BY received_ms, unit_id'),
+      getJob: db.prepare<
+        [],
+        { config: string; phase: JobPhase; tree_blob: string | null; created_ms: number; updated_ms: number }
+      >('SELECT * FROM job WHERE id = 1'),
+      createJob: db.prepare<[string, number, number]>(
+        `INSERT INTO job (id, config, phase, tree_blob, created_ms, updated_ms)
+         VALUES (1, ?, 'pretraining', NULL, ?, ?) ON CONFLICT(id) DO NOTHING`,
+      ),
+      setJobPhase: db.prepare<[JobPhase, number, string | null]>(
+        'UPDATE job SET phase = ?, updated_ms = ?, tree_blob = COALESCE(?, tree_blob) WHERE id = 1',
+      ),
+      addEval: db.prepare<[number, number, number, number, string]>(
+        'INSERT INTO evals (at_ms, accepted, hard_test_acc, val_loss, checkpoint_blob) VALUES (?, ?, ?, ?, ?)',
+      ),
+      listEvals: db.prepare<
+        [],
+        {
+          id: number;
+          at_ms: number;
+          accepted: number;
+          hard_test_acc: number;
+          val_loss: number;
+          checkpoint_blob: string;
+        }
+      >('SELECT * FROM evals ORDER BY id'),
+      addToCounter: db.prepare<[string, number]>(
+        `INSERT INTO counters (name, value) VALUES (?, ?)
+         ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`,
+      ),
+      counters: db.prepare<[], { name: string; value: number }>('SELECT * FROM counters'),
     };
 
     const s = this.s;
@@ -301,6 +408,10 @@ export class SqliteStore implements Store {
       if (s.finishUnit.run('accepted', input.unitId).changes !== 1) return undefined;
       const bumped = s.bumpShard.get(input.samples, input.shard);
       if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
+      if (input.merged !== undefined) {
+        const { weightsBlob, momentumBlob, valLoss } = input.merged;
+        s.setShardWeights.run(weightsBlob, momentumBlob, valLoss, input.shard);
+      }
       s.insertResult.run({
         unit_id: input.unitId,
         worker_id: input.workerId,
@@ -345,6 +456,9 @@ export class SqliteStore implements Store {
       weights_blob: shard.weightsBlob,
       budget_samples: shard.budgetSamples,
       trained_samples: shard.trainedSamples,
+      momentum_blob: shard.momentumBlob ?? null,
+      val_blob: shard.valBlob ?? null,
+      val_loss: shard.valLoss ?? null,
     });
   }
 
@@ -372,6 +486,10 @@ export class SqliteStore implements Store {
 
   renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean {
     return this.s.renew.run(now + leaseMs, unitId, token, now).changes === 1;
+  }
+
+  releaseUnit(unitId: string, token: string): boolean {
+    return this.s.release.run(unitId, token).changes === 1;
   }
 
   submitResult(unitId: string, token: string, now: number): boolean {
@@ -418,6 +536,75 @@ export class SqliteStore implements Store {
 
   appendEvent(kind: string, data: unknown, now: number): number {
     return Number(this.s.appendEvent.run(now, kind, JSON.stringify(data ?? null)).lastInsertRowid);
+  }
+
+  eventsAfter(id: number, limit: number): EventRow[] {
+    return this.s.eventsAfter
+      .all(id, limit)
+      .map((r) => ({ id: r.id, atMs: r.at_ms, kind: r.kind, data: JSON.parse(r.data) as unknown }));
+  }
+
+  listWorkers(): Worker[] {
+    return this.s.listWorkers.all().map(toWorker);
+  }
+
+  listUnits(): Unit[] {
+    return this.s.listUnits.all().map(toUnit);
+  }
+
+  listResults(): ResultRow[] {
+    return this.s.listResults.all().map(toResult);
+  }
+
+  getJob(): JobRow | undefined {
+    const r = this.s.getJob.get();
+    return r === undefined
+      ? undefined
+      : {
+          config: r.config,
+          phase: r.phase,
+          treeBlob: r.tree_blob,
+          createdMs: r.created_ms,
+          updatedMs: r.updated_ms,
+        };
+  }
+
+  createJob(config: string, now: number): boolean {
+    return this.s.createJob.run(config, now, now).changes === 1;
+  }
+
+  setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void {
+    this.s.setJobPhase.run(phase, now, treeBlob ?? null);
+  }
+
+  addEval(row: Omit<EvalRow, 'id'>): number {
+    return Number(
+      this.s.addEval.run(row.atMs, row.accepted, row.hardTestAcc, row.valLoss, row.checkpointBlob)
+        .lastInsertRowid,
+    );
+  }
+
+  listEvals(): EvalRow[] {
+    return this.s.listEvals.all().map((r) => ({
+      id: r.id,
+      atMs: r.at_ms,
+      accepted: r.accepted,
+      hardTestAcc: r.hard_test_acc,
+      valLoss: r.val_loss,
+      checkpointBlob: r.checkpoint_blob,
+    }));
+  }
+
+  addToCounter(name: string, amount: number): void {
+    this.s.addToCounter.run(name, amount);
+  }
+
+  counters(): Record<string, number> {
+    return Object.fromEntries(this.s.counters.all().map((r) => [r.name, r.value]));
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   close(): void {

@@ -1,0 +1,173 @@
+import { Command, Option } from 'commander';
+import { startCoordinator } from '../coordinator/coordinator.ts';
+import { overlay, parseJobConfig, readJobConfigFile } from '../coordinator/job/config.ts';
+import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
+import { DATA_SPECS_HELP } from '../shared/data/load.ts';
+import { ACTIVATIONS } from '../shared/fff/weights.ts';
+import { createLogger } from '../shared/logging.ts';
+import { integer, positiveNumber } from './options.ts';
+
+/** Flag name -> dotted job-config key. */
+const JOB_FLAGS = {
+  data: 'data',
+  dataDir: 'data_dir',
+  label: 'label',
+  depth: 'depth',
+  frozen: 'frozen',
+  leaf: 'leaf',
+  activation: 'activation',
+  hardening: 'hardening',
+  lr: 'lr',
+  batch: 'batch',
+  leak: 'leak',
+  seed: 'seed',
+  pretrainMode: 'pretrain.mode',
+  pretrainEpochs: 'pretrain.epochs',
+  pretrainLeaf: 'pretrain.leaf',
+  pretrainSamples: 'pretrain.max_samples',
+  balance: 'pretrain.balance',
+  shardEpochs: 'shard_epochs',
+  localEpochs: 'local_epochs',
+  outerLr: 'outer.lr',
+  outerMomentum: 'outer.momentum',
+  stalenessDiscount: 'outer.staleness_discount',
+  maxStaleness: 'outer.max_staleness',
+  valFraction: 'validation.fraction',
+  valTolerance: 'validation.tolerance',
+  evalEvery: 'eval_every',
+  leaseMs: 'lease_ms',
+  heartbeatMs: 'heartbeat_ms',
+} as const;
+
+/** The job flags shared by `arbor coordinator`, `arbor demo` and `arbor bench distributed`. */
+export function addJobOptions(command: Command): Command {
+  return command
+    .option('--config <file>', 'job settings as JSON (flags override it)')
+    .option('--data <spec>', `dataset: ${DATA_SPECS_HELP}`)
+    .option('--data-dir <dir>', 'directory of the IDX files for --data fashion-mnist')
+    .option('--label <column>', 'label column for --data csv:PATH')
+    .option('--depth <D>', 'tree depth', integer('--depth', 2, 16))
+    .option('--frozen <K>', 'frozen top levels: 2^K shards', integer('--frozen', 1, 12))
+    .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096))
+    .addOption(new Option('--activation <fn>', 'leaf activation').choices(ACTIVATIONS))
+    .option('--hardening <h>', 'decision-entropy weight', positiveNumber('--hardening'))
+    .option('--lr <rate>', 'learning rate (pretraining and local)', positiveNumber('--lr'))
+    .option('--batch <n>', 'minibatch size', integer('--batch', 1))
+    .option('--leak <p>', 'region leak probability in local training', positiveNumber('--leak'))
+    .option('--seed <n>', 'random seed', integer('--seed', 0))
+    .addOption(new Option('--pretrain-mode <mode>', 'what pretraining trains').choices(['top', 'full']))
+    .option('--pretrain-epochs <n>', 'pretraining epochs', integer('--pretrain-epochs', 1))
+    .option(
+      '--pretrain-leaf <L>',
+      "leaf width of the temporary tree in 'top' mode",
+      integer('--pretrain-leaf', 1),
+    )
+    .option(
+      '--pretrain-samples <n>',
+      'pretrain on at most this many samples',
+      integer('--pretrain-samples', 1),
+    )
+    .option('--balance <w>', 'routing-balance weight in pretraining', positiveNumber('--balance'))
+    .option('--shard-epochs <n>', 'budget: passes over each shard', integer('--shard-epochs', 1))
+    .option('--local-epochs <n>', 'passes over the shard per work unit', integer('--local-epochs', 1))
+    .option('--outer-lr <rate>', 'outer learning rate', positiveNumber('--outer-lr'))
+    .option('--outer-momentum <m>', 'outer Nesterov momentum', positiveNumber('--outer-momentum'))
+    .option(
+      '--staleness-discount <f>',
+      'weight factor per version of staleness',
+      positiveNumber('--staleness-discount'),
+    )
+    .option('--max-staleness <n>', 'reject staler deltas', integer('--max-staleness', 0))
+    .option(
+      '--val-fraction <f>',
+      'share of each shard held out for validation',
+      positiveNumber('--val-fraction'),
+    )
+    .option(
+      '--val-tolerance <f>',
+      'allowed relative rise of validation loss',
+      positiveNumber('--val-tolerance'),
+    )
+    .option('--eval-every <n>', 'evaluate after this many accepted results', integer('--eval-every', 1))
+    .option('--lease-ms <ms>', 'lease length', integer('--lease-ms', 100))
+    .option('--heartbeat-ms <ms>', 'worker heartbeat interval', integer('--heartbeat-ms', 50));
+}
+
+/** The job config from --config and the job flags, validated. */
+export function jobConfigFromOptions(opts: Record<string, unknown>) {
+  const base = typeof opts['config'] === 'string' ? readJobConfigFile(opts['config']) : {};
+  const overrides: Record<string, unknown> = {};
+  for (const [flag, key] of Object.entries(JOB_FLAGS)) overrides[key] = opts[flag];
+  return parseJobConfig(
+    overlay(base, overrides),
+    typeof opts['config'] === 'string' ? opts['config'] : 'flags',
+  );
+}
+
+export function coordinatorCommand(): Command {
+  return addJobOptions(
+    new Command('coordinator').description(
+      'Run a training job: pretrain, freeze the top, route samples to shards, hand shards to workers, merge, evaluate.',
+    ),
+  )
+    .option(
+      '--db <file>',
+      'SQLite database (blobs go to <file>.blobs/); reopening it resumes the job',
+      'arbor.db',
+    )
+    .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0 = any free port)', integer('--port', 0, 65535), 7070)
+    .option('--token <secret>', 'workers must present this token (default: $ARBOR_TOKEN, else open)')
+    .option('--out <file>', 'final model (default: arbor-final.safetensors beside the database)')
+    .addOption(
+      new Option('--backend <name>', 'tensor backend for pretraining')
+        .choices(BACKEND_CHOICES)
+        .default('auto'),
+    )
+    .option('--exit-when-done', 'exit once the job is done (default: keep serving the dashboard)', false)
+    .option('--json', 'print the final result as one JSON object on stdout', false)
+    .action(async (opts: Record<string, unknown>) => {
+      const log = createLogger('coordinator');
+      const config = jobConfigFromOptions(opts);
+      const backend = await selectBackend(opts['backend'] as BackendChoice, false);
+      log.info({ backend: backend.name }, 'tensor backend selected');
+      const token = (opts['token'] as string | undefined) ?? process.env['ARBOR_TOKEN'];
+      const coordinator = await startCoordinator({
+        config,
+        dbPath: opts['db'] as string,
+        host: opts['host'] as string,
+        port: opts['port'] as number,
+        log,
+        ...(token ? { token } : {}),
+        ...(typeof opts['out'] === 'string' ? { finalModelPath: opts['out'] } : {}),
+      });
+      const ws = coordinator.url.replace(/^http/, 'ws');
+      process.stdout.write(
+        `arbor coordinator listening on ${coordinator.url} (workers: arbor worker --url ${ws})\n`,
+      );
+      const stop = async () => {
+        await coordinator.close();
+        process.exit(130);
+      };
+      process.once('SIGINT', () => void stop());
+      process.once('SIGTERM', () => void stop());
+      const final = await coordinator.done;
+      const summary = {
+        hard_test_acc: final.hardTestAcc,
+        val_loss: final.valLoss,
+        accepted: final.accepted,
+        final_model: coordinator.job.finalModelPath,
+      };
+      process.stdout.write(
+        opts['json']
+          ? `${JSON.stringify(summary)}\n`
+          : `job done: hard test accuracy ${(final.hardTestAcc * 100).toFixed(2)}%, model ${summary.final_model}\n`,
+      );
+      if (opts['exitWhenDone']) {
+        await coordinator.workersGone(5_000);
+        await coordinator.close();
+        return;
+      }
+      await new Promise(() => undefined);
+    });
+}

@@ -1,0 +1,130 @@
+/**
+ * A distributed training job: every setting, with the defaults found by experiment
+ * (BENCHMARKS.md). Comes from a JSON file (`--config`) and/or CLI flags; validated here
+ * with TypeBox, so a bad file fails with the path of its first wrong field.
+ */
+import { readFileSync } from 'node:fs';
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { InputError } from '../../shared/input-error.ts';
+
+const closed = { additionalProperties: false } as const;
+const Int = (minimum: number, maximum: number, description: string, dflt: number) =>
+  Type.Integer({ minimum, maximum, description, default: dflt });
+const Num = (minimum: number, maximum: number, description: string, dflt: number) =>
+  Type.Number({ minimum, maximum, description, default: dflt });
+
+export const JobConfigSchema = Type.Object(
+  {
+    data: Type.String({
+      minLength: 1,
+      description: 'dataset spec (mnist, fashion-mnist, csv:PATH)',
+      default: 'mnist',
+    }),
+    data_dir: Type.Optional(Type.String({ description: 'IDX directory for fashion-mnist' })),
+    label: Type.Optional(Type.String({ description: 'label column for csv data' })),
+    depth: Int(2, 16, 'tree depth D', 6),
+    frozen: Int(1, 12, 'frozen top levels K: 2^K shards', 2),
+    leaf: Int(1, 4096, 'leaf width L', 8),
+    activation: Type.Union([Type.Literal('relu'), Type.Literal('tanh')], { default: 'relu' }),
+    hardening: Num(0, 1e3, 'decision-entropy weight h', 3),
+    lr: Num(0, 10, 'learning rate of pretraining and local training', 1e-3),
+    optimizer: Type.Union([Type.Literal('adam'), Type.Literal('sgd')], { default: 'adam' }),
+    batch: Type.Optional(Int(1, 65536, 'minibatch (default: chosen per run for ~7,000 steps)', 128)),
+    leak: Num(0, 1, 'region leak probability in local training', 0),
+    seed: Int(0, 2 ** 31 - 1, 'random seed', 1),
+    pretrain: Type.Object(
+      {
+        mode: Type.Union([Type.Literal('top'), Type.Literal('full')], {
+          description: "'top' trains only a depth-K tree with wide temporary leaves; 'full' the whole tree",
+          default: 'top',
+        }),
+        epochs: Int(1, 1000, 'pretraining epochs', 2),
+        leaf: Int(1, 4096, "leaf width of the temporary depth-K tree in 'top' mode", 32),
+        balance: Num(0, 100, 'weight of the routing-balance term at depth K', 1),
+        max_samples: Int(1, 2 ** 31 - 1, 'pretrain on at most this many samples', 60000),
+      },
+      { ...closed, default: {} },
+    ),
+    shard_epochs: Int(1, 10000, 'budget: passes over each shard', 12),
+    local_epochs: Int(1, 10000, 'passes over its shard in one work unit', 12),
+    outer: Type.Object(
+      {
+        lr: Num(0, 10, 'outer learning rate', 1),
+        momentum: Num(0, 0.999, 'outer Nesterov momentum', 0),
+        staleness_discount: Num(0, 1, 'weight factor per version of staleness', 0.5),
+        max_staleness: Int(0, 1000, 'reject deltas staler than this many versions', 4),
+      },
+      { ...closed, default: {} },
+    ),
+    validation: Type.Object(
+      {
+        fraction: Num(0, 0.5, 'share of each shard held out by the coordinator', 0.1),
+        tolerance: Num(0, 100, 'reject a delta that raises validation loss by more than this factor', 0.25),
+        max_delta_norm: Num(0, 1e9, 'reject deltas with a larger global L2 norm', 1000),
+      },
+      { ...closed, default: {} },
+    ),
+    eval_every: Int(1, 1e6, 'evaluate and checkpoint after this many accepted results', 4),
+    lease_ms: Int(100, 86_400_000, 'lease length; heartbeats extend it', 60_000),
+    heartbeat_ms: Int(50, 3_600_000, 'how often workers send progress', 5_000),
+    retry_after_ms: Int(10, 3_600_000, 'no_work back-off hint', 2_000),
+  },
+  closed,
+);
+export type JobConfig = Static<typeof JobConfigSchema>;
+
+export class ConfigError extends InputError {
+  readonly code = 'CONFIG_INVALID' as const;
+}
+
+/** Fills defaults into `raw` and validates it; throws ConfigError naming the first bad field. */
+export function parseJobConfig(raw: unknown, source = 'job config'): JobConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ConfigError(source, 'must be a JSON object');
+  const value = Value.Default(JobConfigSchema, Value.Clone(raw));
+  if (!Value.Check(JobConfigSchema, value)) {
+    const first = Value.Errors(JobConfigSchema, value).First();
+    throw new ConfigError(source, `${first?.path || '/'}: ${first?.message ?? 'invalid'}`);
+  }
+  const config = value;
+  if (config.frozen >= config.depth)
+    throw new ConfigError(source, `frozen (${config.frozen}) must be below depth (${config.depth})`);
+  if (config.local_epochs > config.shard_epochs)
+    throw new ConfigError(
+      source,
+      `local_epochs (${config.local_epochs}) exceeds the shard budget shard_epochs (${config.shard_epochs})`,
+    );
+  return config;
+}
+
+export function readJobConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, `cannot read: ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new ConfigError(path, `not JSON: ${(error as Error).message}`);
+  }
+}
+
+/** Overlays `overrides` (from CLI flags, dotted keys like "outer.lr") onto `base`. */
+export function overlay(base: unknown, overrides: Record<string, unknown>): Record<string, unknown> {
+  const out = structuredClone((base ?? {}) as Record<string, unknown>);
+  for (const [dotted, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const keys = dotted.split('.');
+    let node = out;
+    for (const key of keys.slice(0, -1)) {
+      const child = node[key];
+      node[key] = typeof child === 'object' && child !== null ? child : {};
+      node = node[key] as Record<string, unknown>;
+    }
+    node[keys.at(-1)!] = value;
+  }
+  return out;
+}

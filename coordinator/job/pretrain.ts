@@ -1,0 +1,73 @@
+import type { Dataset } from '../../shared/data/dataset.ts';
+import { subset } from '../../shared/data/dataset.ts';
+import { initWeights } from '../../shared/fff/init.ts';
+import { autoBatchSize, buildRecipe } from '../../shared/fff/recipe.ts';
+import { TrainableFFF } from '../../shared/fff/soft-model.ts';
+import { type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
+import { type FFFShape, type FFFWeights, nodeCount } from '../../shared/fff/weights.ts';
+import { createRng, shuffleInPlace } from '../../shared/random.ts';
+import type { JobConfig } from './config.ts';
+
+export function treeShape(config: JobConfig, train: Dataset): FFFShape {
+  return {
+    depth: config.depth,
+    leafWidth: config.leaf,
+    inputWidth: train.inputWidth,
+    outputWidth: train.classes,
+    activation: config.activation,
+  };
+}
+
+function pretrainingSample(config: JobConfig, train: Dataset): Dataset {
+  if (train.n <= config.pretrain.max_samples) return train;
+  const order = Int32Array.from({ length: train.n }, (_, i) => i);
+  shuffleInPlace(order, createRng(config.seed ^ 0x9e37));
+  return subset(train, order.subarray(0, config.pretrain.max_samples));
+}
+
+/**
+ * Pretraining: decisions of the top K levels that are confident and balanced (balance
+ * term at depth K). 'full' trains the whole tree, so the subtrees start warm; 'top' trains
+ * only a depth-K tree with wide temporary leaves, far cheaper, and the subtrees start from
+ * their initialisation. Returns the full tree whose top K levels will be frozen.
+ */
+export async function pretrainTree(
+  config: JobConfig,
+  train: Dataset,
+  onStep?: (report: StepReport) => void,
+): Promise<FFFWeights> {
+  const shape = treeShape(config, train);
+  const full = initWeights(shape, config.seed);
+  const sample = pretrainingSample(config, train);
+  const trainedShape =
+    config.pretrain.mode === 'full'
+      ? shape
+      : { ...shape, depth: config.frozen, leafWidth: config.pretrain.leaf };
+  const model = new TrainableFFF(
+    config.pretrain.mode === 'full' ? full : initWeights(trainedShape, config.seed),
+  );
+  try {
+    const recipe = buildRecipe({
+      epochs: config.pretrain.epochs,
+      batchSize: config.batch ?? autoBatchSize(sample.n, config.pretrain.epochs),
+      lr: config.lr,
+      optimizer: config.optimizer,
+      hardening: config.hardening,
+      leak: 0,
+      balance: config.pretrain.balance,
+      frozenLevels: config.frozen,
+      seed: config.seed,
+    });
+    await trainFFF(model, sample, recipe, { yieldEvery: 8, ...(onStep ? { onStep } : {}) });
+    const trained = model.toWeights();
+    if (config.pretrain.mode === 'full') return trained;
+    const frozenNodes = nodeCount(config.frozen);
+    full.tensors['nodes.weight'].set(
+      trained.tensors['nodes.weight'].subarray(0, frozenNodes * shape.inputWidth),
+    );
+    full.tensors['nodes.bias'].set(trained.tensors['nodes.bias'].subarray(0, frozenNodes));
+    return full;
+  } finally {
+    model.dispose();
+  }
+}

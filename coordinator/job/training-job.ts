@@ -1,0 +1,214 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
+import { decodeShardData, encodeShardData } from '../../shared/data/shard-blob.ts';
+import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
+import { compileHardInference } from '../../shared/fff/hard-inference.ts';
+import type { StepReport } from '../../shared/fff/trainer.ts';
+import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
+import type { FFFShape, FFFWeights } from '../../shared/fff/weights.ts';
+import type { BlobStore } from '../blob-store.ts';
+import type { EvalRow, JobPhase, Shard, Store } from '../store/store.ts';
+import type { JobConfig } from './config.ts';
+import { pretrainTree, treeShape } from './pretrain.ts';
+import { routeShards } from './route-shards.ts';
+
+export interface JobContext {
+  readonly store: Store;
+  readonly blobs: BlobStore;
+  readonly config: JobConfig;
+  readonly data: DataSplit;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** Where the final model is written when the job ends. */
+  readonly finalModelPath: string;
+}
+
+/** Unit ids sort by round first, so that every shard gets round r before any gets r + 1. */
+export const unitId = (round: number, shard: number, retry = 0): string =>
+  `r${String(round).padStart(4, '0')}-s${String(shard).padStart(4, '0')}${retry > 0 ? `-x${retry}` : ''}`;
+
+/**
+ * The job's model-side state: the pretrained tree with its frozen top, each shard's
+ * current subtree and validation slice, evaluation and the end of the job. Everything it
+ * knows is in the store and the blob store, so a restarted coordinator picks up here.
+ */
+export class TrainingJob {
+  readonly shape: FFFShape;
+  readonly subtreeShape: FFFShape;
+  private treeWeights: FFFWeights | undefined;
+  private readonly weightsByBlob = new Map<number, { blob: string; weights: FFFWeights }>();
+  private readonly valByShard = new Map<number, Dataset>();
+
+  constructor(private readonly ctx: JobContext) {
+    this.shape = treeShape(ctx.config, ctx.data.train);
+    this.subtreeShape = subtreeShape(this.shape, ctx.config.frozen);
+  }
+
+  get finalModelPath(): string {
+    return this.ctx.finalModelPath;
+  }
+
+  get config(): JobConfig {
+    return this.ctx.config;
+  }
+
+  get phase(): JobPhase {
+    return this.ctx.store.getJob()?.phase ?? 'pretraining';
+  }
+
+  get tree(): FFFWeights {
+    if (this.treeWeights === undefined) throw new Error('the job has not been prepared');
+    return this.treeWeights;
+  }
+
+  /** Runs whatever of pretraining and routing has not happened yet. */
+  async prepare(onPretrainStep?: (report: StepReport) => void): Promise<void> {
+    const { store, blobs, config, data, log, now } = this.ctx;
+    store.createJob(JSON.stringify(config), now());
+    if (this.phase === 'pretraining') {
+      log.info({ mode: config.pretrain.mode, epochs: config.pretrain.epochs }, 'pretraining');
+      const started = performance.now();
+      const tree = await pretrainTree(config, data.train, onPretrainStep);
+      const treeBlob = blobs.put(encodeFFF(tree));
+      store.transaction(() => {
+        store.setJobPhase('routing', now(), treeBlob);
+        store.appendEvent(
+          'phase',
+          { phase: 'routing', pretrain_s: (performance.now() - started) / 1000 },
+          now(),
+        );
+      });
+    }
+    const job = store.getJob();
+    if (job?.treeBlob == null) throw new Error('job row has no pretrained tree');
+    this.treeWeights = decodeFFF(blobs.read(job.treeBlob), `blob ${job.treeBlob}`);
+    if (this.phase === 'routing') this.route();
+  }
+
+  private route(): void {
+    const { store, blobs, config, data, now, log } = this.ctx;
+    const shards = routeShards(this.tree, config.frozen, data.train, config.validation.fraction, config.seed);
+    const rounds = Math.ceil(config.shard_epochs / config.local_epochs);
+    const rows: Shard[] = shards.map((shard) => {
+      const subtree = extractSubtree(this.tree, config.frozen, shard.id);
+      return {
+        id: shard.id,
+        version: 0,
+        samples: shard.train.n,
+        dataBlob: blobs.put(encodeShardData(shard.train)),
+        weightsBlob: blobs.put(encodeFFF(subtree)),
+        budgetSamples: shard.train.n * config.shard_epochs,
+        trainedSamples: 0,
+        momentumBlob: null,
+        valBlob: blobs.put(encodeShardData(shard.val)),
+        valLoss: hardCrossEntropy(subtree, shard.val),
+      };
+    });
+    store.transaction(() => {
+      for (const row of rows) store.upsertShard(row);
+      for (let round = 0; round < rounds; round++)
+        for (const row of rows)
+          if (row.samples > 0)
+            store.createUnit({ id: unitId(round, row.id), shard: row.id, baseVersion: 0, createdMs: round });
+      store.setJobPhase('training', now());
+      store.appendEvent('phase', { phase: 'training', shard_sizes: rows.map((r) => r.samples) }, now());
+    });
+    log.info({ shards: rows.length, rounds, sizes: rows.map((r) => r.samples) }, 'routed; training');
+  }
+
+  /** The shard's current subtree (decoded once per version). */
+  subtree(shard: Shard): FFFWeights {
+    const cached = this.weightsByBlob.get(shard.id);
+    if (cached?.blob === shard.weightsBlob) return cached.weights;
+    const weights = decodeFFF(this.ctx.blobs.read(shard.weightsBlob), `blob ${shard.weightsBlob}`);
+    this.weightsByBlob.set(shard.id, { blob: shard.weightsBlob, weights });
+    return weights;
+  }
+
+  rememberSubtree(shard: number, blob: string, weights: FFFWeights): void {
+    this.weightsByBlob.set(shard, { blob, weights });
+  }
+
+  momentum(shard: Shard): FFFWeights | undefined {
+    return shard.momentumBlob
+      ? decodeFFF(this.ctx.blobs.read(shard.momentumBlob), `blob ${shard.momentumBlob}`)
+      : undefined;
+  }
+
+  validationSet(shard: Shard): Dataset {
+    const cached = this.valByShard.get(shard.id);
+    if (cached) return cached;
+    if (!shard.valBlob) throw new Error(`shard ${shard.id} has no validation blob`);
+    const val = decodeShardData(this.ctx.blobs.read(shard.valBlob), `blob ${shard.valBlob}`);
+    this.valByShard.set(shard.id, val);
+    return val;
+  }
+
+  /** Frozen top + every shard's current subtree. */
+  assembled(): FFFWeights {
+    return assembleSubtrees(
+      this.tree,
+      this.ctx.config.frozen,
+      this.ctx.store.listShards().map((s) => this.subtree(s)),
+    );
+  }
+
+  /** Hard test accuracy of the assembled model, a checkpoint blob, and a row in the series. */
+  evaluate(): EvalRow {
+    const { store, blobs, data, now } = this.ctx;
+    const model = this.assembled();
+    const predicted = compileHardInference(model).predictClasses(data.test.x, data.test.n);
+    let correct = 0;
+    for (let i = 0; i < data.test.n; i++) if (predicted[i] === data.test.y[i]) correct++;
+    const shards = store.listShards();
+    const valSamples = shards.reduce((sum, s) => sum + this.validationSet(s).n, 0);
+    const valLoss =
+      shards.reduce((sum, s) => sum + (s.valLoss ?? 0) * this.validationSet(s).n, 0) /
+      Math.max(1, valSamples);
+    const row = {
+      atMs: now(),
+      accepted: store.listResults().filter((r) => r.status === 'accepted').length,
+      hardTestAcc: correct / Math.max(1, data.test.n),
+      valLoss,
+      checkpointBlob: blobs.put(encodeFFF(model, { kind: 'arbor-checkpoint' })),
+    };
+    const id = store.transaction(() => {
+      const inserted = store.addEval(row);
+      store.appendEvent(
+        'eval',
+        { hard_test_acc: row.hardTestAcc, val_loss: valLoss, accepted: row.accepted },
+        row.atMs,
+      );
+      return inserted;
+    });
+    return { id, ...row };
+  }
+
+  /** Units still to be trained or merged. */
+  openUnits(): number {
+    const counts = this.ctx.store.unitsByState();
+    return counts.ready + counts.leased + counts.submitted;
+  }
+
+  /** When no unit is open: a last evaluation, the final model file, phase 'done'. */
+  finishIfComplete(): EvalRow | undefined {
+    const { store, blobs, now, log, finalModelPath } = this.ctx;
+    if (this.phase !== 'training' || this.openUnits() > 0) return undefined;
+    const last = this.evaluate();
+    mkdirSync(dirname(finalModelPath), { recursive: true });
+    writeFileSync(finalModelPath, blobs.read(last.checkpointBlob));
+    store.transaction(() => {
+      store.setJobPhase('done', now());
+      store.appendEvent(
+        'phase',
+        { phase: 'done', hard_test_acc: last.hardTestAcc, final_model: finalModelPath },
+        now(),
+      );
+    });
+    log.info({ hard_test_acc: last.hardTestAcc, final_model: finalModelPath }, 'job done');
+    return last;
+  }
+}

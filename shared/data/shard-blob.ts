@@ -1,0 +1,52 @@
+/**
+ * A shard's training samples as an immutable blob: safetensors with `x` [n, inputWidth] and
+ * `y` [n] (labels as exact small floats), metadata format "arbor-shard-1" and `classes`.
+ * One format for what the coordinator packs and the worker trains on.
+ */
+import { CheckpointError, decodeSafetensors, encodeSafetensors } from '../checkpoint/safetensors.ts';
+import { type Dataset, validateDataset } from './dataset.ts';
+
+export const SHARD_BLOB_FORMAT = 'arbor-shard-1';
+
+export function encodeShardData(data: Dataset): Uint8Array {
+  return encodeSafetensors(
+    {
+      x: { shape: [data.n, data.inputWidth], data: data.x },
+      y: { shape: [data.n], data: Float32Array.from(data.y) },
+    },
+    { format: SHARD_BLOB_FORMAT, classes: String(data.classes), name: data.name },
+  );
+}
+
+export function decodeShardData(bytes: Uint8Array, source = 'shard blob'): Dataset {
+  const fail = (problem: string): never => {
+    throw new CheckpointError(source, problem);
+  };
+  const { tensors, metadata } = decodeSafetensors(bytes, source);
+  if (metadata.format !== SHARD_BLOB_FORMAT)
+    fail(`metadata format is ${JSON.stringify(metadata.format)}, expected "${SHARD_BLOB_FORMAT}"`);
+  const classes = Number(metadata.classes);
+  if (!Number.isInteger(classes) || classes < 1) fail(`metadata classes is ${JSON.stringify(metadata.classes)}`);
+  const x = tensors.get('x');
+  const y = tensors.get('y');
+  if (x === undefined || y === undefined || tensors.size !== 2) fail('expected exactly the tensors x and y');
+  if (x!.shape.length !== 2 || y!.shape.length !== 1 || x!.shape[0] !== y!.shape[0])
+    fail(`x ${JSON.stringify(x!.shape)} and y ${JSON.stringify(y!.shape)} do not describe the same samples`);
+  const n = y!.shape[0]!;
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const label = y!.data[i]!;
+    if (!Number.isInteger(label)) fail(`label ${label} of sample ${i} is not an integer`);
+    labels[i] = label;
+  }
+  const dataset: Dataset = {
+    name: metadata.name ?? source,
+    n,
+    inputWidth: x!.shape[1]!,
+    classes,
+    x: x!.data,
+    y: labels,
+  };
+  validateDataset(dataset);
+  return dataset;
+}

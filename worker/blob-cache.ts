@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BlobRef } from '../proto/messages.ts';
+import type { Static } from '@sinclair/typebox';
+import { sha256Hex } from '../shared/content-hash.ts';
+
+type Ref = Static<typeof BlobRef>;
+
+export class BlobError extends Error {
+  override readonly name = 'BlobError';
+}
+
+const MEMORY_ENTRIES = 4;
+
+/**
+ * Content-addressed blobs from the coordinator, verified by SHA-256 and size, kept in
+ * memory (a few) and on disk when a cache directory is given: a shard's data is downloaded
+ * once per worker, however many of its units the worker trains.
+ */
+export class BlobCache {
+  private readonly memory = new Map<string, Uint8Array>();
+  bytesDownloaded = 0;
+
+  constructor(
+    private readonly httpBase: string,
+    private readonly token?: string,
+    private readonly cacheDir?: string,
+  ) {}
+
+  async get(ref: Ref): Promise<Uint8Array> {
+    const hit = this.memory.get(ref.sha256) ?? (await this.fromDisk(ref));
+    const bytes = hit ?? (await this.download(ref));
+    this.memory.delete(ref.sha256);
+    this.memory.set(ref.sha256, bytes);
+    while (this.memory.size > MEMORY_ENTRIES) this.memory.delete(this.memory.keys().next().value!);
+    return bytes;
+  }
+
+  private async fromDisk(ref: Ref): Promise<Uint8Array | undefined> {
+    if (this.cacheDir === undefined) return undefined;
+    const path = join(this.cacheDir, ref.sha256);
+    if (!existsSync(path)) return undefined;
+    const bytes = await readFile(path);
+    return bytes.byteLength === ref.bytes && sha256Hex(bytes) === ref.sha256 ? bytes : undefined;
+  }
+
+  private async download(ref: Ref): Promise<Uint8Array> {
+    const response = await fetch(`${this.httpBase}/v1/blobs/${ref.sha256}`, {
+      headers: this.token !== undefined ? { authorization: `Bearer ${this.token}` } : {},
+    });
+    if (!response.ok) throw new BlobError(`blob ${ref.sha256}: HTTP ${response.status}`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    this.bytesDownloaded += bytes.byteLength;
+    if (bytes.byteLength !== ref.bytes)
+      throw new BlobError(`blob ${ref.sha256}: ${bytes.byteLength} bytes, expected ${ref.bytes}`);
+    if (sha256Hex(bytes) !== ref.sha256)
+      throw new BlobError(`blob ${ref.sha256}: content does not match its hash`);
+    if (this.cacheDir !== undefined) {
+      await mkdir(this.cacheDir, { recursive: true });
+      const path = join(this.cacheDir, ref.sha256);
+      await writeFile(`${path}.tmp`, bytes);
+      await rename(`${path}.tmp`, path);
+    }
+    return bytes;
+  }
+}

@@ -1,0 +1,272 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { ProtocolError } from '../proto/errors.ts';
+import type { Assign, Welcome } from '../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../proto/version.ts';
+import { parseResultResponse } from '../proto/parse.ts';
+import { decodeFFF, encodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
+import { decodeShardData } from '../shared/data/shard-blob.ts';
+import { trainUnit } from '../shared/fff/local-training.ts';
+import type { StepReport } from '../shared/fff/trainer.ts';
+import { sameShape } from '../shared/fff/weights.ts';
+import { BlobCache } from './blob-cache.ts';
+import { CoordinatorConnection } from './connection.ts';
+
+export interface WorkerOptions {
+  /** ws://HOST:PORT (the control socket is /v1/ws under it). */
+  readonly url: string;
+  readonly token?: string;
+  readonly name: string;
+  readonly backend: string;
+  readonly gpu: boolean;
+  readonly threads: number;
+  readonly samplesPerSecond: number;
+  /** Stop after this many units (default: until the job is done). */
+  readonly maxUnits?: number;
+  readonly cacheDir?: string;
+  readonly log: Logger;
+  /** Aborting finishes nothing new: the current unit is handed back and the worker exits. */
+  readonly signal?: AbortSignal;
+  readonly reconnect?: { readonly initialMs: number; readonly maxMs: number };
+  readonly onUnitProgress?: (unit: Assign, report: StepReport, totalSteps: number) => void;
+}
+
+export interface WorkerSummary {
+  readonly units: number;
+  readonly accepted: number;
+  readonly rejected: number;
+  readonly samples: number;
+  readonly end: 'done' | 'max-units' | 'stopped';
+}
+
+class StopWorker extends Error {
+  constructor(readonly end: WorkerSummary['end']) {
+    super(end);
+  }
+}
+
+function httpBase(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  url.pathname = '';
+  return url.toString().replace(/\/$/, '');
+}
+
+function controlUrl(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/ws';
+  return url.toString();
+}
+
+/**
+ * The volunteer loop: connect, hello, ask for work, fetch, train, upload, repeat; reconnect
+ * with capped exponential backoff and jitter when the coordinator goes away.
+ */
+export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
+  const { log, signal } = options;
+  const base = httpBase(options.url);
+  const blobs = new BlobCache(base, options.token, options.cacheDir);
+  const stats = { units: 0, accepted: 0, rejected: 0, samples: 0 };
+  const backoff = options.reconnect ?? { initialMs: 500, maxMs: 30_000 };
+  let failures = 0;
+  let workerId = '';
+
+  const session = async (): Promise<never> => {
+    const connection = await CoordinatorConnection.open(controlUrl(options.url), options.token);
+    try {
+      connection.send({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        ...(options.token !== undefined ? { token: options.token } : {}),
+        name: options.name,
+        capabilities: {
+          backend: options.backend,
+          threads: options.threads,
+          gpu: options.gpu,
+          samples_per_s: options.samplesPerSecond,
+        },
+      });
+      const welcome = await connection.next();
+      if (welcome.type === 'error') throw new ProtocolError(welcome.code, welcome.message);
+      if (welcome.type !== 'welcome')
+        throw new ProtocolError('BAD_MESSAGE', `expected welcome, got ${welcome.type}`);
+      failures = 0;
+      workerId = welcome.worker_id;
+      log.info({ worker: welcome.worker_id, url: options.url }, 'connected');
+      for (;;) {
+        if (signal?.aborted) throw new StopWorker('stopped');
+        if (options.maxUnits !== undefined && stats.units >= options.maxUnits)
+          throw new StopWorker('max-units');
+        connection.send({ type: 'request_work' });
+        const message = await connection.next();
+        if (message.type === 'no_work') {
+          if (message.done) throw new StopWorker('done');
+          await sleep(message.retry_after_ms, undefined, signal ? { signal } : {}).catch(() => undefined);
+        } else if (message.type === 'assign') {
+          await runUnit(connection, welcome, message);
+        } else if (message.type === 'error') {
+          throw new ProtocolError(message.code, message.message);
+        }
+      }
+    } finally {
+      connection.close();
+    }
+  };
+
+  const runUnit = async (
+    connection: CoordinatorConnection,
+    welcome: Welcome,
+    assign: Assign,
+  ): Promise<void> => {
+    const unitLog = log.child({ unit: assign.unit_id, shard: assign.shard });
+    const [baseBytes, dataBytes] = [await blobs.get(assign.base_blob), await blobs.get(assign.data_blob)];
+    const baseWeights = decodeFFF(baseBytes, `base blob of ${assign.unit_id}`);
+    const expected = {
+      depth: assign.subtree_depth,
+      leafWidth: assign.leaf_width,
+      inputWidth: assign.input_width,
+      outputWidth: assign.output_width,
+      activation: assign.activation,
+    };
+    if (!sameShape(baseWeights.shape, expected))
+      throw new ProtocolError(
+        'BAD_MESSAGE',
+        `base blob of ${assign.unit_id} does not have the assigned shape`,
+      );
+    const data = decodeShardData(dataBytes, `data blob of ${assign.unit_id}`);
+    const totalSteps = assign.recipe.local_epochs * Math.ceil(data.n / assign.recipe.batch);
+    let cancelled: string | undefined;
+    connection.onCancel = (unitId, reason) => {
+      if (unitId === assign.unit_id) cancelled = reason;
+    };
+    let last: StepReport | undefined;
+    let stepsDone = 0;
+    const heartbeat = setInterval(() => {
+      connection.send({
+        type: 'progress',
+        unit_id: assign.unit_id,
+        lease_token: assign.lease_token,
+        step: Math.min(stepsDone, totalSteps),
+        total_steps: Math.max(1, totalSteps),
+        ...(last !== undefined && Number.isFinite(last.loss) ? { loss: last.loss } : {}),
+      });
+    }, welcome.heartbeat_ms);
+    unitLog.info(
+      { samples: data.n, epochs: assign.recipe.local_epochs, batch: assign.recipe.batch },
+      'training unit',
+    );
+    let result;
+    try {
+      result = await trainUnit(
+        baseWeights,
+        data,
+        {
+          epochs: assign.recipe.local_epochs,
+          batchSize: assign.recipe.batch,
+          lr: assign.recipe.lr,
+          optimizer: assign.recipe.optimizer,
+          hardening: assign.recipe.hardening,
+          leak: assign.recipe.leak,
+          seed: assign.recipe.seed,
+        },
+        {
+          yieldEvery: 1,
+          reportEvery: 10,
+          onStep: (report) => {
+            last = report;
+            stepsDone = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
+            options.onUnitProgress?.(assign, report, totalSteps);
+          },
+          shouldStop: () => cancelled !== undefined || signal?.aborted === true,
+        },
+      );
+    } finally {
+      clearInterval(heartbeat);
+      connection.onCancel = () => undefined;
+    }
+    if (cancelled !== undefined) {
+      unitLog.warn({ reason: cancelled }, 'unit cancelled by the coordinator');
+      return;
+    }
+    if (result.stopped) {
+      connection.send({
+        type: 'release',
+        unit_id: assign.unit_id,
+        lease_token: assign.lease_token,
+        reason: 'worker stopping',
+      });
+      unitLog.info('unit handed back');
+      throw new StopWorker('stopped');
+    }
+    stats.units++;
+    const verdict = await upload(assign, encodeFFF(result.delta), {
+      train_loss: Number.isFinite(result.finalLoss) ? Math.max(0, result.finalLoss) : 0,
+      samples: result.samples,
+      seconds: result.seconds,
+    });
+    if (verdict === 'accepted') {
+      stats.accepted++;
+      stats.samples += result.samples;
+    } else stats.rejected++;
+    unitLog.info({ verdict, samples: result.samples, seconds: result.seconds.toFixed(1) }, 'unit finished');
+  };
+
+  const upload = async (
+    assign: Assign,
+    body: Uint8Array,
+    metrics: { train_loss: number; samples: number; seconds: number },
+  ): Promise<'accepted' | 'rejected' | 'lost'> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const response = await fetch(`${base}/v1/units/${encodeURIComponent(assign.unit_id)}/result`, {
+          method: 'PUT',
+          headers: {
+            'content-type': 'application/octet-stream',
+            'x-arbor-worker': workerId,
+            'x-arbor-lease': assign.lease_token,
+            'x-arbor-metrics': JSON.stringify(metrics),
+            ...(options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {}),
+          },
+          body: new Blob([body as Uint8Array<ArrayBuffer>]),
+        });
+        const text = await response.text();
+        if (response.status === 200 || response.status === 422) {
+          const answer = parseResultResponse(text);
+          if (answer.status === 'rejected')
+            log.warn({ unit: assign.unit_id, reason: answer.reason }, 'result rejected');
+          return answer.status;
+        }
+        if (response.status < 500 && response.status !== 429) {
+          log.warn(
+            { unit: assign.unit_id, status: response.status, body: text.slice(0, 300) },
+            'result refused',
+          );
+          return 'lost';
+        }
+      } catch (error) {
+        log.warn({ unit: assign.unit_id, err: (error as Error).message }, 'upload failed; retrying');
+      }
+      if (Date.now() > assign.deadline_ms + 60_000 || signal?.aborted) return 'lost';
+      await sleep(Math.min(10_000, 250 * 2 ** attempt));
+    }
+  };
+
+  for (;;) {
+    try {
+      await session();
+    } catch (error) {
+      if (error instanceof StopWorker) return { ...stats, end: error.end };
+      if (error instanceof ProtocolError && !error.retryable) throw error;
+      if (signal?.aborted) return { ...stats, end: 'stopped' };
+      failures++;
+      const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
+      const wait = ceiling / 2 + Math.random() * (ceiling / 2);
+      log.warn(
+        { err: (error as Error).message, retry_in_ms: Math.round(wait) },
+        'coordinator unreachable; reconnecting',
+      );
+      await sleep(wait, undefined, signal ? { signal } : {}).catch(() => undefined);
+      if (signal?.aborted) return { ...stats, end: 'stopped' };
+    }
+  }
+}
