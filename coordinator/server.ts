@@ -101,13 +101,12 @@ export function buildServer(deps: ServerDeps): CoordinatorServer {
     return sendProtocolError(reply, new ProtocolError('INTERNAL', 'internal error'));
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const path = request.url.split('?')[0] ?? '';
-    if (
-      (path.startsWith('/v1/blobs/') || path.startsWith('/v1/units/')) &&
-      !authorized(request.headers.authorization)
-    )
-      throw new ProtocolError('UNAUTHORIZED');
+    const guarded = path.startsWith('/v1/blobs/') || path.startsWith('/v1/units/');
+    done(
+      guarded && !authorized(request.headers.authorization) ? new ProtocolError('UNAUTHORIZED') : undefined,
+    );
   });
 
   app.get<{ Params: { sha256: string } }>('/v1/blobs/:sha256', async (request, reply) => {

@@ -39,7 +39,7 @@ export const JobConfigSchema = Type.Object(
           description: "'top' trains only a depth-K tree with wide temporary leaves; 'full' the whole tree",
           default: 'top',
         }),
-        epochs: Int(1, 1000, 'pretraining epochs', 2),
+        epochs: Int(1, 1000, 'pretraining epochs (half soft with the balance term, half hardening)', 4),
         leaf: Int(1, 4096, "leaf width of the temporary depth-K tree in 'top' mode", 32),
         balance: Num(0, 100, 'weight of the routing-balance term at depth K', 1),
         max_samples: Int(1, 2 ** 31 - 1, 'pretrain on at most this many samples', 60000),

@@ -1,9 +1,9 @@
 import type { Dataset } from '../../shared/data/dataset.ts';
 import { subset } from '../../shared/data/dataset.ts';
 import { initWeights } from '../../shared/fff/init.ts';
-import { autoBatchSize, buildRecipe } from '../../shared/fff/recipe.ts';
+import { autoBatchSize } from '../../shared/fff/recipe.ts';
 import { TrainableFFF } from '../../shared/fff/soft-model.ts';
-import { type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
+import { type Recipe, type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
 import { type FFFShape, type FFFWeights, nodeCount } from '../../shared/fff/weights.ts';
 import { createRng, shuffleInPlace } from '../../shared/random.ts';
 import type { JobConfig } from './config.ts';
@@ -15,6 +15,31 @@ export function treeShape(config: JobConfig, train: Dataset): FFFShape {
     inputWidth: train.inputWidth,
     outputWidth: train.classes,
     activation: config.activation,
+  };
+}
+
+/**
+ * Soft with the balance term first (decisions find a balanced split before anything
+ * hardens them), then hardening so that the frozen decisions are confident.
+ */
+export function pretrainingRecipe(config: JobConfig, batchSize: number): Recipe {
+  const soft = Math.ceil(config.pretrain.epochs / 2);
+  const common = { routing: 'soft', lr: config.lr, lrDecay: 'constant', train: 'all', leak: 0 } as const;
+  return {
+    batchSize,
+    optimizer: config.optimizer,
+    phases: [
+      { ...common, name: 'pretrain-soft', epochs: soft, hardening: 0 },
+      {
+        ...common,
+        name: 'pretrain-harden',
+        epochs: config.pretrain.epochs - soft,
+        hardening: config.hardening,
+      },
+    ].filter((phase) => phase.epochs > 0),
+    balance: config.pretrain.balance,
+    balanceLevels: config.frozen,
+    seed: config.seed,
   };
 }
 
@@ -47,17 +72,7 @@ export async function pretrainTree(
     config.pretrain.mode === 'full' ? full : initWeights(trainedShape, config.seed),
   );
   try {
-    const recipe = buildRecipe({
-      epochs: config.pretrain.epochs,
-      batchSize: config.batch ?? autoBatchSize(sample.n, config.pretrain.epochs),
-      lr: config.lr,
-      optimizer: config.optimizer,
-      hardening: config.hardening,
-      leak: 0,
-      balance: config.pretrain.balance,
-      frozenLevels: config.frozen,
-      seed: config.seed,
-    });
+    const recipe = pretrainingRecipe(config, config.batch ?? autoBatchSize(sample.n, config.pretrain.epochs));
     await trainFFF(model, sample, recipe, { yieldEvery: 8, ...(onStep ? { onStep } : {}) });
     const trained = model.toWeights();
     if (config.pretrain.mode === 'full') return trained;

@@ -1,0 +1,48 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+
+export interface Spawned {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+}
+
+/** `node bin/arbor.js ...args` with captured output; killed when the test process exits. */
+export function spawnArbor(args: readonly string[], env: Record<string, string> = {}): Spawned {
+  const child = spawn(process.execPath, ['bin/arbor.js', ...args], {
+    env: { ...process.env, ARBOR_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const spawned: Spawned = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: once(child, 'exit').then(([code]) => code as number | null),
+  };
+  child.stdout!.on('data', (chunk: Buffer) => (spawned.stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (spawned.stderr += chunk.toString()));
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  void spawned.exited.then(() => process.removeListener('exit', reap));
+  return spawned;
+}
+
+/** Polls `probe` every 50 ms until it returns a value other than undefined. */
+export async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The coordinator's http URL, from its first stdout line. */
+export const coordinatorUrl = (coordinator: Spawned): Promise<string> =>
+  waitFor(
+    'the coordinator to listen',
+    () => /listening on (http:\/\/[0-9.]+:\d+)/.exec(coordinator.stdout)?.[1],
+  );
