@@ -2,10 +2,10 @@ import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { DataSplit } from '../shared/data/dataset.ts';
-import { loadData } from '../shared/data/load.ts';
 import type { StepReport } from '../shared/fff/trainer.ts';
 import { BlobStore } from './blob-store.ts';
 import { type JobConfig, parseJobConfig } from './job/config.ts';
+import { loadJobData } from './job/job-data.ts';
 import { TrainingJob } from './job/training-job.ts';
 import { ResultIntake } from './merge/result-intake.ts';
 import { Scheduler } from './scheduler.ts';
@@ -55,13 +55,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       log.warn('the database holds a job with other settings: resuming it with its own settings');
     log.info({ phase: stored.phase }, 'resuming the job stored in the database');
   }
-  const data =
-    options.data ??
-    (await loadData(config.data, {
-      ...(config.data_dir !== undefined ? { dataDir: config.data_dir } : {}),
-      ...(config.label !== undefined ? { label: config.label } : {}),
-      seed: config.seed,
-    }));
+  const data = options.data ?? (await loadJobData(config));
   const blobs = new BlobStore(`${dbPath}.blobs`);
   const job = new TrainingJob({
     store,
@@ -135,7 +129,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     done,
     async close() {
       clearInterval(expiry);
+      const closed = [...server.wss.clients].map((ws) => new Promise((resolve) => ws.once('close', resolve)));
       for (const ws of server.wss.clients) ws.terminate();
+      await Promise.all(closed);
       server.wss.close();
       await server.app.close();
       store.close();

@@ -103,6 +103,9 @@ export function attachWorkerSession(ws: WebSocket, deps: SessionDeps): void {
       fail(ws, protocolError);
     }
   });
+  ws.on('error', (error) => {
+    log.warn({ worker: workerId, err: error.message }, 'worker socket error');
+  });
   ws.on('close', () => {
     if (workerId === undefined) return;
     if (connected.get(workerId) === ws) connected.delete(workerId);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +169,389 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
         again.close();
       }
     });
+
+    /** Leases, submits and accepts `id` for `workerId`; returns the shard's new version. */
+    const completeUnit = (id: string, workerId: string, samples: number, now: number): number | undefined => {
+      const unit = store.leaseUnit(workerId, now, LEASE, `tok-${id}`);
+      assert.equal(unit?.id, id, 'the unit to complete is the oldest ready one');
+      assert.ok(store.submitResult(id, `tok-${id}`, now));
+      return store.acceptResult({
+        unitId: id,
+        workerId,
+        shard: unit.shard,
+        baseVersion: unit.baseVersion,
+        deltaBlob: `delta-${id}`,
+        samples,
+        now,
+      });
+    };
+
+    void it('releaseUnit is token-fenced and hands the unit back as ready', () => {
+      store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.leaseUnit('w1', 0, LEASE, 'good');
+      assert.equal(store.releaseUnit('u', 'bad'), false);
+      assert.equal(store.releaseUnit('nope', 'good'), false, 'unknown unit');
+      const still = store.getUnit('u');
+      assert.equal(still?.state, 'leased');
+      assert.equal(still.leaseToken, 'good');
+      assert.equal(still.attempts, 0);
+
+      assert.equal(store.releaseUnit('u', 'good'), true);
+      const released = store.getUnit('u');
+      assert.equal(released?.state, 'ready');
+      assert.equal(released.attempts, 1);
+      assert.equal(released.leaseToken, null);
+      assert.equal(released.workerId, null);
+      assert.equal(released.deadlineMs, null);
+      assert.equal(store.renewLease('u', 'good', 10, LEASE), false, 'no renew after release');
+      assert.equal(store.submitResult('u', 'good', 10), false, 'no submit after release');
+      assert.equal(store.releaseUnit('u', 'good'), false, 'a second release changes nothing');
+      assert.equal(store.getUnit('u')?.attempts, 1);
+
+      const again = store.leaseUnit('w2', 20, LEASE, 'next');
+      assert.equal(again?.id, 'u');
+      assert.equal(again.workerId, 'w2');
+      assert.equal(store.releaseUnit('u', 'good'), false, 'the old token is dead for the new lease');
+      assert.equal(store.getUnit('u')?.state, 'leased');
+    });
+
+    void it('a submitted unit cannot be released', () => {
+      store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.leaseUnit('w1', 0, LEASE, 't');
+      assert.ok(store.submitResult('u', 't', 1));
+      assert.equal(store.releaseUnit('u', 't'), false);
+      assert.equal(store.getUnit('u')?.state, 'submitted');
+    });
+
+    void it("leaseUnit rebinds base_version to the shard's current version", () => {
+      store.createUnit({ id: 'first', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.createUnit({ id: 'second', shard: 0, baseVersion: 0, createdMs: 1 });
+      assert.equal(completeUnit('first', 'w1', 10, 5), 1);
+      assert.equal(store.getShard(0)?.version, 1);
+      assert.equal(store.getUnit('second')?.baseVersion, 0, 'unchanged until leased');
+      const leased = store.leaseUnit('w2', 6, LEASE, 't');
+      assert.equal(leased?.id, 'second');
+      assert.equal(leased.baseVersion, 1);
+      assert.equal(store.getUnit('second')?.baseVersion, 1);
+    });
+
+    void it('a unit released and re-leased after a merge gets the newer base version', () => {
+      store.createUnit({ id: 'a', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.createUnit({ id: 'b', shard: 0, baseVersion: 0, createdMs: 1 });
+      assert.equal(store.leaseUnit('w1', 0, LEASE, 'ta')?.baseVersion, 0);
+      assert.equal(completeUnit('b', 'w2', 10, 1), 1);
+      assert.ok(store.releaseUnit('a', 'ta'));
+      assert.equal(store.leaseUnit('w1', 2, LEASE, 'ta2')?.baseVersion, 1);
+    });
+
+    void it('acceptResult with merged weights updates the shard in the same call; a replay changes nothing', () => {
+      store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.leaseUnit('w1', 0, LEASE, 't');
+      assert.ok(store.submitResult('u', 't', 1));
+      const input = {
+        unitId: 'u',
+        workerId: 'w1',
+        shard: 0,
+        baseVersion: 0,
+        deltaBlob: 'd',
+        samples: 30,
+        now: 2,
+        merged: { weightsBlob: 'w-new', momentumBlob: 'm-new', valLoss: 0.25 },
+      };
+      assert.equal(store.acceptResult(input), 1);
+      const shard = store.getShard(0);
+      assert.equal(shard?.version, 1);
+      assert.equal(shard.weightsBlob, 'w-new');
+      assert.equal(shard.momentumBlob, 'm-new');
+      assert.equal(shard.valLoss, 0.25);
+      assert.equal(shard.trainedSamples, 30);
+      assert.equal(shard.dataBlob, 'data-sha', 'untouched');
+
+      const replay = {
+        ...input,
+        now: 3,
+        merged: { weightsBlob: 'w-replay', momentumBlob: 'm-replay', valLoss: 9 },
+      };
+      assert.equal(store.acceptResult(replay), undefined);
+      assert.deepEqual(store.getShard(0), shard);
+      assert.equal(store.getWorker('w1')?.credit, 30);
+      assert.equal(store.getResult('u')?.receivedMs, 2);
+    });
+
+    void it('acceptResult without merged leaves the weights, momentum and val loss alone', () => {
+      store.upsertShard({ ...store.getShard(0)!, momentumBlob: 'm0', valLoss: 1.5 });
+      store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
+      assert.equal(completeUnit('u', 'w1', 10, 1), 1);
+      const shard = store.getShard(0);
+      assert.equal(shard?.version, 1);
+      assert.equal(shard.weightsBlob, 'w-sha');
+      assert.equal(shard.momentumBlob, 'm0');
+      assert.equal(shard.valLoss, 1.5);
+    });
+
+    void it('createJob creates the job once; setJobPhase keeps the tree blob unless given one', () => {
+      assert.equal(store.getJob(), undefined);
+      assert.equal(store.createJob('{"depth":6}', 10), true);
+      assert.deepEqual(store.getJob(), {
+        config: '{"depth":6}',
+        phase: 'pretraining',
+        treeBlob: null,
+        createdMs: 10,
+        updatedMs: 10,
+      });
+      assert.equal(store.createJob('{"depth":9}', 20), false);
+      assert.equal(store.getJob()?.config, '{"depth":6}');
+      assert.equal(store.getJob()?.createdMs, 10);
+
+      store.setJobPhase('routing', 30, 'tree-1');
+      assert.deepEqual(store.getJob(), {
+        config: '{"depth":6}',
+        phase: 'routing',
+        treeBlob: 'tree-1',
+        createdMs: 10,
+        updatedMs: 30,
+      });
+      store.setJobPhase('training', 40);
+      const job = store.getJob();
+      assert.equal(job?.phase, 'training');
+      assert.equal(job.treeBlob, 'tree-1', 'COALESCE keeps the old blob');
+      assert.equal(job.updatedMs, 40);
+      store.setJobPhase('done', 50, 'tree-2');
+      assert.equal(store.getJob()?.treeBlob, 'tree-2');
+      assert.equal(store.createJob('{}', 60), false, 'still only once');
+      assert.equal(store.getJob()?.phase, 'done');
+    });
+
+    void it('addEval returns increasing ids and listEvals lists them in order', () => {
+      assert.deepEqual(store.listEvals(), []);
+      const first = { atMs: 5, accepted: 4, hardTestAcc: 0.5, valLoss: 1.25, checkpointBlob: 'c1' };
+      const second = { atMs: 9, accepted: 8, hardTestAcc: 0.75, valLoss: 0.5, checkpointBlob: 'c2' };
+      const id1 = store.addEval(first);
+      const id2 = store.addEval(second);
+      assert.ok(id2 > id1);
+      assert.deepEqual(store.listEvals(), [
+        { id: id1, ...first },
+        { id: id2, ...second },
+      ]);
+    });
+
+    void it('addToCounter accumulates per name and counters() reports them all', () => {
+      assert.deepEqual(store.counters(), {});
+      store.addToCounter('bytes_in', 100);
+      store.addToCounter('bytes_out', 7);
+      store.addToCounter('bytes_in', 25);
+      store.addToCounter('bytes_out', -2);
+      store.addToCounter('zero', 0);
+      assert.deepEqual(store.counters(), { bytes_in: 125, bytes_out: 5, zero: 0 });
+    });
+
+    void it('eventsAfter pages by id and round-trips the JSON data', () => {
+      const payloads: unknown[] = [
+        { a: 1, nested: { list: [1, 'two', null, true] } },
+        [1, 2, 3],
+        'text with "quotes" and ünïcode',
+        42.5,
+        null,
+      ];
+      const ids = payloads.map((data, i) => store.appendEvent(`kind-${i}`, data, 100 + i));
+      assert.deepEqual(ids, [1, 2, 3, 4, 5]);
+      assert.equal(store.appendEvent('undef', undefined, 200), 6);
+
+      const page1 = store.eventsAfter(0, 2);
+      assert.deepEqual(page1, [
+        { id: 1, atMs: 100, kind: 'kind-0', data: payloads[0] },
+        { id: 2, atMs: 101, kind: 'kind-1', data: payloads[1] },
+      ]);
+      const page2 = store.eventsAfter(page1.at(-1)!.id, 2);
+      assert.deepEqual(
+        page2.map((e) => e.id),
+        [3, 4],
+      );
+      assert.equal(page2[0]?.data, payloads[2]);
+      assert.equal(page2[1]?.data, 42.5);
+      const page3 = store.eventsAfter(page2.at(-1)!.id, 10);
+      assert.deepEqual(page3, [
+        { id: 5, atMs: 104, kind: 'kind-4', data: null },
+        { id: 6, atMs: 200, kind: 'undef', data: null },
+      ]);
+      assert.deepEqual(store.eventsAfter(6, 10), []);
+      assert.deepEqual(store.eventsAfter(0, 0), []);
+    });
+
+    void it('listWorkers orders by credit, highest first (ties by id)', () => {
+      store.upsertWorker({ id: 'w0', name: 'zero', tokenHash: 'h0', backend: 'wasm', lastSeenMs: 3 });
+      store.createUnit({ id: 'a', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.createUnit({ id: 'b', shard: 0, baseVersion: 0, createdMs: 1 });
+      assert.deepEqual(
+        store.listWorkers().map((w) => w.id),
+        ['w0', 'w1', 'w2'],
+      );
+      assert.equal(completeUnit('a', 'w2', 50, 1), 1);
+      assert.equal(completeUnit('b', 'w1', 20, 2), 2);
+      const workers = store.listWorkers();
+      assert.deepEqual(
+        workers.map((w) => [w.id, w.credit, w.unitsDone]),
+        [
+          ['w2', 50, 1],
+          ['w1', 20, 1],
+          ['w0', 0, 0],
+        ],
+      );
+      assert.deepEqual(workers[2], {
+        id: 'w0',
+        name: 'zero',
+        tokenHash: 'h0',
+        backend: 'wasm',
+        lastSeenMs: 3,
+        unitsDone: 0,
+        credit: 0,
+        rejections: 0,
+      });
+    });
+
+    void it('upsertWorker updates the identity but keeps the earned credit', () => {
+      store.createUnit({ id: 'a', shard: 0, baseVersion: 0, createdMs: 0 });
+      assert.equal(completeUnit('a', 'w1', 40, 1), 1);
+      store.upsertWorker({
+        id: 'w1',
+        name: 'renamed',
+        tokenHash: 'h1b',
+        backend: 'tensorflow',
+        lastSeenMs: 9,
+      });
+      const worker = store.getWorker('w1');
+      assert.equal(worker?.name, 'renamed');
+      assert.equal(worker.backend, 'tensorflow');
+      assert.equal(worker.lastSeenMs, 9);
+      assert.equal(worker.credit, 40);
+      assert.equal(worker.unitsDone, 1);
+    });
+
+    void it('listUnits lists every unit oldest first with its current state', () => {
+      assert.deepEqual(store.listUnits(), []);
+      store.createUnit({ id: 'late', shard: 0, baseVersion: 0, createdMs: 30 });
+      store.createUnit({ id: 'early', shard: 0, baseVersion: 0, createdMs: 10 });
+      store.createUnit({ id: 'mid-b', shard: 0, baseVersion: 0, createdMs: 20 });
+      store.createUnit({ id: 'mid-a', shard: 0, baseVersion: 0, createdMs: 20 });
+      store.leaseUnit('w1', 0, LEASE, 't');
+      const units = store.listUnits();
+      assert.deepEqual(
+        units.map((u) => [u.id, u.state]),
+        [
+          ['early', 'leased'],
+          ['mid-a', 'ready'],
+          ['mid-b', 'ready'],
+          ['late', 'ready'],
+        ],
+      );
+      assert.deepEqual(units[0], store.getUnit('early'));
+    });
+
+    void it('listResults lists accepted and rejected results in arrival order', () => {
+      assert.deepEqual(store.listResults(), []);
+      store.createUnit({ id: 'a', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.createUnit({ id: 'b', shard: 0, baseVersion: 0, createdMs: 1 });
+      store.createUnit({ id: 'c', shard: 0, baseVersion: 0, createdMs: 2 });
+      store.leaseUnit('w1', 0, LEASE, 'ta');
+      store.leaseUnit('w2', 0, LEASE, 'tb');
+      assert.equal(completeUnit('c', 'w1', 10, 5), 1);
+      assert.ok(store.rejectResult({ unitId: 'b', workerId: 'w2', reason: 'too stale', now: 3 }));
+      assert.ok(store.submitResult('a', 'ta', 7));
+      assert.equal(
+        store.acceptResult({
+          unitId: 'a',
+          workerId: 'w1',
+          shard: 0,
+          baseVersion: 0,
+          deltaBlob: 'da',
+          samples: 10,
+          now: 7,
+        }),
+        2,
+      );
+      const results = store.listResults();
+      assert.deepEqual(
+        results.map((r) => [r.unitId, r.status, r.mergedVersion, r.receivedMs]),
+        [
+          ['b', 'rejected', null, 3],
+          ['c', 'accepted', 1, 5],
+          ['a', 'accepted', 2, 7],
+        ],
+      );
+      assert.deepEqual(results[0], store.getResult('b'));
+      assert.equal(results[0]?.reason, 'too stale');
+      assert.equal(results[0]?.deltaBlob, null);
+      assert.equal(results[2]?.deltaBlob, 'da');
+    });
+
+    void it('transaction() commits and returns the value of its callback', () => {
+      const value = store.transaction(() => {
+        store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
+        store.addToCounter('n', 1);
+        return 'done';
+      });
+      assert.equal(value, 'done');
+      assert.equal(store.getUnit('u')?.state, 'ready');
+      assert.deepEqual(store.counters(), { n: 1 });
+    });
+
+    void it('transaction() rolls back everything when the callback throws', () => {
+      store.createUnit({ id: 'kept', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.addToCounter('n', 1);
+      const before = {
+        shards: store.listShards(),
+        units: store.listUnits(),
+        workers: store.listWorkers(),
+        results: store.listResults(),
+        counters: store.counters(),
+      };
+      const boom = new Error('boom');
+      assert.throws(
+        () =>
+          store.transaction(() => {
+            store.upsertShard({ ...store.getShard(0)!, weightsBlob: 'changed' });
+            store.upsertShard({ ...store.getShard(0)!, id: 1 });
+            store.createUnit({ id: 'new', shard: 0, baseVersion: 0, createdMs: 5 });
+            store.upsertWorker({ id: 'w3', name: 'three', tokenHash: 'h3', backend: 'cpu', lastSeenMs: 0 });
+            assert.equal(store.leaseUnit('w1', 0, LEASE, 't')?.id, 'kept');
+            assert.ok(store.submitResult('kept', 't', 1));
+            assert.equal(
+              store.acceptResult({
+                unitId: 'kept',
+                workerId: 'w1',
+                shard: 0,
+                baseVersion: 0,
+                deltaBlob: 'd',
+                samples: 10,
+                now: 1,
+                merged: { weightsBlob: 'merged', momentumBlob: 'm', valLoss: 1 },
+              }),
+              1,
+            );
+            store.addToCounter('n', 10);
+            store.appendEvent('lost', { x: 1 }, 1);
+            store.createJob('{}', 1);
+            store.addEval({ atMs: 1, accepted: 1, hardTestAcc: 0, valLoss: 0, checkpointBlob: 'c' });
+            throw boom;
+          }),
+        (error) => error === boom,
+      );
+      assert.deepEqual(
+        {
+          shards: store.listShards(),
+          units: store.listUnits(),
+          workers: store.listWorkers(),
+          results: store.listResults(),
+          counters: store.counters(),
+        },
+        before,
+      );
+      assert.deepEqual(store.eventsAfter(0, 10), []);
+      assert.equal(store.getJob(), undefined);
+      assert.deepEqual(store.listEvals(), []);
+      assert.equal(store.db.inTransaction, false);
+      assert.equal(store.leaseUnit('w1', 0, LEASE, 't')?.id, 'kept', 'still usable afterwards');
+    });
   });
 }
 
@@ -188,3 +572,111 @@ storeContract(
   },
   () => new SqliteStore(current),
 );
+
+void describe('Store migrations', () => {
+  void it('a database at schema version 1 upgrades to the latest version and keeps its rows', () => {
+    const path = join(dir, 'schema-v1.db');
+    const old = new Database(path);
+    try {
+      // What a coordinator built before MIGRATIONS[1] existed left behind.
+      old.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)');
+      old.exec(MIGRATIONS[0]!);
+      old.prepare('INSERT INTO schema_migrations (version) VALUES (1)').run();
+      old
+        .prepare(
+          `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples)
+           VALUES (3, 7, 100, 'old-data', 'old-weights', 1000, 400)`,
+        )
+        .run();
+      old
+        .prepare(
+          `INSERT INTO units (id, shard, base_version, state, worker_id, lease_token, deadline_ms, attempts, created_ms)
+           VALUES ('old-unit', 3, 7, 'leased', 'w-old', 'tok', 500, 2, 11)`,
+        )
+        .run();
+      old
+        .prepare(
+          `INSERT INTO workers (id, name, token_hash, backend, last_seen_ms, units_done, credit, rejections)
+           VALUES ('w-old', 'veteran', 'h', 'cpu', 12, 4, 400, 1)`,
+        )
+        .run();
+      old.prepare(`INSERT INTO events (at_ms, kind, data) VALUES (13, 'boot', '{"v":1}')`).run();
+    } finally {
+      old.close();
+    }
+
+    const store = new SqliteStore(path);
+    try {
+      assert.equal(store.migrationsApplied, MIGRATIONS.length - 1);
+      const versions = store.db
+        .prepare<[], { version: number }>('SELECT version FROM schema_migrations ORDER BY version')
+        .all()
+        .map((r) => r.version);
+      assert.deepEqual(
+        versions,
+        MIGRATIONS.map((_, i) => i + 1),
+      );
+      assert.deepEqual(store.getShard(3), {
+        id: 3,
+        version: 7,
+        samples: 100,
+        dataBlob: 'old-data',
+        weightsBlob: 'old-weights',
+        budgetSamples: 1000,
+        trainedSamples: 400,
+        momentumBlob: null,
+        valBlob: null,
+        valLoss: null,
+      });
+      assert.deepEqual(store.getUnit('old-unit'), {
+        id: 'old-unit',
+        shard: 3,
+        baseVersion: 7,
+        state: 'leased',
+        workerId: 'w-old',
+        leaseToken: 'tok',
+        deadlineMs: 500,
+        attempts: 2,
+        createdMs: 11,
+      });
+      assert.equal(store.getWorker('w-old')?.credit, 400);
+      assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);
+      // The tables and columns of the later migrations work.
+      assert.equal(store.getJob(), undefined);
+      assert.equal(store.createJob('{}', 20), true);
+      store.addToCounter('c', 2);
+      assert.deepEqual(store.counters(), { c: 2 });
+      assert.equal(
+        store.addEval({ atMs: 1, accepted: 0, hardTestAcc: 0, valLoss: 0, checkpointBlob: 'c' }),
+        1,
+      );
+      assert.ok(store.submitResult('old-unit', 'tok', 100));
+      assert.equal(
+        store.acceptResult({
+          unitId: 'old-unit',
+          workerId: 'w-old',
+          shard: 3,
+          baseVersion: 7,
+          deltaBlob: 'd',
+          samples: 100,
+          now: 101,
+          merged: { weightsBlob: 'new-weights', momentumBlob: 'm', valLoss: 0.5 },
+        }),
+        8,
+      );
+      assert.equal(store.getShard(3)?.momentumBlob, 'm');
+      assert.equal(store.appendEvent('upgraded', null, 102), 2);
+    } finally {
+      store.close();
+    }
+
+    const reopened = new SqliteStore(path);
+    try {
+      assert.equal(reopened.migrationsApplied, 0);
+      assert.equal(reopened.getShard(3)?.weightsBlob, 'new-weights');
+      assert.equal(reopened.getJob()?.phase, 'pretraining');
+    } finally {
+      reopened.close();
+    }
+  });
+});

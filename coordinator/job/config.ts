@@ -30,7 +30,13 @@ export const JobConfigSchema = Type.Object(
     hardening: Num(0, 1e3, 'decision-entropy weight h', 3),
     lr: Num(0, 10, 'learning rate of pretraining and local training', 1e-3),
     optimizer: Type.Union([Type.Literal('adam'), Type.Literal('sgd')], { default: 'adam' }),
-    batch: Type.Optional(Int(1, 65536, 'minibatch (default: chosen per run for ~7,000 steps)', 128)),
+    batch: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 65536,
+        description: 'minibatch (default: chosen per run for ~7,000 steps)',
+      }),
+    ),
     leak: Num(0, 1, 'region leak probability in local training', 0),
     seed: Int(0, 2 ** 31 - 1, 'random seed', 1),
     pretrain: Type.Object(

@@ -68,7 +68,7 @@ export class ResultIntake {
     if (shard === undefined)
       throw new ProtocolError('INTERNAL', `unit ${unit.id} names unknown shard ${unit.shard}`);
     const started = performance.now();
-    const verdict = this.judge(unit, shard, sub.body);
+    const verdict = limitReason(this.judge(unit, shard, sub.body));
     const now = this.now();
     if (!verdict.ok) {
       this.store.transaction(() => {
@@ -177,4 +177,10 @@ export class ResultIntake {
       };
     return { ok: true, merged, momentum: optimizer.momentum, valLoss, staleness };
   }
+}
+
+const MAX_REASON_CHARS = 1024;
+
+function limitReason(verdict: Verdict): Verdict {
+  return verdict.ok ? verdict : { ...verdict, reason: verdict.reason.slice(0, MAX_REASON_CHARS) };
 }

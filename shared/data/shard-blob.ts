@@ -25,8 +25,9 @@ export function decodeShardData(bytes: Uint8Array, source = 'shard blob'): Datas
   const { tensors, metadata } = decodeSafetensors(bytes, source);
   if (metadata.format !== SHARD_BLOB_FORMAT)
     fail(`metadata format is ${JSON.stringify(metadata.format)}, expected "${SHARD_BLOB_FORMAT}"`);
-  const classes = Number(metadata.classes);
-  if (!Number.isInteger(classes) || classes < 1) fail(`metadata classes is ${JSON.stringify(metadata.classes)}`);
+  const classes = /^\d+$/.test(metadata.classes ?? '') ? Number(metadata.classes) : NaN;
+  if (!Number.isInteger(classes) || classes < 1)
+    fail(`metadata classes is ${JSON.stringify(metadata.classes)}`);
   const x = tensors.get('x');
   const y = tensors.get('y');
   if (x === undefined || y === undefined || tensors.size !== 2) fail('expected exactly the tensors x and y');
@@ -37,6 +38,7 @@ export function decodeShardData(bytes: Uint8Array, source = 'shard blob'): Datas
   for (let i = 0; i < n; i++) {
     const label = y!.data[i]!;
     if (!Number.isInteger(label)) fail(`label ${label} of sample ${i} is not an integer`);
+    if (label < 0 || label >= classes) fail(`label ${label} of sample ${i} is outside [0, ${classes})`);
     labels[i] = label;
   }
   const dataset: Dataset = {

@@ -1,0 +1,113 @@
+/**
+ * Distributed against central: the same FFF trained by a local cluster (a coordinator and
+ * N worker processes on loopback) and by one process (`arbor train`, the central twin),
+ * with the communication bill of both.
+ */
+import type { Logger } from 'pino';
+import type { JobConfig } from '../coordinator/job/config.ts';
+import { runLocalCluster } from '../coordinator/local-cluster.ts';
+import { trainCentral } from '../shared/central-training.ts';
+import type { DataSplit } from '../shared/data/dataset.ts';
+import { autoBatchSize } from '../shared/fff/recipe.ts';
+import { parameterCount } from '../shared/fff/weights.ts';
+
+export interface DistributedBenchResult {
+  readonly data: string;
+  readonly depth: number;
+  readonly frozen: number;
+  readonly leaf: number;
+  readonly workers: number;
+  readonly epochs: { readonly pretrain: number; readonly shard: number; readonly central: number };
+  readonly dist_hard_test_acc: number;
+  readonly central_hard_test_acc: number | null;
+  readonly dist_wall_s: number;
+  readonly central_wall_s: number | null;
+  readonly speedup: number | null;
+  /** Model bytes (base weights down, deltas up) that crossed the sockets per trained sample. */
+  readonly bytes_per_sample: number;
+  /** One ring all-reduce of the full model per step, 2(N-1)/N·|θ|·4 bytes, per sample of the step. */
+  readonly dp_bytes_per_sample: number;
+  readonly comm_reduction: number;
+  readonly data_bytes_per_sample: number;
+  readonly routing_imbalance: number;
+  readonly shard_sizes: readonly number[];
+  readonly final_model: string;
+}
+
+export interface DistributedBenchOptions {
+  readonly config: JobConfig;
+  readonly data: DataSplit;
+  readonly workers: number;
+  readonly central: boolean;
+  readonly log: Logger;
+  readonly onListening?: (url: string) => void;
+}
+
+export async function benchDistributed(options: DistributedBenchOptions): Promise<DistributedBenchResult> {
+  const { config, data, workers } = options;
+  const cluster = await runLocalCluster({
+    config,
+    workers,
+    data,
+    log: options.log,
+    ...(options.onListening ? { onListening: options.onListening } : {}),
+  });
+  const shards = cluster.coordinator.store.listShards();
+  const counters = cluster.coordinator.store.counters();
+  await cluster.coordinator.close();
+  const trained = shards.reduce((sum, s) => sum + s.trainedSamples, 0);
+  const sizes = shards.map((s) => s.samples);
+  const ideal = sizes.reduce((a, b) => a + b, 0) / sizes.length;
+  const modelBytes = (counters['model_bytes_out'] ?? 0) + (counters['model_bytes_in'] ?? 0);
+
+  const centralEpochs = config.pretrain.epochs + config.shard_epochs;
+  const batch = config.batch ?? autoBatchSize(data.train.n, centralEpochs);
+  let central: { acc: number; seconds: number } | null = null;
+  if (options.central) {
+    const started = performance.now();
+    const { result } = await trainCentral(data, {
+      depth: config.depth,
+      leafWidth: config.leaf,
+      activation: config.activation,
+      epochs: centralEpochs,
+      batchSize: batch,
+      lr: config.lr,
+      optimizer: config.optimizer,
+      hardening: config.hardening,
+      leak: config.leak,
+      balance: config.pretrain.balance,
+      frozenLevels: config.frozen,
+      seed: config.seed,
+    });
+    central = { acc: result.hard_test_acc, seconds: (performance.now() - started) / 1000 };
+  }
+  const theta = parameterCount({
+    depth: config.depth,
+    leafWidth: config.leaf,
+    inputWidth: data.train.inputWidth,
+    outputWidth: data.train.classes,
+    activation: config.activation,
+  });
+  const dpBytesPerSample = (((2 * (workers - 1)) / workers) * theta * 4) / batch;
+  const bytesPerSample = modelBytes / Math.max(1, trained);
+  return {
+    data: config.data,
+    depth: config.depth,
+    frozen: config.frozen,
+    leaf: config.leaf,
+    workers,
+    epochs: { pretrain: config.pretrain.epochs, shard: config.shard_epochs, central: centralEpochs },
+    dist_hard_test_acc: cluster.final.hardTestAcc,
+    central_hard_test_acc: central?.acc ?? null,
+    dist_wall_s: cluster.wallSeconds,
+    central_wall_s: central?.seconds ?? null,
+    speedup: central ? central.seconds / cluster.wallSeconds : null,
+    bytes_per_sample: bytesPerSample,
+    dp_bytes_per_sample: dpBytesPerSample,
+    comm_reduction: dpBytesPerSample / Math.max(1e-12, bytesPerSample),
+    data_bytes_per_sample: (counters['data_bytes_out'] ?? 0) / Math.max(1, trained),
+    routing_imbalance: Math.max(...sizes) / ideal,
+    shard_sizes: sizes,
+    final_model: cluster.coordinator.job.finalModelPath,
+  };
+}
