@@ -6,9 +6,8 @@
 import type { Logger } from 'pino';
 import type { JobConfig } from '../coordinator/job/config.ts';
 import { runLocalCluster } from '../coordinator/local-cluster.ts';
-import { trainCentral } from '../shared/central-training.ts';
+import { centralTwinBatch, centralTwinEpochs, trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import type { DataSplit } from '../shared/data/dataset.ts';
-import { autoBatchSize } from '../shared/fff/recipe.ts';
 import { parameterCount } from '../shared/fff/weights.ts';
 
 export interface DistributedBenchResult {
@@ -60,27 +59,8 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
   const ideal = sizes.reduce((a, b) => a + b, 0) / sizes.length;
   const modelBytes = (counters['model_bytes_out'] ?? 0) + (counters['model_bytes_in'] ?? 0);
 
-  const centralEpochs = config.pretrain.epochs + config.shard_epochs;
-  const batch = config.batch ?? autoBatchSize(data.train.n, centralEpochs);
-  let central: { acc: number; seconds: number } | null = null;
-  if (options.central) {
-    const started = performance.now();
-    const { result } = await trainCentral(data, {
-      depth: config.depth,
-      leafWidth: config.leaf,
-      activation: config.activation,
-      epochs: centralEpochs,
-      batchSize: batch,
-      lr: config.lr,
-      optimizer: config.optimizer,
-      hardening: config.hardening,
-      leak: config.leak,
-      balance: config.pretrain.balance,
-      frozenLevels: config.frozen,
-      seed: config.seed,
-    });
-    central = { acc: result.hard_test_acc, seconds: (performance.now() - started) / 1000 };
-  }
+  const batch = centralTwinBatch(config, data.train.n);
+  const central = options.central ? await trainCentralTwin(config, data) : null;
   const theta = parameterCount({
     depth: config.depth,
     leafWidth: config.leaf,
@@ -96,12 +76,16 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
     frozen: config.frozen,
     leaf: config.leaf,
     workers,
-    epochs: { pretrain: config.pretrain.epochs, shard: config.shard_epochs, central: centralEpochs },
+    epochs: {
+      pretrain: config.pretrain.epochs,
+      shard: config.shard_epochs,
+      central: centralTwinEpochs(config),
+    },
     dist_hard_test_acc: cluster.final.hardTestAcc,
-    central_hard_test_acc: central?.acc ?? null,
+    central_hard_test_acc: central?.hardTestAcc ?? null,
     dist_wall_s: cluster.wallSeconds,
-    central_wall_s: central?.seconds ?? null,
-    speedup: central ? central.seconds / cluster.wallSeconds : null,
+    central_wall_s: central?.wallSeconds ?? null,
+    speedup: central ? central.wallSeconds / cluster.wallSeconds : null,
     bytes_per_sample: bytesPerSample,
     dp_bytes_per_sample: dpBytesPerSample,
     comm_reduction: dpBytesPerSample / Math.max(1e-12, bytesPerSample),

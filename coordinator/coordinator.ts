@@ -9,6 +9,8 @@ import { loadJobData } from './job/job-data.ts';
 import { TrainingJob } from './job/training-job.ts';
 import { ResultIntake } from './merge/result-intake.ts';
 import { Scheduler } from './scheduler.ts';
+import { registerDashboard } from './dashboard/routes.ts';
+import { type CoordinatorMetrics, registerMetrics } from './metrics.ts';
 import { buildServer } from './server.ts';
 import { send } from './worker-session.ts';
 import { type EvalRow, SqliteStore } from './store/store.ts';
@@ -25,7 +27,8 @@ export interface CoordinatorOptions {
   /** Already loaded data (tests, demo); loaded from the config otherwise. */
   readonly data?: DataSplit;
   readonly onPretrainStep?: (report: StepReport) => void;
-  readonly extraRoutes?: (app: FastifyInstance, running: RunningCoordinator) => void;
+  /** More routes; `running` is available once the coordinator listens. */
+  readonly extraRoutes?: (app: FastifyInstance, running: () => RunningCoordinator) => void;
 }
 
 export interface RunningCoordinator {
@@ -36,6 +39,8 @@ export interface RunningCoordinator {
   readonly connectedWorkers: () => number;
   /** Resolves once no worker is connected, or after `timeoutMs`. */
   workersGone(timeoutMs: number): Promise<void>;
+  /** Shows the central twin's accuracy on the dashboard as the reference. */
+  setCentralReference(hardTestAcc: number): void;
   /** Resolves with the final evaluation when every unit is merged. */
   readonly done: Promise<EvalRow>;
   close(): Promise<void>;
@@ -67,7 +72,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     finalModelPath: options.finalModelPath ?? join(dirname(dbPath), 'arbor-final.safetensors'),
   });
   const scheduler = new Scheduler(job, store, blobs, log, now);
-  const intake = new ResultIntake(job, store, blobs, log, now);
+  const intake = new ResultIntake(job, store, blobs, log, now, {
+    validation: (seconds) => metrics?.observeValidation(seconds),
+    merge: (seconds) => metrics?.observeMerge(seconds),
+  });
   let dataBlobs = new Set<string>();
   const refreshDataBlobs = () => {
     dataBlobs = new Set(store.listShards().map((s) => s.dataBlob));
@@ -90,6 +98,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   };
 
   const running: { current?: RunningCoordinator } = {};
+  let centralHardTestAcc: number | undefined;
+  let metrics: CoordinatorMetrics | undefined;
   // eslint-disable-next-line prefer-const -- assigned once the server exists; checkFinished needs it
   let server: ReturnType<typeof buildServer>;
   server = buildServer({
@@ -108,7 +118,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       if (accepted % config.eval_every === 0 && job.openUnits() > 0) job.evaluate();
       checkFinished();
     },
-    extraRoutes: (app) => options.extraRoutes?.(app, running.current!),
+    extraRoutes: (app, speeds) => {
+      registerDashboard(app, {
+        coordinator: () => running.current!,
+        blobs,
+        speeds,
+        centralHardTestAcc: () => centralHardTestAcc,
+      });
+      metrics = registerMetrics(app, { coordinator: () => running.current! });
+      options.extraRoutes?.(app, () => running.current!);
+    },
   });
   await server.app.listen({ host: options.host, port: options.port });
   const address = server.app.server.address();
@@ -127,6 +146,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       while (server.connected.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     },
     done,
+    setCentralReference(hardTestAcc) {
+      centralHardTestAcc = hardTestAcc;
+    },
     async close() {
       clearInterval(expiry);
       const closed = [...server.wss.clients].map((ws) => new Promise((resolve) => ws.once('close', resolve)));

@@ -25,6 +25,8 @@ export interface LocalClusterOptions {
   /** Where worker processes' stderr goes (default: discarded). */
   readonly workerStderr?: 'inherit' | 'ignore';
   readonly onListening?: (url: string) => void;
+  /** Called once the coordinator is up (before pretraining ends). */
+  readonly onStarted?: (coordinator: RunningCoordinator) => void;
 }
 
 export interface LocalClusterResult {
@@ -51,6 +53,7 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<Loc
     ...(options.data ? { data: options.data } : {}),
   });
   options.onListening?.(coordinator.url);
+  options.onStarted?.(coordinator);
   const wsUrl = coordinator.url.replace(/^http/, 'ws');
   const children: ChildProcess[] = Array.from({ length: options.workers }, (_, i) =>
     spawn(

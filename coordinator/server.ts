@@ -29,13 +29,14 @@ export interface ServerDeps {
   /** Called after every accepted result (evaluation schedule, end of job). */
   readonly afterAccept: () => void;
   /** Adds the dashboard and read-only API. */
-  readonly extraRoutes?: (app: FastifyInstance) => void;
+  readonly extraRoutes?: (app: FastifyInstance, speeds: ReadonlyMap<string, number>) => void;
 }
 
 export interface CoordinatorServer {
   readonly app: FastifyInstance;
   readonly wss: WebSocketServer;
   readonly connected: Map<string, WebSocket>;
+  readonly speeds: Map<string, number>;
 }
 
 const sameSecret = (given: string, expected: string): boolean => {
@@ -81,6 +82,7 @@ export function buildServer(deps: ServerDeps): CoordinatorServer {
   const { store, blobs, intake, log } = deps;
   const app = Fastify({ logger: false, bodyLimit: deps.maxResultBytes });
   const connected = new Map<string, WebSocket>();
+  const speeds = new Map<string, number>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
 
   const authorized = (authorization: string | undefined): boolean =>
@@ -153,7 +155,7 @@ export function buildServer(deps: ServerDeps): CoordinatorServer {
     return reply.code(outcome.code ? (ERRORS[outcome.code].httpStatus ?? 422) : 200).send(outcome.response);
   });
 
-  deps.extraRoutes?.(app);
+  deps.extraRoutes?.(app, speeds);
 
   app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? '').split('?')[0];
@@ -174,9 +176,10 @@ export function buildServer(deps: ServerDeps): CoordinatorServer {
         heartbeatMs: deps.heartbeatMs,
         maxResultBytes: deps.maxResultBytes,
         connected,
+        speeds,
       });
     });
   });
 
-  return { app, wss, connected };
+  return { app, wss, connected, speeds };
 }

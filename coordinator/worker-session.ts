@@ -18,6 +18,8 @@ export interface SessionDeps {
   readonly maxResultBytes: number;
   /** Ids of workers connected right now (shared by all sessions). */
   readonly connected: Map<string, WebSocket>;
+  /** Measured training speed (samples/s) of each connected worker, for the dashboard. */
+  readonly speeds: Map<string, number>;
 }
 
 /** A volunteer keeps its id (and its credit) across reconnects: derived from name and token. */
@@ -47,6 +49,7 @@ export function attachWorkerSession(ws: WebSocket, deps: SessionDeps): void {
     for (let n = 2; connected.has(id); n++) id = `${workerIdFor(hello)}-${n}`;
     workerId = id;
     connected.set(id, ws);
+    deps.speeds.set(id, hello.capabilities.samples_per_s);
     store.upsertWorker({
       id,
       name: hello.name,
@@ -108,7 +111,10 @@ export function attachWorkerSession(ws: WebSocket, deps: SessionDeps): void {
   });
   ws.on('close', () => {
     if (workerId === undefined) return;
-    if (connected.get(workerId) === ws) connected.delete(workerId);
+    if (connected.get(workerId) === ws) {
+      connected.delete(workerId);
+      deps.speeds.delete(workerId);
+    }
     store.appendEvent('disconnected', { worker: workerId }, now());
     log.info({ worker: workerId }, 'worker disconnected');
   });

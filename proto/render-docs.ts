@@ -6,6 +6,14 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import { ERRORS, type ErrorSpec } from './errors.ts';
+import {
+  EventItemSchema,
+  SeriesSchema,
+  ShardSamplesSchema,
+  ShardsSchema,
+  StatusSchema,
+  WorkersSchema,
+} from './dashboard.ts';
 import { WIRE } from './messages.ts';
 import { PROTOCOL_VERSION } from './version.ts';
 
@@ -101,6 +109,21 @@ export function renderProtocolDoc(): string {
       section('Worker to coordinator', WIRE.worker),
       section('Coordinator to worker', WIRE.coordinator),
       section('HTTP bodies', WIRE.http),
+      'A result upload is `PUT /v1/units/:id/result` with `Authorization: Bearer TOKEN` (when the ' +
+        'coordinator has one), `content-type: application/octet-stream` (the delta as safetensors) and the ' +
+        'headers `x-arbor-worker` (the worker id from `welcome`), `x-arbor-lease` (the lease token from ' +
+        '`assign`) and `x-arbor-metrics` (the result metrics object above, as JSON).',
+      section(
+        'Dashboard API (read-only, no token: GET /v1/status, /v1/shards, /v1/shards/:id/samples, /v1/workers?offset&limit, /v1/series; /v1/events streams EventItem as server-sent events, resumable with Last-Event-ID)',
+        {
+          Status: StatusSchema,
+          Shards: ShardsSchema,
+          ShardSamples: ShardSamplesSchema,
+          Workers: WorkersSchema,
+          Series: SeriesSchema,
+          EventItem: EventItemSchema,
+        },
+      ),
       '## Errors',
       errorTable(),
     ].join('\n\n') + '\n'

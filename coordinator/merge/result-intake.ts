@@ -23,6 +23,12 @@ export type IntakeOutcome =
   | { readonly response: ResultResponse; readonly code?: undefined }
   | { readonly response: ResultResponse; readonly code: 'DELTA_INVALID' | 'DELTA_REJECTED' };
 
+/** Where the seconds spent validating (decode, checks, validation loss) and merging go. */
+export interface IntakeTimings {
+  readonly validation?: (seconds: number) => void;
+  readonly merge?: (seconds: number) => void;
+}
+
 type Verdict =
   | { ok: true; merged: FFFWeights; momentum: FFFWeights; valLoss: number; staleness: number }
   | { ok: false; code: 'DELTA_INVALID' | 'DELTA_REJECTED'; reason: string };
@@ -39,6 +45,7 @@ export class ResultIntake {
     private readonly blobs: BlobStore,
     private readonly log: Logger,
     private readonly now: () => number,
+    private readonly timings: IntakeTimings = {},
   ) {}
 
   submit(sub: ResultSubmission): IntakeOutcome {
@@ -69,6 +76,8 @@ export class ResultIntake {
       throw new ProtocolError('INTERNAL', `unit ${unit.id} names unknown shard ${unit.shard}`);
     const started = performance.now();
     const verdict = limitReason(this.judge(unit, shard, sub.body));
+    const judged = performance.now();
+    this.timings.validation?.((judged - started) / 1000);
     const now = this.now();
     if (!verdict.ok) {
       this.store.transaction(() => {
@@ -128,6 +137,7 @@ export class ResultIntake {
       );
       return v;
     });
+    this.timings.merge?.((performance.now() - judged) / 1000);
     this.job.rememberSubtree(unit.shard, weightsBlob, verdict.merged);
     this.log.info(
       {

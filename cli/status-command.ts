@@ -1,0 +1,234 @@
+/**
+ * `arbor status --url http://H:P [--json]`: a running coordinator's job from its read-only
+ * JSON API (/v1/status, /v1/shards, /v1/workers), every body checked against its schema.
+ */
+import { type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { Command, InvalidArgumentError } from 'commander';
+import {
+  type ShardInfo,
+  type Shards,
+  ShardsSchema,
+  type Status,
+  StatusSchema,
+  type Workers,
+  WorkersSchema,
+} from '../proto/dashboard.ts';
+
+export type StatusErrorCode = 'STATUS_UNREACHABLE' | 'STATUS_INVALID';
+
+/** cli/main.ts prints it as `arbor: [CODE] message`. */
+export class StatusError extends Error {
+  constructor(
+    readonly code: StatusErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StatusError';
+  }
+}
+
+export interface StatusReport {
+  readonly status: Status;
+  readonly shards: Shards;
+  readonly workers: Workers;
+}
+
+const TIMEOUT_MS = 10_000;
+const TOP_WORKERS = 10;
+const MAX_SHARD_LINES = 32;
+
+/** The coordinator's HTTP base (no path) from http(s):// or ws(s):// as given to workers. */
+export function coordinatorBase(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidArgumentError(`--url must be http://HOST:PORT or ws://HOST:PORT, got '${url}'.`);
+  }
+  const protocol = { 'http:': 'http:', 'https:': 'https:', 'ws:': 'http:', 'wss:': 'https:' }[
+    parsed.protocol
+  ];
+  if (protocol === undefined)
+    throw new InvalidArgumentError(`--url must be http(s):// or ws(s)://, got '${parsed.protocol}'.`);
+  return `${protocol}//${parsed.host}`;
+}
+
+async function getChecked<T extends TSchema>(url: string, schema: T, timeoutMs: number): Promise<Static<T>> {
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { accept: 'application/json' },
+    });
+    text = await response.text();
+  } catch (error) {
+    const err = error as Error & { cause?: { code?: string; message?: string } };
+    const why =
+      err.name === 'TimeoutError'
+        ? `no answer within ${timeoutMs / 1000} s`
+        : (err.cause?.code ?? err.cause?.message ?? err.message);
+    throw new StatusError('STATUS_UNREACHABLE', `cannot reach the coordinator at ${url}: ${why}`);
+  }
+  if (!response.ok)
+    throw new StatusError(
+      'STATUS_INVALID',
+      `${url} answered HTTP ${response.status}${text ? `: ${text.slice(0, 200)}` : ''} (is this an Arbor coordinator?)`,
+    );
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new StatusError(
+      'STATUS_INVALID',
+      `${url} did not answer JSON: ${JSON.stringify(text.slice(0, 80))}`,
+    );
+  }
+  const first = Value.Errors(schema, body).First();
+  if (first !== undefined)
+    throw new StatusError(
+      'STATUS_INVALID',
+      `${url} answered an unexpected body: ${first.path || '(root)'}: ${first.message} ` +
+        `(got ${JSON.stringify(first.value)?.slice(0, 80) ?? 'nothing'}; coordinator and CLI versions may differ)`,
+    );
+  return body as Static<T>;
+}
+
+/** GET /v1/status, /v1/shards and /v1/workers?limit=10, validated; throws StatusError. */
+export async function fetchStatus(url: string, timeoutMs = TIMEOUT_MS): Promise<StatusReport> {
+  const base = coordinatorBase(url);
+  const [status, shards, workers] = await Promise.all([
+    getChecked(`${base}/v1/status`, StatusSchema, timeoutMs),
+    getChecked(`${base}/v1/shards`, ShardsSchema, timeoutMs),
+    getChecked(`${base}/v1/workers?limit=${TOP_WORKERS}`, WorkersSchema, timeoutMs),
+  ]);
+  return { status, shards, workers };
+}
+
+// ---------------------------------------------------------------- formatting
+
+const count = (n: number): string => n.toLocaleString('en-US');
+const percent = (x: number | null, digits = 1): string =>
+  x === null ? 'n/a' : `${(x * 100).toFixed(digits)}%`;
+const fixed = (x: number | null, digits: number): string => (x === null ? 'n/a' : x.toFixed(digits));
+/** Volunteers choose their names: no control characters (terminal escapes) reach the screen. */
+const printable = (text: string, max: number): string => {
+  const safe = text.replace(/[\p{Cc}\p{Cf}]/gu, '?');
+  return safe.length > max ? `${safe.slice(0, max - 1)}…` : safe;
+};
+
+/** 45s, 12m 05s, 3h 20m, 2d 03h. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h ${pad(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86_400)}d ${pad(Math.floor((s % 86_400) / 3600))}h`;
+}
+
+/** Rows as left-aligned columns separated by two spaces, indented by two. */
+function table(rows: readonly (readonly string[])[]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => `  ${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}`.trimEnd());
+}
+
+const HEALTHS: readonly ShardInfo['health'][] = ['bad', 'warn', 'ok', 'idle', 'done'];
+
+function shardLines(shards: Shards): string[] {
+  const all = shards.shards;
+  const head = `shards (${all.length}, frozen top ${shards.frozen} levels)`;
+  if (all.length === 0) return [`${head}: none yet`];
+  if (all.length > MAX_SHARD_LINES) {
+    const byHealth = HEALTHS.map((h) => `${h} ${all.filter((s) => s.health === h).length}`);
+    const inFlight = all.reduce((sum, s) => sum + s.in_flight, 0);
+    return [`${head}: ${byHealth.join(' · ')} · ${inFlight} in flight`];
+  }
+  return [
+    head,
+    ...table([
+      ['id', 'samples', 'version', 'in flight', 'val loss', 'health'],
+      ...all.map((s) => [
+        String(s.id),
+        count(s.samples),
+        String(s.version),
+        String(s.in_flight),
+        fixed(s.val_loss, 4),
+        s.health,
+      ]),
+    ]),
+  ];
+}
+
+function workerLines(workers: Workers): string[] {
+  const top = [...workers.workers].sort((a, b) => b.credit - a.credit).slice(0, TOP_WORKERS);
+  const head = `top workers by credit (${top.length} of ${workers.total})`;
+  if (top.length === 0) return ['workers: none has connected yet'];
+  return [
+    head,
+    ...table([
+      ['name', 'credit', 'units', 'rejections', 'samples/s', 'backend', 'standing', 'connected'],
+      ...top.map((w) => [
+        printable(w.name, 24),
+        count(w.credit),
+        String(w.units_done),
+        String(w.rejections),
+        w.samples_per_s === null ? 'n/a' : w.samples_per_s.toFixed(0),
+        printable(w.backend, 16),
+        w.standing,
+        w.connected ? 'yes' : 'no',
+      ]),
+    ]),
+  ];
+}
+
+/** The human summary printed by `arbor status` (ends with a newline). */
+export function formatStatus(status: Status, shards: Shards, workers: Workers): string {
+  const { progress, accuracy, traffic } = status;
+  const eta =
+    status.phase === 'done'
+      ? 'finished'
+      : progress.eta_s === null
+        ? 'ETA unknown'
+        : `ETA ${formatDuration(progress.eta_s)}`;
+  const central =
+    accuracy.central_hard_test_acc === null
+      ? ''
+      : ` (central twin ${percent(accuracy.central_hard_test_acc, 2)})`;
+  const lines = [
+    `job        ${status.data} · depth ${status.model.depth}, frozen ${status.model.frozen}, leaf ${status.model.leaf}`,
+    `phase      ${status.phase} · ${percent(progress.fraction)} trained (${count(progress.trained_samples)} / ${count(progress.budget_samples)} samples) · ${eta}`,
+    `accuracy   hard test ${percent(accuracy.hard_test_acc, 2)}${central} · val loss ${fixed(accuracy.val_loss, 4)}`,
+    `workers    ${status.workers.connected} connected / ${status.workers.known} known`,
+    `units      ${Object.entries(status.units)
+      .map(([state, n]) => `${state} ${n}`)
+      .join(' · ')}`,
+    `results    ${count(status.results.accepted)} accepted · ${count(status.results.rejected)} rejected`,
+    `traffic    comm reduction ${traffic.comm_reduction === null ? 'n/a' : `${traffic.comm_reduction.toFixed(1)}×`} · routing imbalance ${fixed(status.routing_imbalance, 2)}`,
+    '',
+    ...shardLines(shards),
+    '',
+    ...workerLines(workers),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description("A running coordinator's job: progress, accuracy, shards and the top workers.")
+    .requiredOption(
+      '--url <url>',
+      'the coordinator, http://HOST:PORT (the ws:// address given to workers works too)',
+      coordinatorBase,
+    )
+    .option('--json', 'print {status, shards, workers} as one JSON object on stdout', false)
+    .action(async (opts: { url: string; json: boolean }) => {
+      const report = await fetchStatus(opts.url);
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify(report)}\n`
+          : formatStatus(report.status, report.shards, report.workers),
+      );
+    });
+}

@@ -1,0 +1,343 @@
+// The live dashboard: fetches the /v1 views, redraws them whenever the event stream
+// reports a change (at most once a second) and every few seconds for the time estimate.
+/* global uPlot */
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const PAGE_SIZE = 50;
+const MIX_COLOURS = [
+  '#1f77b4',
+  '#ff7f0e',
+  '#2ca02c',
+  '#d62728',
+  '#9467bd',
+  '#8c564b',
+  '#e377c2',
+  '#7f7f7f',
+  '#bcbd22',
+  '#17becf',
+];
+const state = { workerOffset: 0, selected: new Set(), galleryShown: '', plots: {}, status: null };
+
+const pct = (x) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(2)}%`);
+const num = (x) => (x === null || x === undefined ? '–' : x.toLocaleString('en'));
+const bytes = (n) =>
+  n >= 1e9
+    ? `${(n / 1e9).toFixed(2)} GB`
+    : n >= 1e6
+      ? `${(n / 1e6).toFixed(1)} MB`
+      : n >= 1e3
+        ? `${(n / 1e3).toFixed(1)} kB`
+        : `${Math.round(n)} B`;
+const ago = (ms, now) => {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  return s < 60 ? `${s} s ago` : s < 3600 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+};
+const duration = (s) =>
+  s === null
+    ? 'estimating…'
+    : s < 1
+      ? 'done'
+      : s < 90
+        ? `${Math.round(s)} s left`
+        : s < 5400
+          ? `${Math.round(s / 60)} min left`
+          : `${(s / 3600).toFixed(1)} h left`;
+const el = (tag, attrs = {}, text) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+async function getJson(path) {
+  const response = await fetch(path, { cache: 'no-store' });
+  if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function renderStatus(s) {
+  state.status = s;
+  $('job').textContent =
+    `${s.data} · depth ${s.model.depth}, ${s.model.frozen} frozen levels (${2 ** s.model.frozen} shards), leaf ${s.model.leaf}`;
+  $('phase').textContent = s.phase;
+  $('phase').className = `badge ${s.phase}`;
+  $('progress-bar').style.width = `${(s.progress.fraction * 100).toFixed(1)}%`;
+  $('progress-text').textContent =
+    s.phase === 'done'
+      ? 'finished'
+      : s.phase === 'training'
+        ? `${pct(s.progress.fraction)} · ${duration(s.progress.eta_s)}`
+        : `${s.phase}…`;
+  $('acc').textContent = pct(s.accuracy.hard_test_acc);
+  if (s.accuracy.central_hard_test_acc !== null)
+    $('acc').title = `central twin: ${pct(s.accuracy.central_hard_test_acc)}`;
+  $('val-loss').textContent = s.accuracy.val_loss === null ? '–' : s.accuracy.val_loss.toFixed(4);
+  $('workers-connected').textContent = num(s.workers.connected);
+  $('accepted').textContent = num(s.results.accepted);
+  $('rejected').textContent = num(s.results.rejected);
+  $('units').textContent =
+    `${num(s.units.ready ?? 0)} · ${num(s.units.leased ?? 0)} · ${num(s.units.accepted ?? 0)}`;
+  $('comm').textContent =
+    s.traffic.comm_reduction === null ? '–' : `${Math.round(s.traffic.comm_reduction).toLocaleString('en')}x`;
+  $('imbalance').textContent = s.routing_imbalance === null ? '–' : s.routing_imbalance.toFixed(2);
+  const traffic = $('traffic');
+  traffic.replaceChildren();
+  for (const [k, v] of [
+    ['model bytes (weights + deltas)', bytes(s.traffic.model_bytes)],
+    ['data bytes (shard blobs)', bytes(s.traffic.data_bytes)],
+    ['model bytes per sample', s.traffic.bytes_per_sample.toFixed(2)],
+    ['data-parallel would move', `${s.traffic.dp_bytes_per_sample.toFixed(0)} per sample`],
+    [
+      'units by state',
+      Object.entries(s.units)
+        .map(([k2, v2]) => `${k2} ${v2}`)
+        .join(', '),
+    ],
+  ])
+    traffic.append(el('dt', {}, k), el('dd', {}, v));
+}
+
+function plot(id, title, series, values, reference) {
+  const container = $(id);
+  if (values.length === 0) return;
+  const xs = values.map((v) => v.at_ms / 1000);
+  const data = [xs, values.map((v) => v[series])];
+  const lines = [{}, { label: title, stroke: '#1565c0', width: 2, points: { show: true } }];
+  if (reference !== null && reference !== undefined) {
+    data.push(xs.map(() => reference));
+    lines.push({ label: 'central twin', stroke: '#c62828', dash: [6, 4], width: 1.5 });
+  }
+  const key = `${id}:${lines.length}`;
+  const existing = state.plots[id];
+  if (existing && existing.key === key) return existing.plot.setData(data);
+  if (existing) existing.plot.destroy();
+  container.replaceChildren();
+  const width = Math.max(300, container.clientWidth - 10);
+  state.plots[id] = {
+    key,
+    plot: new uPlot({ width, height: 200, series: lines, axes: [{}, { size: 60 }] }, data, container),
+  };
+}
+
+function drawTree(frozen) {
+  const levels = Math.min(frozen, 5);
+  const leaves = 2 ** levels;
+  const width = Math.max(320, Math.min(1200, leaves * 40));
+  const rowHeight = 26;
+  const svgNs = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(svgNs, 'svg');
+  svg.setAttribute('width', String(width));
+  svg.setAttribute('height', String(levels * rowHeight + 12));
+  const x = (level, index) => ((index + 0.5) * width) / 2 ** level;
+  for (let level = 0; level < levels; level++)
+    for (let i = 0; i < 2 ** level; i++) {
+      const cy = level * rowHeight + 8;
+      for (const child of [2 * i, 2 * i + 1]) {
+        const line = document.createElementNS(svgNs, 'line');
+        line.setAttribute('x1', String(x(level, i)));
+        line.setAttribute('y1', String(cy));
+        line.setAttribute('x2', String(x(level + 1, child)));
+        line.setAttribute('y2', String(cy + rowHeight));
+        line.setAttribute('stroke', '#999');
+        svg.append(line);
+      }
+      const node = document.createElementNS(svgNs, 'circle');
+      node.setAttribute('cx', String(x(level, i)));
+      node.setAttribute('cy', String(cy));
+      node.setAttribute('r', '5');
+      node.setAttribute('fill', '#455a64');
+      svg.append(node);
+    }
+  return svg;
+}
+
+function renderShards(view) {
+  const tree = $('tree');
+  if (view.shards.length === 0) return;
+  const dense = view.shards.length > 32;
+  const mean = view.shards.reduce((a, s) => a + s.samples, 0) / view.shards.length;
+  $('tree-note').textContent =
+    `(${view.frozen} frozen levels, ${view.shards.length} shards; ${dense ? 'hover a box for details' : 'box border colour = health'})`;
+  const grid = el('div', { class: `shards${dense ? ' dense' : ''}`, id: 'shards' });
+  for (const s of view.shards) {
+    const box = el('div', {
+      class: `shard ${s.health}${state.selected.has(s.id) ? ' selected' : ''}`,
+      'data-shard': String(s.id),
+      'data-version': String(s.version),
+    });
+    const details =
+      `shard ${s.id}: ${num(s.samples)} samples (${(s.samples / mean).toFixed(2)}x ideal), version ${s.version}, ${s.in_flight} in flight, ` +
+      `val loss ${s.val_loss === null ? '–' : s.val_loss.toFixed(3)}, ${s.accepted} merged / ${s.rejected} rejected, ${pct(s.trained_samples / Math.max(1, s.budget_samples))} of budget, ${s.health}`;
+    box.title = details;
+    if (!dense) {
+      box.append(
+        el('b', {}, `#${s.id}`),
+        el('div', {}, `${num(s.samples)} samples`),
+        el('div', {}, `v${s.version} · ${s.in_flight} in flight`),
+        el('div', {}, `val ${s.val_loss === null ? '–' : s.val_loss.toFixed(3)}`),
+        el('div', {}, `✓ ${s.accepted} ✗ ${s.rejected}`),
+      );
+    }
+    box.addEventListener('click', () => {
+      if (state.selected.has(s.id)) state.selected.delete(s.id);
+      else state.selected.add(s.id);
+      refresh();
+    });
+    grid.append(box);
+  }
+  tree.replaceChildren(drawTree(view.frozen), grid);
+  renderGallery(view);
+}
+
+async function renderGallery(view) {
+  const chosen =
+    state.selected.size > 0 ? view.shards.filter((s) => state.selected.has(s.id)) : view.shards.slice(0, 8);
+  const key = chosen.map((s) => s.id).join(',');
+  if (key === state.galleryShown) return;
+  state.galleryShown = key;
+  const cards = await Promise.all(
+    chosen.map(async (s) => {
+      const card = el('div', { class: 'shard-gallery', 'data-shard': String(s.id) });
+      card.append(el('b', {}, `shard ${s.id} `), el('small', {}, `${num(s.samples)} samples`), el('br'));
+      const samples = await getJson(`/v1/shards/${s.id}/samples`);
+      for (const image of samples.images) {
+        if (samples.width === 0) break;
+        const canvas = el('canvas', {
+          width: String(samples.width),
+          height: String(samples.height),
+          title: `class ${image.label}`,
+        });
+        const ctx = canvas.getContext('2d');
+        const pixels = atob(image.pixels);
+        const img = ctx.createImageData(samples.width, samples.height);
+        for (let i = 0; i < pixels.length; i++) {
+          const v = 255 - pixels.charCodeAt(i);
+          img.data.set([v, v, v, 255], i * 4);
+        }
+        ctx.putImageData(img, 0, 0);
+        card.append(canvas);
+      }
+      const total = s.class_mix.reduce((a, b) => a + b, 0) || 1;
+      const mix = el('div', {
+        class: 'mix',
+        title: s.class_mix.map((c, i) => `class ${i}: ${c}`).join(', '),
+      });
+      s.class_mix.forEach((c, i) => {
+        const bar = el('span');
+        bar.style.width = `${(100 * c) / total}%`;
+        bar.style.background = MIX_COLOURS[i % MIX_COLOURS.length];
+        mix.append(bar);
+      });
+      card.append(mix);
+      return card;
+    }),
+  );
+  $('gallery').replaceChildren(...cards);
+}
+
+function renderWorkers(view, now) {
+  const body = $('workers').tBodies[0];
+  $('workers-note').textContent = `(${num(view.total)} in all, by credit)`;
+  if (view.workers.length === 0) return;
+  body.replaceChildren(
+    ...view.workers.map((w, i) => {
+      const row = el('tr', { 'data-worker': w.id });
+      const cells = [
+        String(view.offset + i + 1),
+        `${w.name}${w.connected ? '' : ' (offline)'}`,
+        w.backend,
+        w.samples_per_s === null ? '–' : `${Math.round(w.samples_per_s).toLocaleString('en')}/s`,
+        num(w.units_done),
+        num(w.credit),
+        num(w.rejections),
+        ago(w.last_seen_ms, now),
+        w.standing,
+      ];
+      cells.forEach((c, j) => row.append(el('td', j === 8 ? { class: w.standing } : {}, c)));
+      return row;
+    }),
+  );
+  $('page').textContent = `${view.offset + 1}–${view.offset + view.workers.length} of ${view.total}`;
+  $('prev').disabled = view.offset === 0;
+  $('next').disabled = view.offset + view.workers.length >= view.total;
+}
+
+function renderSeries(series, status) {
+  const reference = status ? status.accuracy.central_hard_test_acc : null;
+  plot('plot-acc', 'hard test accuracy', 'hard_test_acc', series.evals, reference);
+  plot('plot-loss', 'validation loss', 'val_loss', series.evals, null);
+  if (series.rejections.length > 0)
+    $('rejections').replaceChildren(
+      ...series.rejections
+        .slice(-20)
+        .reverse()
+        .map((r) =>
+          el('li', {}, `${new Date(r.at_ms).toLocaleTimeString()} ${r.unit} from ${r.worker}: ${r.reason}`),
+        ),
+    );
+}
+
+let pending = null;
+async function refresh() {
+  try {
+    const [status, shards, workers, series] = await Promise.all([
+      getJson('/v1/status'),
+      getJson('/v1/shards'),
+      getJson(`/v1/workers?offset=${state.workerOffset}&limit=${PAGE_SIZE}`),
+      getJson('/v1/series'),
+    ]);
+    renderStatus(status);
+    renderShards(shards);
+    renderWorkers(workers, status.now_ms);
+    renderSeries(series, status);
+    document.body.dataset.updated = String(Date.now());
+  } catch (error) {
+    console.warn('refresh failed', error);
+  }
+}
+function scheduleRefresh() {
+  if (pending) return;
+  pending = setTimeout(() => {
+    pending = null;
+    refresh();
+  }, 1000);
+}
+
+function describe(event) {
+  const d = event.data || {};
+  const parts = [
+    d.worker,
+    d.unit,
+    d.shard !== undefined ? `shard ${d.shard}` : undefined,
+    d.phase,
+    d.reason,
+    d.hard_test_acc !== undefined ? `acc ${pct(d.hard_test_acc)}` : undefined,
+  ].filter((p) => p !== undefined);
+  return `${new Date(event.at_ms).toLocaleTimeString()} ${event.kind} ${parts.join(' · ')}`;
+}
+
+function listen() {
+  const source = new EventSource('/v1/events');
+  source.onopen = () => $('live').classList.add('on');
+  source.onerror = () => $('live').classList.remove('on');
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    const list = $('events');
+    list.prepend(el('li', {}, describe(event)));
+    while (list.children.length > 50) list.lastChild.remove();
+    scheduleRefresh();
+  };
+}
+
+$('prev').addEventListener('click', () => {
+  state.workerOffset = Math.max(0, state.workerOffset - PAGE_SIZE);
+  refresh();
+});
+$('next').addEventListener('click', () => {
+  state.workerOffset += PAGE_SIZE;
+  refresh();
+});
+refresh();
+listen();
+setInterval(refresh, 5000);

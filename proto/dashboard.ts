@@ -1,0 +1,137 @@
+/**
+ * The read-only JSON API behind the dashboard and `arbor status` (GET /v1/status,
+ * /v1/shards, /v1/workers, /v1/series; /v1/events is a server-sent event stream of
+ * EventItem). Open to anyone who can reach the coordinator: it holds no secrets.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+
+const Count = (description: string) => Type.Integer({ minimum: 0, description });
+const Num = (description: string) => Type.Number({ description });
+const Nullable = <T extends ReturnType<typeof Type.Number>>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const JobPhaseSchema = Type.Union([
+  Type.Literal('pretraining'),
+  Type.Literal('routing'),
+  Type.Literal('training'),
+  Type.Literal('done'),
+]);
+
+export const StatusSchema = Type.Object({
+  phase: JobPhaseSchema,
+  data: Type.String(),
+  model: Type.Object({
+    depth: Count('tree depth D'),
+    frozen: Count('frozen levels K'),
+    leaf: Count('leaf width L'),
+  }),
+  started_ms: Count('when the job was created'),
+  now_ms: Count('server clock'),
+  progress: Type.Object({
+    trained_samples: Count('samples trained by accepted results, capped per shard at its budget'),
+    budget_samples: Count('samples the job trains in all'),
+    fraction: Num('trained / budget'),
+    eta_s: Nullable(Num('estimated seconds left (null until training has a rate)')),
+  }),
+  accuracy: Type.Object({
+    hard_test_acc: Nullable(Num('latest evaluation of the assembled model, hard inference')),
+    val_loss: Nullable(Num('mean shard validation loss at the latest evaluation')),
+    central_hard_test_acc: Nullable(Num('the central twin, when known')),
+  }),
+  workers: Type.Object({ connected: Count('connected now'), known: Count('ever seen') }),
+  units: Type.Record(Type.String(), Count('units in this state')),
+  results: Type.Object({ accepted: Count('merged'), rejected: Count('rejected') }),
+  traffic: Type.Object({
+    model_bytes: Count('weights and deltas that crossed the sockets'),
+    data_bytes: Count('shard data blobs served'),
+    bytes_per_sample: Num('model bytes per trained sample'),
+    dp_bytes_per_sample: Num('what data-parallel training would move per sample'),
+    comm_reduction: Nullable(Num('dp_bytes_per_sample / bytes_per_sample')),
+  }),
+  routing_imbalance: Nullable(Num('largest shard / ideal size (null before routing)')),
+});
+export type Status = Static<typeof StatusSchema>;
+
+export const ShardInfoSchema = Type.Object({
+  id: Count('shard index, left to right'),
+  samples: Count('training samples routed here'),
+  version: Count('merged results'),
+  in_flight: Count('units leased now'),
+  trained_samples: Count('samples trained'),
+  budget_samples: Count('samples this shard trains in all'),
+  val_loss: Nullable(Num('validation loss of the current subtree')),
+  accepted: Count('results merged'),
+  rejected: Count('results rejected'),
+  health: Type.Union([
+    Type.Literal('idle'),
+    Type.Literal('ok'),
+    Type.Literal('warn'),
+    Type.Literal('bad'),
+    Type.Literal('done'),
+  ]),
+  class_mix: Type.Array(Count('samples of this class')),
+});
+export const ShardsSchema = Type.Object({
+  frozen: Count('levels of the frozen top: the drawn tree'),
+  shards: Type.Array(ShardInfoSchema),
+});
+export type ShardInfo = Static<typeof ShardInfoSchema>;
+export type Shards = Static<typeof ShardsSchema>;
+
+export const ShardSamplesSchema = Type.Object({
+  shard: Count('shard index'),
+  width: Count('image width (0 when the input is not an image)'),
+  height: Count('image height'),
+  images: Type.Array(
+    Type.Object({
+      label: Count('class'),
+      pixels: Type.String({ description: 'base64 of width·height bytes, 0–255' }),
+    }),
+  ),
+});
+export type ShardSamples = Static<typeof ShardSamplesSchema>;
+
+export const WorkerInfoSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  backend: Type.String(),
+  samples_per_s: Nullable(Num('speed measured at hello (this connection)')),
+  connected: Type.Boolean(),
+  units_done: Count('accepted units'),
+  credit: Count('samples trained in accepted units'),
+  rejections: Count('rejected results'),
+  last_seen_ms: Count('last contact'),
+  standing: Type.Union([Type.Literal('good'), Type.Literal('warned'), Type.Literal('poor')]),
+});
+export const WorkersSchema = Type.Object({
+  total: Count('workers ever seen'),
+  offset: Count('first row'),
+  workers: Type.Array(WorkerInfoSchema, { description: 'by credit, highest first' }),
+});
+export type WorkerInfo = Static<typeof WorkerInfoSchema>;
+export type Workers = Static<typeof WorkersSchema>;
+
+export const SeriesSchema = Type.Object({
+  evals: Type.Array(
+    Type.Object({
+      at_ms: Count('time'),
+      accepted: Count('merged results so far'),
+      hard_test_acc: Num('hard test accuracy'),
+      val_loss: Num('validation loss'),
+    }),
+  ),
+  rejections: Type.Array(
+    Type.Object({ at_ms: Count('time'), unit: Type.String(), worker: Type.String(), reason: Type.String() }),
+  ),
+});
+export type Series = Static<typeof SeriesSchema>;
+
+export const EventItemSchema = Type.Object({
+  id: Count('event id'),
+  at_ms: Count('time'),
+  kind: Type.String({
+    description:
+      'connected, disconnected, leased, accepted, rejected, expired, released, evaluated, phase, …',
+  }),
+  data: Type.Unknown(),
+});
+export type EventItem = Static<typeof EventItemSchema>;

@@ -1,0 +1,190 @@
+/**
+ * The dashboard in a real browser (Debian chromium through playwright-core) against a real
+ * coordinator process with real worker processes; the JSON API checked against its schemas.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import {
+  SeriesSchema,
+  ShardSamplesSchema,
+  ShardsSchema,
+  StatusSchema,
+  WorkersSchema,
+} from '../proto/dashboard.ts';
+import { coordinatorUrl, spawnArbor, waitFor } from './helpers/processes.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'arbor-dash-'));
+const ARTIFACTS = 'test-artifacts';
+mkdirSync(ARTIFACTS, { recursive: true });
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
+
+async function getChecked<T extends TSchema>(url: string, schema: T): Promise<unknown> {
+  const response = await fetch(url);
+  assert.equal(response.status, 200, url);
+  const body: unknown = await response.json();
+  const firstError = [...Value.Errors(schema, body)][0];
+  assert.equal(firstError, undefined, `${url}: ${firstError?.path} ${firstError?.message}`);
+  return body;
+}
+
+const text = (page: Page, selector: string): Promise<string> => page.locator(selector).innerText();
+const numberIn = async (page: Page, selector: string): Promise<number> =>
+  Number((await text(page, selector)).replace(/[^0-9.]/g, ''));
+
+/** The first `count` events of the server-sent event stream at `url`. */
+async function readEventStream(
+  url: string,
+  count: number,
+  lastEventId?: string,
+): Promise<{ id: number; kind: string }[]> {
+  const controller = new AbortController();
+  const response = await fetch(url, {
+    signal: controller.signal,
+    headers: lastEventId ? { 'last-event-id': lastEventId } : {},
+  });
+  assert.equal(response.headers.get('content-type'), 'text/event-stream');
+  const events: { id: number; kind: string }[] = [];
+  const decoder = new TextDecoder();
+  let buffered = '';
+  const reader = response.body!.getReader();
+  while (events.length < count) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += decoder.decode(value, { stream: true });
+    const blocks = buffered.split('\n\n');
+    buffered = blocks.pop()!;
+    for (const block of blocks) {
+      const data = /^data: (.+)$/m.exec(block)?.[1];
+      if (data !== undefined && events.length < count)
+        events.push(JSON.parse(data) as { id: number; kind: string });
+    }
+  }
+  controller.abort();
+  return events;
+}
+
+async function pollPage<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+void describe('dashboard', { timeout: 400_000 }, () => {
+  let browser: Browser | undefined;
+  after(async () => browser?.close());
+
+  void it('is live in a real browser: empty before workers, shards and workers while training, done at the end', async () => {
+    const coordinator = spawnArbor([
+      'coordinator',
+      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'],
+      ...['--shard-epochs', '6', '--local-epochs', '1', '--eval-every', '2'],
+      ...['--db', join(dir, 'dash.db'), '--port', '0'],
+    ]);
+    const url = await coordinatorUrl(coordinator);
+    browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: CHROMIUM_FLAGS,
+    });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const problems: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(url);
+
+    // Before any worker: the routed shards show, the worker table is in its empty state.
+    await pollPage('the shards to be drawn', async () =>
+      (await page.locator('#shards .shard').count()) === 4 ? true : undefined,
+    );
+    assert.equal(await text(page, '#phase'), 'training');
+    assert.match(await text(page, '#workers tbody'), /no worker has connected yet/);
+    assert.equal(await numberIn(page, '#accepted'), 0);
+    assert.equal((await page.locator('#gallery canvas').count()) > 0, true, 'real inputs shown per shard');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-empty.png'), fullPage: true });
+
+    const ws = url.replace('http', 'ws');
+    const workers = ['alpha', 'beta'].map((name) => spawnArbor(['worker', '--url', ws, '--name', name]));
+    await pollPage('both workers listed', async () =>
+      (await page.locator('#workers tbody tr[data-worker]').count()) === 2 ? true : undefined,
+    );
+    const firstAccepted = await pollPage('a first merged result', async () => {
+      const n = await numberIn(page, '#accepted');
+      return n > 0 ? n : undefined;
+    });
+    const moved = await pollPage('the merged count to move on without a reload', async () => {
+      const n = await numberIn(page, '#accepted');
+      return n > firstAccepted ? n : undefined;
+    });
+    assert.ok(moved > firstAccepted);
+    assert.match(await text(page, '#acc'), /^\d+\.\d\d%$/, 'an accuracy is shown once evaluated');
+    assert.ok((await page.locator('#plot-acc canvas').count()) > 0, 'the accuracy plot is drawn');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-training.png'), fullPage: true });
+
+    // The JSON API behind the page, against its schemas.
+    const status = (await getChecked(`${url}/v1/status`, StatusSchema)) as { results: { accepted: number } };
+    assert.ok(status.results.accepted >= firstAccepted);
+    await getChecked(`${url}/v1/shards`, ShardsSchema);
+    await getChecked(`${url}/v1/shards/0/samples`, ShardSamplesSchema);
+    await getChecked(`${url}/v1/workers?offset=0&limit=1`, WorkersSchema);
+    await getChecked(`${url}/v1/series`, SeriesSchema);
+    assert.equal((await fetch(`${url}/v1/workers?limit=100000`)).status, 400, 'bad page size refused');
+    assert.equal((await fetch(`${url}/v1/shards/99/samples`)).status, 404);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /^arbor_results_total\{status="accepted"\} [1-9]/m);
+    assert.match(metrics, /^arbor_workers_connected 2$/m);
+    const events = await readEventStream(`${url}/v1/events?after=0`, 5);
+    assert.deepEqual(
+      events.map((e) => e.id),
+      [...events.map((e) => e.id)].sort((a, b) => a - b),
+      'events arrive in order',
+    );
+    assert.ok(
+      events.some((e) => e.kind === 'phase'),
+      'the stream replays the phase changes',
+    );
+    const resumed = await readEventStream(`${url}/v1/events`, 1, String(events[2]!.id));
+    assert.equal(resumed[0]!.id, events[3]!.id, 'Last-Event-ID resumes after that event');
+
+    await pollPage(
+      'the job to finish',
+      async () => ((await text(page, '#phase')) === 'done' ? true : undefined),
+      300_000,
+    );
+    await pollPage('the final numbers', async () =>
+      (await text(page, '#progress-text')) === 'finished' ? true : undefined,
+    );
+    const shardsDone = await page.locator('#shards .shard.done').count();
+    assert.equal(shardsDone, 4, 'every shard shows its budget done');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-done.png'), fullPage: true });
+    assert.deepEqual(problems, [], 'no errors in the browser console');
+
+    for (const worker of workers) assert.equal(await worker.exited, 0, worker.stderr.slice(-2000));
+    coordinator.child.kill('SIGTERM');
+    await coordinator.exited;
+  });
+});
