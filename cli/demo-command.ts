@@ -70,19 +70,20 @@ export function demoCommand(): Command {
         },
       });
       stopReporting();
-      await cluster.coordinator.close();
       say(
         `distributed: hard test accuracy ${percent(cluster.final.hardTestAcc)} in ${cluster.wallSeconds.toFixed(0)} s; ` +
           `model ${cluster.coordinator.job.finalModelPath}\n`,
       );
       let central = null;
       if (opts['central'] === true) {
-        say('central twin (arbor train, same model and budget)…\n');
+        say('central twin (arbor train, same model and budget; the dashboard stays up meanwhile)…\n');
         central = await trainCentralTwin(config, data);
+        cluster.coordinator.setCentralReference(central.hardTestAcc);
         say(
           `central twin: hard test accuracy ${percent(central.hardTestAcc)} in ${central.wallSeconds.toFixed(0)} s\n`,
         );
       }
+      await cluster.coordinator.close();
       if (json)
         process.stdout.write(
           `${JSON.stringify({

@@ -17,7 +17,7 @@ import {
   StatusSchema,
   WorkersSchema,
 } from '../proto/dashboard.ts';
-import { coordinatorUrl, spawnArbor, waitFor } from './helpers/processes.ts';
+import { coordinatorUrl, spawnArbor } from './helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-dash-'));
 const ARTIFACTS = 'test-artifacts';
