@@ -36,6 +36,7 @@ export function demoCommand(): Command {
   )
     .option('--workers <n>', 'worker processes', integer('--workers', 1, 64), 2)
     .option('--port <n>', 'coordinator port (0 = any free port)', integer('--port', 0, 65535), 0)
+    .option('--dir <path>', 'where the database, blobs and final model go (default: a new temporary folder)')
     .option('--no-central', 'skip the central twin')
     .option('--json', 'print one JSON object on stdout', false)
     .action(async (opts: Record<string, unknown>) => {
@@ -58,6 +59,7 @@ export function demoCommand(): Command {
         data,
         workers: opts['workers'] as number,
         port: opts['port'] as number,
+        ...(typeof opts['dir'] === 'string' ? { dir: opts['dir'] } : {}),
         log,
         onListening: (url) => {
           say(

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,7 @@ export interface LocalClusterResult {
  */
 export async function runLocalCluster(options: LocalClusterOptions): Promise<LocalClusterResult> {
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'arbor-cluster-'));
+  mkdirSync(dir, { recursive: true });
   const started = performance.now();
   const coordinator = await startCoordinator({
     config: options.config,

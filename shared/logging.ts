@@ -1,10 +1,20 @@
 import pino from 'pino';
+import pretty from 'pino-pretty';
 
-/** JSON logs on stderr; `level` from the CLI. Tokens are redacted wherever they appear. */
+/**
+ * Logs on stderr: JSON lines, or readable lines when stderr is a terminal (override with
+ * ARBOR_LOG_FORMAT=json|pretty). `level` comes from the CLI. Tokens are redacted wherever
+ * they appear.
+ */
 export function createLogger(component: string, level: string = logLevel) {
+  const format = process.env['ARBOR_LOG_FORMAT'] ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  const destination =
+    format === 'pretty'
+      ? pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, ignore: 'pid,hostname' })
+      : pino.destination(2);
   return pino(
     { name: `arbor-${component}`, level, redact: ['token', '*.token', 'headers.authorization'] },
-    pino.destination(2),
+    destination,
   );
 }
 

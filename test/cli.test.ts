@@ -113,3 +113,33 @@ void describe('arbor train --out', () => {
     assert.ok(readFileSync(nested).length > 8);
   });
 });
+
+void describe('arbor demo', () => {
+  void it('runs a coordinator and two worker processes to completion and prints both accuracies', async () => {
+    const { stdout } = await arbor([
+      'demo',
+      '--depth',
+      '3',
+      '--frozen',
+      '1',
+      '--pretrain-epochs',
+      '1',
+      '--shard-epochs',
+      '2',
+      '--local-epochs',
+      '1',
+      '--dir',
+      join(dir, 'demo'),
+    ]);
+    assert.match(stdout, /^dashboard: http:\/\/127\.0\.0\.1:\d+/m);
+    const distributed = /^distributed: hard test accuracy ([\d.]+)% in \d+ s; model (\S+)$/m.exec(stdout);
+    const central = /^central twin: hard test accuracy ([\d.]+)% in \d+ s$/m.exec(stdout);
+    assert.ok(distributed && central, stdout);
+    assert.ok(Number(distributed[1]) > 50, `distributed accuracy ${distributed[1]}%`);
+    assert.ok(Number(central[1]) > 50, `central accuracy ${central[1]}%`);
+    const evaluated = await arbor(['eval', '--model', distributed[2]!, '--json']);
+    const { hard_test_acc } = JSON.parse(evaluated.stdout) as { hard_test_acc: number };
+    assert.equal((hard_test_acc * 100).toFixed(2), distributed[1], 'the printed model is the one evaluated');
+    assert.equal(distributed[2], join(dir, 'demo', 'arbor-final.safetensors'));
+  });
+});
