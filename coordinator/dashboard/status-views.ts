@@ -2,13 +2,12 @@
 import type { Series, ShardInfo, Shards, Status, Workers } from '../../proto/dashboard.ts';
 import type { RunningCoordinator } from '../coordinator.ts';
 import { centralTwinBatch } from '../job/central-twin.ts';
-import type { Shard } from '../store/store.ts';
+import type { ResultRow, Shard } from '../store/store.ts';
 import { dataParallelBytesPerSample } from '../traffic.ts';
 import type { ShardGallery } from './shard-gallery.ts';
 
-/** Training rate over the recent window of accepted results, for the time-left estimate. */
-function etaSeconds(coordinator: RunningCoordinator, trained: number, budget: number): number | null {
-  const accepted = coordinator.store.listResults().filter((r) => r.status === 'accepted');
+/** Training rate since the first accepted result, for the time-left estimate. */
+function etaSeconds(accepted: readonly ResultRow[], trained: number, budget: number): number | null {
   if (accepted.length < 2 || trained >= budget) return trained >= budget ? 0 : null;
   const first = accepted[0]!.receivedMs;
   const last = accepted[accepted.length - 1]!.receivedMs;
@@ -29,7 +28,8 @@ export function statusView(coordinator: RunningCoordinator, options: StatusOptio
   const trained = cappedTrained(shards);
   const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);
   const results = store.listResults();
-  const accepted = results.filter((r) => r.status === 'accepted').length;
+  const acceptedResults = results.filter((r) => r.status === 'accepted');
+  const accepted = acceptedResults.length;
   const evals = store.listEvals();
   const latest = evals[evals.length - 1];
   const counters = store.counters();
@@ -52,7 +52,7 @@ export function statusView(coordinator: RunningCoordinator, options: StatusOptio
       trained_samples: trained,
       budget_samples: budget,
       fraction: budget > 0 ? trained / budget : 0,
-      eta_s: job.phase === 'done' ? 0 : etaSeconds(coordinator, trained, budget),
+      eta_s: job.phase === 'done' ? 0 : etaSeconds(acceptedResults, trained, budget),
     },
     accuracy: {
       hard_test_acc: latest?.hardTestAcc ?? null,
