@@ -32,7 +32,7 @@ void describe('parseJobConfig', () => {
       data: 'mnist',
       depth: 6,
       frozen: 2,
-      leaf: 8,
+      leaf: 32,
       activation: 'relu',
       hardening: 3,
       lr: 1e-3,
