@@ -626,9 +626,8 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
     const response = await submit(l, body);
     assert.equal(response.status, 422);
     const text = await response.text();
-    // PRODUCT BUG (coordinator/merge/result-intake.ts, the rejected branch of submit): the
-    // reason is not truncated, so this answer breaks ResultResponse.reason (maxLength 1024)
-    // and a worker's parseResultResponse throws and keeps retrying the upload.
+    // The reason is capped, so the answer still fits ResultResponse.reason (maxLength 1024)
+    // and the worker can parse it instead of retrying the upload.
     const answer = parseResultResponse(text);
     assert.equal(answer.status, 'rejected');
     assert.match(answer.reason ?? '', /unexpected tensors/);
@@ -754,10 +753,8 @@ function crashReason(stderr: string): string {
  */
 void describe('WebSocket frames the server cannot read', { timeout: 40_000 }, () => {
   void it('close only that socket (1009 or FRAME_TOO_LARGE 4009); the coordinator keeps serving', async () => {
-    // PRODUCT BUG (coordinator/worker-session.ts, attachWorkerSession; nothing in server.ts
-    // either): the server-side WebSocket has no 'error' listener, so a frame over
-    // MAX_FRAME_BYTES (ws maxPayload) or an invalid UTF-8 text frame makes ws emit an
-    // unhandled 'error' and the whole coordinator process exits.
+    // A frame over MAX_FRAME_BYTES (ws maxPayload) or an invalid UTF-8 text frame makes ws
+    // emit 'error' on the socket; without a listener the whole coordinator would exit.
     const child = spawnArbor([
       'coordinator',
       '--data',
@@ -822,11 +819,8 @@ void describe('WebSocket frames the server cannot read', { timeout: 40_000 }, ()
 
 void describe('RunningCoordinator.close', { timeout: 40_000 }, () => {
   void it('shuts down cleanly while a worker is still connected', async () => {
-    // PRODUCT BUG (coordinator/coordinator.ts, close(); coordinator/worker-session.ts, the
-    // 'close' handler): close() terminates the sockets and closes the SQLite store at once,
-    // but each session's 'close' event fires afterwards and calls store.appendEvent on the
-    // closed database: "TypeError: The database connection is not open", uncaught, so the
-    // process dies. Run in a child process so that only the child does.
+    // Each session's 'close' handler writes an event: close() must wait for the sockets
+    // before it closes the SQLite store. Run in a child process so that a crash stays there.
     const module = (path: string) => JSON.stringify(new URL(path, import.meta.url).href);
     const script = `
       import { mkdtempSync } from 'node:fs';
