@@ -17,6 +17,10 @@ import {
   StatusSchema,
   WorkersSchema,
 } from '../proto/dashboard.ts';
+import pino from 'pino';
+import { startCoordinator } from '../coordinator/coordinator.ts';
+import { parseJobConfig } from '../coordinator/job/config.ts';
+import { selectBackend } from '../shared/backend.ts';
 import { coordinatorUrl, spawnArbor } from './helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-dash-'));
@@ -186,5 +190,76 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     for (const worker of workers) assert.equal(await worker.exited, 0, worker.stderr.slice(-2000));
     coordinator.child.kill('SIGTERM');
     await coordinator.exited;
+  });
+
+  void it('stays usable at 256 shards and 1,000 volunteers: a dense shard grid and paged workers', async () => {
+    await selectBackend('wasm');
+    const coordinator = await startCoordinator({
+      config: parseJobConfig({
+        data: 'mnist',
+        depth: 9,
+        frozen: 8,
+        leaf: 2,
+        pretrain: { epochs: 1, leaf: 4, max_samples: 2000 },
+      }),
+      dbPath: join(dir, 'wide.db'),
+      host: '127.0.0.1',
+      port: 0,
+      log: pino({ level: 'silent' }),
+    });
+    try {
+      const until = Date.now() + 120_000;
+      while (coordinator.job.phase !== 'training') {
+        if (Date.now() > until) throw new Error(`job still ${coordinator.job.phase}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      for (let i = 0; i < 1000; i++)
+        coordinator.store.upsertWorker({
+          id: `w-${String(i).padStart(4, '0')}`,
+          name: `volunteer-${i}`,
+          tokenHash: '',
+          backend: 'wasm',
+          lastSeenMs: Date.now(),
+        });
+      browser ??= await chromium.launch({
+        executablePath: '/usr/bin/chromium',
+        headless: true,
+        args: CHROMIUM_FLAGS,
+      });
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      const problems: string[] = [];
+      page.on('console', (message) => {
+        if (message.type() === 'error') problems.push(message.text());
+      });
+      page.on('pageerror', (error) => problems.push(error.message));
+      await page.goto(coordinator.url);
+      await pollPage('256 shard boxes', async () =>
+        (await page.locator('#shards.dense .shard').count()) === 256 ? true : undefined,
+      );
+      assert.equal(
+        await page.locator('#workers tbody tr[data-worker]').count(),
+        50,
+        'one page of volunteers',
+      );
+      assert.equal(await text(page, '#page'), '1–50 of 1000');
+      await page.click('#next');
+      await pollPage('the second page', async () =>
+        (await text(page, '#page')) === '51–100 of 1000' ? true : undefined,
+      );
+      assert.equal(
+        await page.locator('#gallery .shard-gallery').count(),
+        8,
+        'the gallery shows a handful of shards',
+      );
+      await page.click('#shards .shard[data-shard="200"]');
+      await pollPage('the chosen shard in the gallery', async () =>
+        (await page.locator('#gallery .shard-gallery[data-shard="200"]').count()) === 1 ? true : undefined,
+      );
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-256-shards.png'), fullPage: true });
+      assert.deepEqual(problems, [], 'no errors in the browser console');
+      await page.close();
+    } finally {
+      await coordinator.close();
+    }
   });
 });

@@ -82,6 +82,7 @@ function shardHealth(
   rejected: number,
   accepted: number,
 ): ShardInfo['health'] {
+  if (shard.samples === 0) return 'idle';
   if (shard.trainedSamples >= shard.budgetSamples) return 'done';
   if (rejected > Math.max(2, accepted)) return 'bad';
   if (rejected > 0) return 'warn';
