@@ -6,9 +6,9 @@
 import type { Logger } from 'pino';
 import type { JobConfig } from '../coordinator/job/config.ts';
 import { runLocalCluster } from '../coordinator/local-cluster.ts';
+import { dataParallelBytesPerSample } from '../coordinator/traffic.ts';
 import { centralTwinBatch, centralTwinEpochs, trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import type { DataSplit } from '../shared/data/dataset.ts';
-import { parameterCount } from '../shared/fff/weights.ts';
 
 export interface DistributedBenchResult {
   readonly data: string;
@@ -61,14 +61,7 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
 
   const batch = centralTwinBatch(config, data.train.n);
   const central = options.central ? await trainCentralTwin(config, data) : null;
-  const theta = parameterCount({
-    depth: config.depth,
-    leafWidth: config.leaf,
-    inputWidth: data.train.inputWidth,
-    outputWidth: data.train.classes,
-    activation: config.activation,
-  });
-  const dpBytesPerSample = (((2 * (workers - 1)) / workers) * theta * 4) / batch;
+  const dpBytesPerSample = dataParallelBytesPerSample(cluster.coordinator.job.shape, workers, batch);
   const bytesPerSample = modelBytes / Math.max(1, trained);
   return {
     data: config.data,

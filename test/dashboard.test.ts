@@ -100,15 +100,9 @@ void describe('dashboard', { timeout: 400_000 }, () => {
   let browser: Browser | undefined;
   after(async () => browser?.close());
 
-  void it('is live in a real browser: empty before workers, shards and workers while training, done at the end', async () => {
-    const coordinator = spawnArbor([
-      'coordinator',
-      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'],
-      ...['--shard-epochs', '6', '--local-epochs', '1', '--eval-every', '2'],
-      ...['--db', join(dir, 'dash.db'), '--port', '0'],
-    ]);
-    const url = await coordinatorUrl(coordinator);
-    browser = await chromium.launch({
+  /** The dashboard at `url` in one shared chromium, with every console error and page error collected. */
+  async function openDashboard(url: string): Promise<{ page: Page; problems: string[] }> {
+    browser ??= await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
       args: CHROMIUM_FLAGS,
@@ -120,6 +114,18 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     });
     page.on('pageerror', (error) => problems.push(error.message));
     await page.goto(url);
+    return { page, problems };
+  }
+
+  void it('is live in a real browser: empty before workers, shards and workers while training, done at the end', async () => {
+    const coordinator = spawnArbor([
+      'coordinator',
+      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'],
+      ...['--shard-epochs', '6', '--local-epochs', '1', '--eval-every', '2'],
+      ...['--db', join(dir, 'dash.db'), '--port', '0'],
+    ]);
+    const url = await coordinatorUrl(coordinator);
+    const { page, problems } = await openDashboard(url);
 
     // Before any worker: the routed shards show, the worker table is in its empty state.
     await pollPage('the shards to be drawn', async () =>
@@ -221,18 +227,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
           backend: 'wasm',
           lastSeenMs: Date.now(),
         });
-      browser ??= await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        headless: true,
-        args: CHROMIUM_FLAGS,
-      });
-      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-      const problems: string[] = [];
-      page.on('console', (message) => {
-        if (message.type() === 'error') problems.push(message.text());
-      });
-      page.on('pageerror', (error) => problems.push(error.message));
-      await page.goto(coordinator.url);
+      const { page, problems } = await openDashboard(coordinator.url);
       await pollPage('256 shard boxes', async () =>
         (await page.locator('#shards.dense .shard').count()) === 256 ? true : undefined,
       );
