@@ -6,7 +6,7 @@ import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/ba
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { createLogger } from '../shared/logging.ts';
 import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
-import { integer } from './options.ts';
+import { integer } from '../shared/cli-options.ts';
 
 /**
  * The benchmark's job unless flags say otherwise: Fashion-MNIST at training width 2048,

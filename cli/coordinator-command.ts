@@ -5,7 +5,7 @@ import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/ba
 import { DATA_SPECS_HELP } from '../shared/data/load.ts';
 import { ACTIVATIONS } from '../shared/fff/weights.ts';
 import { createLogger } from '../shared/logging.ts';
-import { integer, positiveNumber } from './options.ts';
+import { integer, positiveNumber } from '../shared/cli-options.ts';
 
 /** Flag name -> dotted job-config key. */
 const JOB_FLAGS = {

@@ -6,7 +6,7 @@ import type { RunningCoordinator } from '../coordinator/coordinator.ts';
 import { selectBackend } from '../shared/backend.ts';
 import { createLogger } from '../shared/logging.ts';
 import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
-import { integer } from './options.ts';
+import { integer } from '../shared/cli-options.ts';
 
 const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)}%`;
 

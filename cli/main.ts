@@ -1,27 +1,32 @@
 import { Command } from 'commander';
 import { setLogLevel } from '../shared/logging.ts';
-import { benchCommand } from './bench-command.ts';
-import { coordinatorCommand } from './coordinator-command.ts';
-import { demoCommand } from './demo-command.ts';
-import { evalCommand } from './eval-command.ts';
-import { statusCommand } from './status-command.ts';
-import { trainCommand } from './train-command.ts';
-import { workerCommand } from './worker-command.ts';
+import { ARBOR_VERSION } from '../shared/version.ts';
 
 setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
 
+/**
+ * Each command's module is imported only when that command runs, so `arbor worker` loads
+ * the volunteer's code and nothing of the coordinator.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo-command.ts')).demoCommand(),
+  train: async () => (await import('./train-command.ts')).trainCommand(),
+  coordinator: async () => (await import('./coordinator-command.ts')).coordinatorCommand(),
+  worker: async () => (await import('../worker/command.ts')).workerCommand(),
+  status: async () => (await import('./status-command.ts')).statusCommand(),
+  eval: async () => (await import('./eval-command.ts')).evalCommand(),
+  bench: async () => (await import('./bench-command.ts')).benchCommand(),
+};
+
 const program = new Command('arbor')
+  .version(ARBOR_VERSION)
   .description('Arbor: volunteer training of Fast Feedforward Networks.')
-  .showHelpAfterError()
-  .addCommand(demoCommand())
-  .addCommand(trainCommand())
-  .addCommand(coordinatorCommand())
-  .addCommand(workerCommand())
-  .addCommand(statusCommand())
-  .addCommand(evalCommand())
-  .addCommand(benchCommand());
+  .showHelpAfterError();
 
 try {
+  const named = process.argv[2];
+  const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
+  for (const name of wanted) program.addCommand(await COMMANDS[name]!());
   await program.parseAsync(process.argv);
   // tfjs-wasm keeps handles open; the command is done.
   process.exit(0);

@@ -5,7 +5,7 @@ import { trainCentral } from '../shared/central-training.ts';
 import { autoBatchSize } from '../shared/fff/recipe.ts';
 import { ACTIVATIONS, type Activation } from '../shared/fff/weights.ts';
 import { createLogger } from '../shared/logging.ts';
-import { integer, positiveNumber } from './options.ts';
+import { integer, positiveNumber } from '../shared/cli-options.ts';
 import { trainingProgress } from './progress.ts';
 
 /** Defaults found by experiment on Fashion-MNIST; see BENCHMARKS.md. */

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../shared/backend.ts';
-import { tensorAccuracy } from '../shared/fff/evaluate.ts';
-import { initWeights } from '../shared/fff/init.ts';
-import { subtractWeights, trainUnit } from '../shared/fff/local-training.ts';
-import { TrainableFFF } from '../shared/fff/soft-model.ts';
-import { TENSOR_NAMES, cloneWeights } from '../shared/fff/weights.ts';
-import { createRng } from '../shared/random.ts';
+import { selectBackend } from '../../shared/backend.ts';
+import { tensorAccuracy } from '../../shared/fff/evaluate.ts';
+import { initWeights } from '../../shared/fff/init.ts';
+import { subtractWeights, trainUnit } from '../../shared/fff/local-training.ts';
+import { TrainableFFF } from '../../shared/fff/soft-model.ts';
+import { TENSOR_NAMES, cloneWeights } from '../../shared/fff/weights.ts';
+import { createRng } from '../../shared/random.ts';
 
 before(async () => {
   await selectBackend('wasm');

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, afterEach, describe, it } from 'node:test';
-import { MIGRATIONS } from '../coordinator/store/migrations.ts';
-import { SqliteStore } from '../coordinator/store/store.ts';
+import { MIGRATIONS } from '../../coordinator/store/migrations.ts';
+import { SqliteStore } from '../../coordinator/store/store.ts';
 
 const LEASE = 1_000;
 

@@ -10,16 +10,16 @@ import {
   encodeFFF,
   readFFF,
   writeFFF,
-} from '../shared/checkpoint/fff-checkpoint.ts';
-import { CheckpointError, decodeSafetensors, encodeSafetensors } from '../shared/checkpoint/safetensors.ts';
+} from '../../shared/checkpoint/fff-checkpoint.ts';
+import { CheckpointError, decodeSafetensors, encodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
 import {
   type FFFShape,
   type FFFWeights,
   TENSOR_NAMES,
   tensorDims,
   zeroWeights,
-} from '../shared/fff/weights.ts';
-import { createRng, uniformFill } from '../shared/random.ts';
+} from '../../shared/fff/weights.ts';
+import { createRng, uniformFill } from '../../shared/random.ts';
 
 const SHAPE: FFFShape = { depth: 2, leafWidth: 3, inputWidth: 5, outputWidth: 4, activation: 'tanh' };
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../shared/backend.ts';
-import { tensorAccuracy } from '../shared/fff/evaluate.ts';
-import { compileHardInference } from '../shared/fff/hard-inference.ts';
-import { TrainableFFF, crossEntropy, decisionEntropy, forward } from '../shared/fff/soft-model.ts';
-import { assembleSubtrees, extractSubtree, writeSubtree } from '../shared/fff/subtree.ts';
-import { type Phase, type Recipe, type TrainingSet, trainFFF } from '../shared/fff/trainer.ts';
+import { selectBackend } from '../../shared/backend.ts';
+import { tensorAccuracy } from '../../shared/fff/evaluate.ts';
+import { compileHardInference } from '../../shared/fff/hard-inference.ts';
+import { TrainableFFF, crossEntropy, decisionEntropy, forward } from '../../shared/fff/soft-model.ts';
+import { assembleSubtrees, extractSubtree, writeSubtree } from '../../shared/fff/subtree.ts';
+import { type Phase, type Recipe, type TrainingSet, trainFFF } from '../../shared/fff/trainer.ts';
 import {
   type FFFShape,
   type FFFWeights,
@@ -15,9 +15,9 @@ import {
   cloneWeights,
   leafCount,
   nodeCount,
-} from '../shared/fff/weights.ts';
-import { createRng, uniformFill } from '../shared/random.ts';
-import { initWeights } from '../shared/fff/init.ts';
+} from '../../shared/fff/weights.ts';
+import { createRng, uniformFill } from '../../shared/random.ts';
+import { initWeights } from '../../shared/fff/init.ts';
 
 const randomWeights = initWeights;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkDelta } from '../coordinator/merge/delta-check.ts';
-import { OuterOptimizer } from '../coordinator/merge/outer-optimizer.ts';
-import { initWeights } from '../shared/fff/init.ts';
-import { type FFFWeights, TENSOR_NAMES, cloneWeights, zeroWeights } from '../shared/fff/weights.ts';
+import { checkDelta } from '../../coordinator/merge/delta-check.ts';
+import { OuterOptimizer } from '../../coordinator/merge/outer-optimizer.ts';
+import { initWeights } from '../../shared/fff/init.ts';
+import { type FFFWeights, TENSOR_NAMES, cloneWeights, zeroWeights } from '../../shared/fff/weights.ts';
 
 const shape = { depth: 2, leafWidth: 3, inputWidth: 4, outputWidth: 2, activation: 'relu' as const };
 const filled = (value: number): FFFWeights => {

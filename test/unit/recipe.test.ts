@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { TARGET_STEPS, autoBatchSize, buildRecipe } from '../shared/fff/recipe.ts';
+import { TARGET_STEPS, autoBatchSize, buildRecipe } from '../../shared/fff/recipe.ts';
 
 void describe('default recipe', () => {
   void it('splits 30 epochs into 10 soft, 12 hardening, 8 hard-routed leaf epochs', () => {

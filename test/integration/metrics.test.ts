@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { type RunningCoordinator, startCoordinator } from '../coordinator/coordinator.ts';
-import { parseJobConfig } from '../coordinator/job/config.ts';
-import { type CoordinatorMetrics, registerMetrics, rejectionCategory } from '../coordinator/metrics.ts';
-import { UNIT_STATES } from '../coordinator/store/store.ts';
-import { selectBackend } from '../shared/backend.ts';
+import { type RunningCoordinator, startCoordinator } from '../../coordinator/coordinator.ts';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { type CoordinatorMetrics, registerMetrics, rejectionCategory } from '../../coordinator/metrics.ts';
+import { UNIT_STATES } from '../../coordinator/store/store.ts';
+import { selectBackend } from '../../shared/backend.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-metrics-'));
 let coordinator: RunningCoordinator;

@@ -6,16 +6,16 @@ import {
   hardRouteReference,
   type HardInferenceModel,
   wasmSimdSupported,
-} from '../shared/fff/hard-inference.ts';
+} from '../../shared/fff/hard-inference.ts';
 import {
   type Activation,
   type FFFShape,
   type FFFWeights,
   TENSOR_NAMES,
   zeroWeights,
-} from '../shared/fff/weights.ts';
-import { createRng, uniformFill } from '../shared/random.ts';
-import { initWeights } from '../shared/fff/init.ts';
+} from '../../shared/fff/weights.ts';
+import { createRng, uniformFill } from '../../shared/random.ts';
+import { initWeights } from '../../shared/fff/init.ts';
 
 const KERNELS = wasmSimdSupported() ? (['wasm', 'js'] as const) : (['js'] as const);
 

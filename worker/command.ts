@@ -1,20 +1,37 @@
 import { hostname } from 'node:os';
 import cliProgress from 'cli-progress';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
+import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
-import { measureTrainingSpeed } from '../worker/speed-probe.ts';
-import { runWorker } from '../worker/run-worker.ts';
-import { integer } from './options.ts';
+import { measureTrainingSpeed } from './speed-probe.ts';
+import { runWorker } from './run-worker.ts';
 
-export function workerCommand(): Command {
-  return new Command('worker')
+/** `ws://H:P`, `wss://…`, or the dashboard's `http(s)://` address; anything else fails at once. */
+export function coordinatorUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError(`--url must look like ws://HOST:PORT, got '${value}'.`);
+  }
+  const schemes: Record<string, string> = { 'ws:': 'ws:', 'wss:': 'wss:', 'http:': 'ws:', 'https:': 'wss:' };
+  const scheme = schemes[url.protocol];
+  if (scheme === undefined || url.hostname === '')
+    throw new InvalidArgumentError(`--url must look like ws://HOST:PORT, got '${value}'.`);
+  url.protocol = scheme;
+  return url.toString().replace(/\/$/, '');
+}
+
+/** The volunteer's command: `arbor worker` in the repository, `arbor-worker` in the package. */
+export function workerCommand(name = 'worker'): Command {
+  return new Command(name)
     .description('Volunteer: connect to a coordinator, train the subtrees it hands out, send back deltas.')
-    .requiredOption('--url <ws-url>', 'coordinator address, e.g. ws://127.0.0.1:7070')
+    .requiredOption('--url <ws-url>', 'coordinator address, e.g. ws://127.0.0.1:7070', coordinatorUrl)
     .option('--token <secret>', 'token the coordinator requires (default: $ARBOR_TOKEN)')
     .option('--name <name>', 'name shown on the dashboard', `${hostname()}-${process.pid}`)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
-    .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)', false)
+    .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
     .action(
@@ -23,12 +40,12 @@ export function workerCommand(): Command {
         token?: string;
         name: string;
         backend: BackendChoice;
-        gpu: boolean;
+        gpu?: boolean;
         maxUnits?: number;
         cacheDir?: string;
       }) => {
         const log = createLogger('worker');
-        const backend = await selectBackend(opts.backend, opts.gpu);
+        const backend = await selectBackend(opts.backend, opts.gpu === true);
         const samplesPerSecond = await measureTrainingSpeed();
         log.info({ backend: backend.name, samples_per_s: Math.round(samplesPerSecond) }, 'ready');
         const controller = new AbortController();

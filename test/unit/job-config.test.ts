@@ -9,8 +9,8 @@ import {
   overlay,
   parseJobConfig,
   readJobConfigFile,
-} from '../coordinator/job/config.ts';
-import { InputError } from '../shared/input-error.ts';
+} from '../../coordinator/job/config.ts';
+import { InputError } from '../../shared/input-error.ts';
 
 /** Asserts `fn` throws a ConfigError whose message matches every pattern; returns it. */
 function rejects(fn: () => unknown, ...patterns: RegExp[]): ConfigError {

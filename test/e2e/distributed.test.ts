@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { readFFF } from '../shared/checkpoint/fff-checkpoint.ts';
-import { coordinatorUrl, spawnArbor, waitFor } from './helpers/processes.ts';
+import { readFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { coordinatorUrl, spawnArbor, waitFor } from '../helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-dist-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { loadCsv } from '../shared/data/csv.ts';
-import { DataError, type Dataset, subset, validateDataset } from '../shared/data/dataset.ts';
-import { loadIdxDirectory, readIdxImages, readIdxLabels } from '../shared/data/idx.ts';
-import { DATA_SPECS_HELP, loadData } from '../shared/data/load.ts';
-import { loadEmbeddedMnist } from '../shared/data/mnist-embedded.ts';
+import { loadCsv } from '../../shared/data/csv.ts';
+import { DataError, type Dataset, subset, validateDataset } from '../../shared/data/dataset.ts';
+import { loadIdxDirectory, readIdxImages, readIdxLabels } from '../../shared/data/idx.ts';
+import { DATA_SPECS_HELP, loadData } from '../../shared/data/load.ts';
+import { loadEmbeddedMnist } from '../../shared/data/mnist-embedded.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'arbor-data-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

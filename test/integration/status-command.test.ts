@@ -19,14 +19,14 @@ import {
   type WorkerInfo,
   type Workers,
   WorkersSchema,
-} from '../proto/dashboard.ts';
+} from '../../proto/dashboard.ts';
 import {
   StatusError,
   coordinatorBase,
   fetchStatus,
   formatDuration,
   formatStatus,
-} from '../cli/status-command.ts';
+} from '../../cli/status-command.ts';
 
 const status: Status = {
   phase: 'training',

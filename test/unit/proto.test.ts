@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import prettier from 'prettier';
-import { ERRORS, ERROR_CODES, ProtocolError, type ErrorCode } from '../proto/errors.ts';
+import { ERRORS, ERROR_CODES, ProtocolError, type ErrorCode } from '../../proto/errors.ts';
 import {
   parseCoordinatorMessage,
   parseResultMetrics,
   parseResultResponse,
   parseWorkerMessage,
-} from '../proto/parse.ts';
-import { renderProtocolDoc } from '../proto/render-docs.ts';
-import { PROTOCOL_VERSION } from '../proto/version.ts';
+} from '../../proto/parse.ts';
+import { renderProtocolDoc } from '../../proto/render-docs.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
 
 const MAX = 64 * 1024;
 const sha = 'a'.repeat(64);
@@ -216,7 +216,7 @@ void describe('error catalogue', () => {
 
 void describe('PROTOCOL.md', () => {
   void it('is up to date with the schemas (run: node --import tsx proto/render-docs.ts)', async () => {
-    const path = new URL('../PROTOCOL.md', import.meta.url);
+    const path = new URL('../../PROTOCOL.md', import.meta.url);
     const options = (await prettier.resolveConfig(path)) ?? {};
     const expected = await prettier.format(renderProtocolDoc(), { ...options, parser: 'markdown' });
     assert.equal(readFileSync(path, 'utf8'), expected);

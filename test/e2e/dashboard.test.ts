@@ -16,12 +16,12 @@ import {
   ShardsSchema,
   StatusSchema,
   WorkersSchema,
-} from '../proto/dashboard.ts';
+} from '../../proto/dashboard.ts';
 import pino from 'pino';
-import { startCoordinator } from '../coordinator/coordinator.ts';
-import { parseJobConfig } from '../coordinator/job/config.ts';
-import { selectBackend } from '../shared/backend.ts';
-import { coordinatorUrl, spawnArbor } from './helpers/processes.ts';
+import { startCoordinator } from '../../coordinator/coordinator.ts';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { selectBackend } from '../../shared/backend.ts';
+import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-dash-'));
 const ARTIFACTS = 'test-artifacts';

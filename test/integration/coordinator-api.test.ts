@@ -15,17 +15,17 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import WebSocket, { type RawData } from 'ws';
-import { type RunningCoordinator, startCoordinator } from '../coordinator/coordinator.ts';
-import { parseJobConfig } from '../coordinator/job/config.ts';
-import { ERRORS, type ErrorCode } from '../proto/errors.ts';
-import type { Assign, CoordinatorMessage, Welcome } from '../proto/messages.ts';
-import { parseCoordinatorMessage, parseResultResponse } from '../proto/parse.ts';
-import { PROTOCOL_VERSION } from '../proto/version.ts';
-import { selectBackend } from '../shared/backend.ts';
-import { FFF_CHECKPOINT_FORMAT, encodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
-import { type HostTensor, encodeSafetensors } from '../shared/checkpoint/safetensors.ts';
-import { type FFFWeights, TENSOR_NAMES, tensorDims, zeroWeights } from '../shared/fff/weights.ts';
-import { coordinatorUrl, spawnArbor } from './helpers/processes.ts';
+import { type RunningCoordinator, startCoordinator } from '../../coordinator/coordinator.ts';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { ERRORS, type ErrorCode } from '../../proto/errors.ts';
+import type { Assign, CoordinatorMessage, Welcome } from '../../proto/messages.ts';
+import { parseCoordinatorMessage, parseResultResponse } from '../../proto/parse.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import { selectBackend } from '../../shared/backend.ts';
+import { FFF_CHECKPOINT_FORMAT, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { type HostTensor, encodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
+import { type FFFWeights, TENSOR_NAMES, tensorDims, zeroWeights } from '../../shared/fff/weights.ts';
+import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
 
 const TOKEN = 'sekret';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -827,8 +827,8 @@ void describe('RunningCoordinator.close', { timeout: 40_000 }, () => {
       import { join } from 'node:path';
       import pino from 'pino';
       import WebSocket from 'ws';
-      const { startCoordinator } = await import(${module('../coordinator/coordinator.ts')});
-      const { parseJobConfig } = await import(${module('../coordinator/job/config.ts')});
+      const { startCoordinator } = await import(${module('../../coordinator/coordinator.ts')});
+      const { parseJobConfig } = await import(${module('../../coordinator/job/config.ts')});
       const dir = mkdtempSync(join(${JSON.stringify(dir)}, 'close-'));
       const c = await startCoordinator({
         config: parseJobConfig({ data: 'mnist', depth: 3, frozen: 1, leaf: 4, pretrain: { epochs: 1 },

@@ -1,0 +1,49 @@
+/**
+ * The volunteer's process loads the worker, shared and proto code it needs and nothing of
+ * the coordinator: no coordinator module, no server dependency.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, describe, it } from 'node:test';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'arbor-lean-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const SERVER_ONLY = /\/coordinator\/|node_modules\/(fastify|@fastify|better-sqlite3|prom-client|uplot)\//;
+
+async function modulesLoaded(name: string, args: readonly string[]): Promise<string[]> {
+  const log = join(dir, `${name}.log`);
+  await run(process.execPath, ['--import', './test/helpers/module-recorder.mjs', ...args], {
+    env: { ...process.env, ARBOR_MODULE_LOG: log },
+  });
+  return readFileSync(log, 'utf8').trim().split('\n');
+}
+
+void describe('the worker process', { timeout: 60_000 }, () => {
+  for (const [name, args] of [
+    ['arbor worker', ['bin/arbor.js', 'worker', '--help']],
+    ['arbor-worker', ['--import', 'tsx', 'worker/bin.ts', '--help']],
+  ] as const) {
+    void it(`${name} loads no coordinator module and no server dependency`, async () => {
+      const modules = await modulesLoaded(name.replace(' ', '-'), args);
+      assert.ok(
+        modules.some((url) => url.endsWith('/worker/run-worker.ts')),
+        'the recorder saw the worker loop load',
+      );
+      assert.deepEqual(
+        modules.filter((url) => SERVER_ONLY.test(url)),
+        [],
+      );
+    });
+  }
+
+  void it('the coordinator command does load the server (the recorder can tell)', async () => {
+    const modules = await modulesLoaded('coordinator', ['bin/arbor.js', 'coordinator', '--help']);
+    assert.ok(modules.some((url) => SERVER_ONLY.test(url)));
+  });
+});

@@ -1,0 +1,16 @@
+/** Entry of the standalone volunteer package: `arbor-worker --url ws://HOST:PORT`. */
+import { setLogLevel } from '../shared/logging.ts';
+import { ARBOR_VERSION } from '../shared/version.ts';
+import { workerCommand } from './command.ts';
+
+setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
+
+try {
+  await workerCommand('arbor-worker').version(ARBOR_VERSION).showHelpAfterError().parseAsync(process.argv);
+  // tfjs-wasm keeps handles open; the volunteer is done.
+  process.exit(0);
+} catch (error) {
+  const err = error as Error & { code?: string };
+  process.stderr.write(`arbor-worker: ${err.code ? `[${err.code}] ` : ''}${err.message}\n`);
+  process.exit(1);
+}
