@@ -1,5 +1,26 @@
 import tseslint from 'typescript-eslint';
 
+/** For each layer of `root`, the layers above it that it may not import (nor the worker). */
+function layerRules(root, layers) {
+  return layers.map(([layer, above]) => ({
+    files: layer === 'main' ? [`${root}/*.ts`] : [`${root}/${layer}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            '**/worker/**',
+            ...above.map((upper) =>
+              upper === 'main' ? '**/coordinator/main.ts' : `**/coordinator/${upper}/**`,
+            ),
+            ...above.filter((upper) => upper !== 'main').map((upper) => `../${upper}/**`),
+          ],
+        },
+      ],
+    },
+  }));
+}
+
 export default tseslint.config(
   {
     ignores: [
@@ -23,12 +44,28 @@ export default tseslint.config(
   },
   {
     files: ['worker/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/coordinator/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: ['**/coordinator/**', '**/cli/**'],
+          paths: ['fastify', 'better-sqlite3', 'prom-client', 'uplot'].map((name) => ({
+            name,
+            message: 'the volunteer package carries no server dependency',
+          })),
+        },
+      ],
+    },
   },
-  {
-    files: ['coordinator/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/worker/**'] }] },
-  },
+  // The coordinator's layers point one way: main -> http -> read -> core -> job -> store.
+  ...layerRules('coordinator', [
+    ['main', []],
+    ['http', ['main']],
+    ['read', ['main', 'http']],
+    ['core', ['main', 'http', 'read']],
+    ['job', ['main', 'http', 'read', 'core']],
+    ['store', ['main', 'http', 'read', 'core', 'job']],
+  ]),
   {
     files: ['shared/**/*.ts'],
     rules: {
@@ -44,5 +81,5 @@ export default tseslint.config(
       ],
     },
   },
-  { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  { files: ['**/*.js', '**/*.mjs'], ...tseslint.configs.disableTypeChecked },
 );

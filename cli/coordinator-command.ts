@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { startCoordinator } from '../coordinator/coordinator.ts';
+import { startCoordinator } from '../coordinator/main.ts';
 import { overlay, parseJobConfig, readJobConfigFile } from '../coordinator/job/config.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { DATA_SPECS_HELP } from '../shared/data/load.ts';

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { runLocalCluster } from '../coordinator/local-cluster.ts';
-import type { RunningCoordinator } from '../coordinator/coordinator.ts';
+import type { RunningCoordinator } from '../coordinator/main.ts';
 import { selectBackend } from '../shared/backend.ts';
 import { createLogger } from '../shared/logging.ts';
 import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
@@ -80,7 +80,7 @@ export function demoCommand(): Command {
       if (opts['central'] === true) {
         say('central twin (arbor train, same model and budget; the dashboard stays up meanwhile)…\n');
         central = await trainCentralTwin(config, data);
-        cluster.coordinator.setCentralReference(central.hardTestAcc);
+        cluster.coordinator.read.setCentralReference(central.hardTestAcc);
         say(
           `central twin: hard test accuracy ${percent(central.hardTestAcc)} in ${central.wallSeconds.toFixed(0)} s\n`,
         );

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { DataSplit } from '../shared/data/dataset.ts';
-import { type RunningCoordinator, startCoordinator } from './coordinator.ts';
+import { type RunningCoordinator, startCoordinator } from './main.ts';
 import type { JobConfig } from './job/config.ts';
 import type { EvalRow } from './store/store.ts';
 

@@ -135,3 +135,23 @@ export const EventItemSchema = Type.Object({
   data: Type.Unknown(),
 });
 export type EventItem = Static<typeof EventItemSchema>;
+
+export const JoinSchema = Type.Object({
+  package_path: Type.Union([Type.String(), Type.Null()], {
+    description: 'where the volunteer package is served (null while it is being built or if it failed)',
+  }),
+  version: Type.String({ description: 'Arbor version of the package' }),
+  token_required: Type.Boolean({ description: 'whether workers must present a token' }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'why the package is not available' }),
+});
+export type Join = Static<typeof JoinSchema>;
+
+/** The one command a volunteer runs on a machine with Node.js 20, given the coordinator's http base. */
+export function joinCommand(httpBase: string, join: Join): string | null {
+  if (join.package_path === null) return null;
+  const ws = httpBase.replace(/^http/, 'ws');
+  return (
+    `npx --yes --package ${httpBase}${join.package_path} arbor-worker --url ${ws}` +
+    (join.token_required ? ' --token YOUR_TOKEN' : '')
+  );
+}

@@ -56,9 +56,9 @@ export const RequestWork = Type.Object(
   { ...closed, description: 'ask for a unit; answered by assign or no_work' },
 );
 
-export const Progress = Type.Object(
+export const Heartbeat = Type.Object(
   {
-    type: Type.Literal('progress'),
+    type: Type.Literal('heartbeat'),
     unit_id: Id('unit being trained'),
     lease_token: Token('lease token from assign'),
     step: Count('steps done so far'),
@@ -78,7 +78,9 @@ export const Release = Type.Object(
   { ...closed, description: 'give a leased unit back without a result' },
 );
 
-export const WorkerMessage = Type.Union([Hello, RequestWork, Progress, Release]);
+/** Every frame a worker may send, in the order the docs list them. */
+export const WORKER_MESSAGES = { Hello, RequestWork, Heartbeat, Release } as const;
+export const WorkerMessage = Type.Union(Object.values(WORKER_MESSAGES));
 export type WorkerMessage = Static<typeof WorkerMessage>;
 
 // ---------------------------------------------------------------- coordinator -> worker
@@ -167,7 +169,9 @@ export const ErrorMessage = Type.Object(
   { ...closed, description: 'a ProtocolError sent to the worker' },
 );
 
-export const CoordinatorMessage = Type.Union([Welcome, Assign, NoWork, Cancel, ErrorMessage]);
+/** Every frame the coordinator may send, in the order the docs list them. */
+export const COORDINATOR_MESSAGES = { Welcome, Assign, NoWork, Cancel, Error: ErrorMessage } as const;
+export const CoordinatorMessage = Type.Union(Object.values(COORDINATOR_MESSAGES));
 export type CoordinatorMessage = Static<typeof CoordinatorMessage>;
 
 // ---------------------------------------------------------------- HTTP bodies
@@ -194,14 +198,14 @@ export type ResultResponse = Static<typeof ResultResponse>;
 
 /** Every schema that the docs render, in order. */
 export const WIRE: Readonly<Record<'worker' | 'coordinator' | 'http', Record<string, TSchema>>> = {
-  worker: { Hello, RequestWork, Progress, Release },
-  coordinator: { Welcome, Assign, NoWork, Cancel, Error: ErrorMessage },
+  worker: WORKER_MESSAGES,
+  coordinator: COORDINATOR_MESSAGES,
   http: { ResultMetrics, ResultResponse },
 };
 
 export type Hello = Static<typeof Hello>;
 export type RequestWork = Static<typeof RequestWork>;
-export type Progress = Static<typeof Progress>;
+export type Heartbeat = Static<typeof Heartbeat>;
 export type Release = Static<typeof Release>;
 export type Welcome = Static<typeof Welcome>;
 export type Assign = Static<typeof Assign>;

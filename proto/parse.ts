@@ -7,18 +7,11 @@ import type { Static, TObject, TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ProtocolError } from './errors.ts';
 import {
-  Assign,
-  Cancel,
+  COORDINATOR_MESSAGES,
   type CoordinatorMessage,
-  ErrorMessage,
-  Hello,
-  NoWork,
-  Progress,
-  Release,
-  RequestWork,
   ResultMetrics,
   ResultResponse,
-  Welcome,
+  WORKER_MESSAGES,
   type WorkerMessage,
 } from './messages.ts';
 import { PROTOCOL_VERSION } from './version.ts';
@@ -35,8 +28,8 @@ function compileByType<T extends TObject>(schemas: readonly T[]): ReadonlyMap<st
   return map;
 }
 
-const workerChecks = compileByType<TObject>([Hello, RequestWork, Progress, Release]);
-const coordinatorChecks = compileByType<TObject>([Welcome, Assign, NoWork, Cancel, ErrorMessage]);
+const workerChecks = compileByType<TObject>(Object.values(WORKER_MESSAGES));
+const coordinatorChecks = compileByType<TObject>(Object.values(COORDINATOR_MESSAGES));
 const resultMetricsCheck = TypeCompiler.Compile(ResultMetrics);
 const resultResponseCheck = TypeCompiler.Compile(ResultResponse);
 

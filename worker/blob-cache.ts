@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobRef } from '../proto/messages.ts';
+import { ROUTES } from '../proto/routes.ts';
 import type { Static } from '@sinclair/typebox';
 import { sha256Hex } from '../shared/content-hash.ts';
 
@@ -46,7 +47,7 @@ export class BlobCache {
   }
 
   private async download(ref: Ref): Promise<Uint8Array> {
-    const response = await fetch(`${this.httpBase}/v1/blobs/${ref.sha256}`, {
+    const response = await fetch(`${this.httpBase}${ROUTES.blob.path(ref.sha256)}`, {
       headers: this.token !== undefined ? { authorization: `Bearer ${this.token}` } : {},
     });
     if (!response.ok) throw new BlobError(`blob ${ref.sha256}: HTTP ${response.status}`);

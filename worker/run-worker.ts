@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ProtocolError } from '../proto/errors.ts';
 import type { Assign, Welcome } from '../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../proto/version.ts';
+import { HEADERS, ROUTES, httpBase, socketUrl } from '../proto/routes.ts';
 import { parseResultResponse } from '../proto/parse.ts';
 import { decodeFFF, encodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
 import { decodeShardData } from '../shared/data/shard-blob.ts';
@@ -45,19 +46,6 @@ class StopWorker extends Error {
   }
 }
 
-function httpBase(wsUrl: string): string {
-  const url = new URL(wsUrl);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
-  url.pathname = '';
-  return url.toString().replace(/\/$/, '');
-}
-
-function controlUrl(wsUrl: string): string {
-  const url = new URL(wsUrl);
-  if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/ws';
-  return url.toString();
-}
-
 /**
  * The volunteer loop: connect, hello, ask for work, fetch, train, upload, repeat; reconnect
  * with capped exponential backoff and jitter when the coordinator goes away.
@@ -72,7 +60,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let workerId = '';
 
   const session = async (): Promise<never> => {
-    const connection = await CoordinatorConnection.open(controlUrl(options.url), options.token);
+    const connection = await CoordinatorConnection.open(socketUrl(options.url), options.token);
     try {
       connection.send({
         type: 'hello',
@@ -143,7 +131,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     let stepsDone = 0;
     const heartbeat = setInterval(() => {
       connection.send({
-        type: 'progress',
+        type: 'heartbeat',
         unit_id: assign.unit_id,
         lease_token: assign.lease_token,
         step: Math.min(stepsDone, totalSteps),
@@ -218,13 +206,13 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   ): Promise<'accepted' | 'rejected' | 'lost'> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        const response = await fetch(`${base}/v1/units/${encodeURIComponent(assign.unit_id)}/result`, {
+        const response = await fetch(`${base}${ROUTES.unitResult.path(assign.unit_id)}`, {
           method: 'PUT',
           headers: {
             'content-type': 'application/octet-stream',
-            'x-arbor-worker': workerId,
-            'x-arbor-lease': assign.lease_token,
-            'x-arbor-metrics': JSON.stringify(metrics),
+            [HEADERS.worker]: workerId,
+            [HEADERS.lease]: assign.lease_token,
+            [HEADERS.metrics]: JSON.stringify(metrics),
             ...(options.token !== undefined ? { authorization: `Bearer ${options.token}` } : {}),
           },
           body: new Blob([body as Uint8Array<ArrayBuffer>]),

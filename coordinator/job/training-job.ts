@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
@@ -9,7 +9,8 @@ import { compileHardInference } from '../../shared/fff/hard-inference.ts';
 import type { StepReport } from '../../shared/fff/trainer.ts';
 import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
 import type { FFFShape, FFFWeights } from '../../shared/fff/weights.ts';
-import type { BlobStore } from '../blob-store.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { Clock } from '../../shared/clock.ts';
 import type { EvalRow, JobPhase, Shard, Store } from '../store/store.ts';
 import type { JobConfig } from './config.ts';
 import { pretrainTree, treeShape } from './pretrain.ts';
@@ -21,7 +22,7 @@ export interface JobContext {
   readonly config: JobConfig;
   readonly data: DataSplit;
   readonly log: Logger;
-  readonly now: () => number;
+  readonly clock: Clock;
   /** Where the final model is written when the job ends. */
   readonly finalModelPath: string;
 }
@@ -66,7 +67,8 @@ export class TrainingJob {
 
   /** Runs whatever of pretraining and routing has not happened yet. */
   async prepare(onPretrainStep?: (report: StepReport) => void): Promise<void> {
-    const { store, blobs, config, data, log, now } = this.ctx;
+    const { store, blobs, config, data, log } = this.ctx;
+    const now = () => this.ctx.clock.now();
     store.createJob(JSON.stringify(config), now());
     if (this.phase === 'pretraining') {
       log.info({ mode: config.pretrain.mode, epochs: config.pretrain.epochs }, 'pretraining');
@@ -89,7 +91,8 @@ export class TrainingJob {
   }
 
   private route(): void {
-    const { store, blobs, config, data, now, log } = this.ctx;
+    const { store, blobs, config, data, log } = this.ctx;
+    const now = () => this.ctx.clock.now();
     const shards = routeShards(this.tree, config.frozen, data.train, config.validation.fraction, config.seed);
     const rounds = Math.ceil(config.shard_epochs / config.local_epochs);
     const rows: Shard[] = shards.map((shard) => {
@@ -158,7 +161,7 @@ export class TrainingJob {
 
   /** Hard test accuracy of the assembled model, a checkpoint blob, and a row in the series. */
   evaluate(): EvalRow {
-    const { store, blobs, data, now } = this.ctx;
+    const { store, blobs, data } = this.ctx;
     const model = this.assembled();
     const predicted = compileHardInference(model).predictClasses(data.test.x, data.test.n);
     let correct = 0;
@@ -169,8 +172,8 @@ export class TrainingJob {
       shards.reduce((sum, s) => sum + (s.valLoss ?? 0) * this.validationSet(s).n, 0) /
       Math.max(1, valSamples);
     const row = {
-      atMs: now(),
-      accepted: store.listResults().filter((r) => r.status === 'accepted').length,
+      atMs: this.ctx.clock.now(),
+      accepted: store.resultCounts().accepted,
       hardTestAcc: correct / Math.max(1, data.test.n),
       valLoss,
       checkpointBlob: blobs.put(encodeFFF(model, { kind: 'arbor-checkpoint' })),
@@ -195,11 +198,13 @@ export class TrainingJob {
 
   /** When no unit is open: a last evaluation, the final model file, phase 'done'. */
   finishIfComplete(): EvalRow | undefined {
-    const { store, blobs, now, log, finalModelPath } = this.ctx;
+    const { store, blobs, log, finalModelPath } = this.ctx;
+    const now = () => this.ctx.clock.now();
     if (this.phase !== 'training' || this.openUnits() > 0) return undefined;
     const last = this.evaluate();
     mkdirSync(dirname(finalModelPath), { recursive: true });
-    writeFileSync(finalModelPath, blobs.read(last.checkpointBlob));
+    writeFileSync(`${finalModelPath}.tmp`, blobs.read(last.checkpointBlob));
+    renameSync(`${finalModelPath}.tmp`, finalModelPath);
     store.transaction(() => {
       store.setJobPhase('done', now());
       store.appendEvent(

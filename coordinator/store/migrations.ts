@@ -78,4 +78,10 @@ export const MIGRATIONS: readonly string[] = [
     value INTEGER NOT NULL
   );
   `,
+  `
+  ALTER TABLE results ADD COLUMN rule TEXT;
+  ALTER TABLE results ADD COLUMN samples INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX results_status_received ON results(status, received_ms);
+  CREATE INDEX units_shard_state ON units(shard, state);
+  `,
 ];

@@ -94,6 +94,8 @@ export interface AcceptInput {
 export interface RejectInput {
   unitId: string;
   workerId: string;
+  /** The acceptance rule that refused it (a bounded label). */
+  rule: string;
   reason: string;
   now: number;
 }
@@ -105,9 +107,21 @@ export interface ResultRow {
   baseVersion: number;
   mergedVersion: number | null;
   status: 'accepted' | 'rejected';
+  rule: string | null;
   reason: string | null;
   deltaBlob: string | null;
+  samples: number;
   receivedMs: number;
+}
+
+export interface ResultCounts {
+  accepted: number;
+  rejected: number;
+}
+
+export interface ShardActivity extends ResultCounts {
+  shard: number;
+  leased: number;
 }
 
 /** Persistence for the coordinator. Time is always passed in; nothing reads the clock. */
@@ -136,8 +150,20 @@ export interface Store {
   upsertWorker(worker: WorkerInfo): void;
   getWorker(id: string): Worker | undefined;
   listWorkers(): Worker[];
+  /** Workers by credit, one page. */
+  workersPage(offset: number, limit: number): Worker[];
+  workerCount(): number;
   listUnits(): Unit[];
   listResults(): ResultRow[];
+  resultCounts(): ResultCounts;
+  /** Leased units and verdicts per shard, for shards that have any. */
+  shardActivity(): ShardActivity[];
+  /** Rejections by the rule that made them. */
+  rejectionsByRule(): { rule: string; n: number }[];
+  /** The newest rejections, oldest first. */
+  recentRejections(limit: number): ResultRow[];
+  /** Samples and results accepted at or after `sinceMs`. */
+  acceptedSince(sinceMs: number): { results: number; samples: number; firstMs: number | null };
   appendEvent(kind: string, data: unknown, now: number): number;
   eventsAfter(id: number, limit: number): EventRow[];
   getJob(): JobRow | undefined;
@@ -146,6 +172,7 @@ export interface Store {
   setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void;
   addEval(row: Omit<EvalRow, 'id'>): number;
   listEvals(): EvalRow[];
+  latestEval(): EvalRow | undefined;
   addToCounter(name: string, amount: number): void;
   counters(): Record<string, number>;
   /** Runs `fn` as one immediate transaction (nested calls become savepoints). */
@@ -193,9 +220,19 @@ interface ResultDbRow {
   base_version: number;
   merged_version: number | null;
   status: 'accepted' | 'rejected';
+  rule: string | null;
   reason: string | null;
   delta_blob: string | null;
+  samples: number;
   received_ms: number;
+}
+interface EvalDbRow {
+  id: number;
+  at_ms: number;
+  accepted: number;
+  hard_test_acc: number;
+  val_loss: number;
+  checkpoint_blob: string;
 }
 
 const toShard = (r: ShardRow): Shard => ({
@@ -238,9 +275,19 @@ const toResult = (r: ResultDbRow): ResultRow => ({
   baseVersion: r.base_version,
   mergedVersion: r.merged_version,
   status: r.status,
+  rule: r.rule,
   reason: r.reason,
   deltaBlob: r.delta_blob,
+  samples: r.samples,
   receivedMs: r.received_ms,
+});
+const toEval = (r: EvalDbRow): EvalRow => ({
+  id: r.id,
+  atMs: r.at_ms,
+  accepted: r.accepted,
+  hardTestAcc: r.hard_test_acc,
+  valLoss: r.val_loss,
+  checkpointBlob: r.checkpoint_blob,
 });
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */
@@ -325,8 +372,10 @@ export class SqliteStore implements Store {
         `UPDATE units SET state = ?, lease_token = NULL WHERE id = ? AND state IN ('leased', 'submitted')`,
       ),
       insertResult: db.prepare<[ResultDbRow]>(
-        `INSERT INTO results (unit_id, worker_id, shard, base_version, merged_version, status, reason, delta_blob, received_ms)
-         VALUES (@unit_id, @worker_id, @shard, @base_version, @merged_version, @status, @reason, @delta_blob, @received_ms)`,
+        `INSERT INTO results (unit_id, worker_id, shard, base_version, merged_version, status, rule, reason, delta_blob,
+           samples, received_ms)
+         VALUES (@unit_id, @worker_id, @shard, @base_version, @merged_version, @status, @rule, @reason, @delta_blob,
+           @samples, @received_ms)`,
       ),
       bumpShard: db.prepare<[number, number], { version: number }>(
         `UPDATE shards SET version = version + 1, trained_samples = trained_samples + ? WHERE id = ? RETURNING version`,
@@ -361,6 +410,35 @@ export class SqliteStore implements Store {
         'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?',
       ),
       listWorkers: db.prepare<[], WorkerRow>('SELECT * FROM workers ORDER BY credit DESC, id'),
+      workersPage: db.prepare<[number, number], WorkerRow>(
+        'SELECT * FROM workers ORDER BY credit DESC, id LIMIT ? OFFSET ?',
+      ),
+      workerCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM workers'),
+      resultCounts: db.prepare<[], { status: 'accepted' | 'rejected'; n: number }>(
+        'SELECT status, COUNT(*) AS n FROM results GROUP BY status',
+      ),
+      leasedByShard: db.prepare<[], { shard: number; n: number }>(
+        `SELECT shard, COUNT(*) AS n FROM units WHERE state = 'leased' GROUP BY shard`,
+      ),
+      verdictsByShard: db.prepare<[], { shard: number; status: 'accepted' | 'rejected'; n: number }>(
+        'SELECT shard, status, COUNT(*) AS n FROM results GROUP BY shard, status',
+      ),
+      rejectionsByRule: db.prepare<[], { rule: string; n: number }>(
+        `SELECT COALESCE(rule, 'unknown') AS rule, COUNT(*) AS n FROM results WHERE status = 'rejected'
+         GROUP BY rule ORDER BY rule`,
+      ),
+      recentRejections: db.prepare<[number], ResultDbRow>(
+        `SELECT * FROM (SELECT * FROM results WHERE status = 'rejected' ORDER BY received_ms DESC, unit_id DESC
+         LIMIT ?) ORDER BY received_ms, unit_id`,
+      ),
+      acceptedSince: db.prepare<
+        [number],
+        { results: number; samples: number | null; first_ms: number | null }
+      >(
+        `SELECT COUNT(*) AS results, SUM(samples) AS samples, MIN(received_ms) AS first_ms FROM results
+         WHERE status = 'accepted' AND received_ms >= ?`,
+      ),
+      latestEval: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id DESC LIMIT 1'),
       listUnits: db.prepare<[], UnitRow>('SELECT * FROM units ORDER BY created_ms, id'),
       listResults: db.prepare<[], ResultDbRow>('SELECT * FROM results ORDER BY received_ms, unit_id'),
       getJob: db.prepare<
@@ -377,17 +455,7 @@ export class SqliteStore implements Store {
       addEval: db.prepare<[number, number, number, number, string]>(
         'INSERT INTO evals (at_ms, accepted, hard_test_acc, val_loss, checkpoint_blob) VALUES (?, ?, ?, ?, ?)',
       ),
-      listEvals: db.prepare<
-        [],
-        {
-          id: number;
-          at_ms: number;
-          accepted: number;
-          hard_test_acc: number;
-          val_loss: number;
-          checkpoint_blob: string;
-        }
-      >('SELECT * FROM evals ORDER BY id'),
+      listEvals: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id'),
       addToCounter: db.prepare<[string, number]>(
         `INSERT INTO counters (name, value) VALUES (?, ?)
          ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`,
@@ -419,8 +487,10 @@ export class SqliteStore implements Store {
         base_version: input.baseVersion,
         merged_version: bumped.version,
         status: 'accepted',
+        rule: null,
         reason: null,
         delta_blob: input.deltaBlob,
+        samples: input.samples,
         received_ms: input.now,
       });
       s.creditWorker.run(input.samples, input.workerId);
@@ -438,8 +508,10 @@ export class SqliteStore implements Store {
         base_version: unit.base_version,
         merged_version: null,
         status: 'rejected',
+        rule: input.rule,
         reason: input.reason,
         delta_blob: null,
+        samples: 0,
         received_ms: input.now,
       });
       s.penalizeWorker.run(input.workerId);
@@ -548,6 +620,53 @@ export class SqliteStore implements Store {
     return this.s.listWorkers.all().map(toWorker);
   }
 
+  workersPage(offset: number, limit: number): Worker[] {
+    return this.s.workersPage.all(limit, offset).map(toWorker);
+  }
+
+  workerCount(): number {
+    return this.s.workerCount.get()?.n ?? 0;
+  }
+
+  resultCounts(): ResultCounts {
+    const counts = { accepted: 0, rejected: 0 };
+    for (const { status, n } of this.s.resultCounts.all()) counts[status] = n;
+    return counts;
+  }
+
+  shardActivity(): ShardActivity[] {
+    const byShard = new Map<number, ShardActivity>();
+    const entry = (shard: number): ShardActivity => {
+      let found = byShard.get(shard);
+      if (found === undefined) {
+        found = { shard, leased: 0, accepted: 0, rejected: 0 };
+        byShard.set(shard, found);
+      }
+      return found;
+    };
+    for (const { shard, n } of this.s.leasedByShard.all()) entry(shard).leased = n;
+    for (const { shard, status, n } of this.s.verdictsByShard.all()) entry(shard)[status] = n;
+    return [...byShard.values()].sort((a, b) => a.shard - b.shard);
+  }
+
+  rejectionsByRule(): { rule: string; n: number }[] {
+    return this.s.rejectionsByRule.all();
+  }
+
+  recentRejections(limit: number): ResultRow[] {
+    return this.s.recentRejections.all(limit).map(toResult);
+  }
+
+  acceptedSince(sinceMs: number): { results: number; samples: number; firstMs: number | null } {
+    const row = this.s.acceptedSince.get(sinceMs);
+    return { results: row?.results ?? 0, samples: row?.samples ?? 0, firstMs: row?.first_ms ?? null };
+  }
+
+  latestEval(): EvalRow | undefined {
+    const row = this.s.latestEval.get();
+    return row === undefined ? undefined : toEval(row);
+  }
+
   listUnits(): Unit[] {
     return this.s.listUnits.all().map(toUnit);
   }
@@ -585,14 +704,7 @@ export class SqliteStore implements Store {
   }
 
   listEvals(): EvalRow[] {
-    return this.s.listEvals.all().map((r) => ({
-      id: r.id,
-      atMs: r.at_ms,
-      accepted: r.accepted,
-      hardTestAcc: r.hard_test_acc,
-      valLoss: r.val_loss,
-      checkpointBlob: r.checkpoint_blob,
-    }));
+    return this.s.listEvals.all().map(toEval);
   }
 
   addToCounter(name: string, amount: number): void {

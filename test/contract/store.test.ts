@@ -114,14 +114,26 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       const worker = store.getWorker('w1');
       assert.equal(worker?.unitsDone, 1);
       assert.equal(worker.credit, 50);
-      assert.equal(store.rejectResult({ unitId: 'u', workerId: 'w1', reason: 'late', now: 4 }), false);
+      assert.equal(
+        store.rejectResult({ unitId: 'u', workerId: 'w1', rule: 'lease-held', reason: 'late', now: 4 }),
+        false,
+      );
     });
 
     void it('reject records the reason and counts against the worker', () => {
       store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
       store.leaseUnit('w2', 0, LEASE, 't');
       assert.ok(store.submitResult('u', 't', 1));
-      assert.equal(store.rejectResult({ unitId: 'u', workerId: 'w2', reason: 'non-finite', now: 5 }), true);
+      assert.equal(
+        store.rejectResult({
+          unitId: 'u',
+          workerId: 'w2',
+          rule: 'values-finite',
+          reason: 'non-finite',
+          now: 5,
+        }),
+        true,
+      );
       const result = store.getResult('u');
       assert.equal(result?.status, 'rejected');
       assert.equal(result.reason, 'non-finite');
@@ -455,7 +467,15 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       store.leaseUnit('w1', 0, LEASE, 'ta');
       store.leaseUnit('w2', 0, LEASE, 'tb');
       assert.equal(completeUnit('c', 'w1', 10, 5), 1);
-      assert.ok(store.rejectResult({ unitId: 'b', workerId: 'w2', reason: 'too stale', now: 3 }));
+      assert.ok(
+        store.rejectResult({
+          unitId: 'b',
+          workerId: 'w2',
+          rule: 'not-too-stale',
+          reason: 'too stale',
+          now: 3,
+        }),
+      );
       assert.ok(store.submitResult('a', 'ta', 7));
       assert.equal(
         store.acceptResult({

@@ -17,9 +17,7 @@ import {
   StatusSchema,
   WorkersSchema,
 } from '../../proto/dashboard.ts';
-import pino from 'pino';
-import { startCoordinator } from '../../coordinator/coordinator.ts';
-import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { startSmallCoordinator } from '../helpers/small-job.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
 
@@ -200,25 +198,9 @@ void describe('dashboard', { timeout: 400_000 }, () => {
 
   void it('stays usable at 256 shards and 1,000 volunteers: a dense shard grid and paged workers', async () => {
     await selectBackend('wasm');
-    const coordinator = await startCoordinator({
-      config: parseJobConfig({
-        data: 'mnist',
-        depth: 9,
-        frozen: 8,
-        leaf: 2,
-        pretrain: { epochs: 1, leaf: 4, max_samples: 2000 },
-      }),
-      dbPath: join(dir, 'wide.db'),
-      host: '127.0.0.1',
-      port: 0,
-      log: pino({ level: 'silent' }),
-    });
+    const small = await startSmallCoordinator({ settings: { depth: 9, frozen: 8, leaf: 2 } });
+    const { coordinator } = small;
     try {
-      const until = Date.now() + 120_000;
-      while (coordinator.job.phase !== 'training') {
-        if (Date.now() > until) throw new Error(`job still ${coordinator.job.phase}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
       for (let i = 0; i < 1000; i++)
         coordinator.store.upsertWorker({
           id: `w-${String(i).padStart(4, '0')}`,
@@ -254,7 +236,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       assert.deepEqual(problems, [], 'no errors in the browser console');
       await page.close();
     } finally {
-      await coordinator.close();
+      await small.close();
     }
   });
 });

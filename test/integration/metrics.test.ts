@@ -1,62 +1,39 @@
 /**
- * GET /metrics against a real coordinator (real SQLite file, small MNIST job): the scrape
- * is Prometheus text, the job gauges and counters match the store, the histograms count
- * what they are fed, process metrics are there, and two registrations do not clash.
+ * GET /metrics through app.inject against a core on a seeded store: the scrape is
+ * Prometheus text, the job gauges and counters match the store, the histograms count the
+ * deltas the core judged and merged, process metrics are there, and two registrations do
+ * not clash.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
-import pino from 'pino';
-import { type RunningCoordinator, startCoordinator } from '../../coordinator/coordinator.ts';
-import { parseJobConfig } from '../../coordinator/job/config.ts';
-import { type CoordinatorMetrics, registerMetrics, rejectionCategory } from '../../coordinator/metrics.ts';
+import type { Submission } from '../../coordinator/core/acceptance.ts';
+import { metricsRoutes } from '../../coordinator/http/metrics.ts';
+import { ReadModel } from '../../coordinator/read/read-model.ts';
 import { UNIT_STATES } from '../../coordinator/store/store.ts';
-import { selectBackend } from '../../shared/backend.ts';
+import type { Assign } from '../../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { zeroWeights } from '../../shared/fff/weights.ts';
+import { type SeededCore, seededCore } from '../helpers/small-job.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'arbor-metrics-'));
-let coordinator: RunningCoordinator;
-const apps: FastifyInstance[] = [];
-
-before(async () => {
-  await selectBackend('wasm');
-  coordinator = await startCoordinator({
-    config: parseJobConfig({
-      data: 'mnist',
-      depth: 3,
-      frozen: 2,
-      leaf: 4,
-      pretrain: { epochs: 1, max_samples: 1000 },
-      shard_epochs: 1,
-      local_epochs: 1,
-    }),
-    dbPath: join(dir, 'arbor.db'),
-    host: '127.0.0.1',
-    port: 0,
-    log: pino({ level: 'silent' }),
-    finalModelPath: join(dir, 'final.safetensors'),
-  });
-  const until = Date.now() + 25_000;
-  while (coordinator.job.phase !== 'training') {
-    if (Date.now() > until) throw new Error(`job still ${coordinator.job.phase} after 25 s`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-after(async () => {
-  for (const app of apps) await app.close();
-  await coordinator?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function metricsApp(): Promise<{ app: FastifyInstance; metrics: CoordinatorMetrics }> {
+async function metricsApp(s: SeededCore): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
-  apps.push(app);
-  const metrics = registerMetrics(app, { coordinator: () => coordinator });
+  cleanups.push(() => app.close());
+  await app.register(metricsRoutes, { read: new ReadModel(s.core, s.store, s.blobs, s.clock), core: s.core });
   await app.ready();
-  return { app, metrics };
+  return app;
+}
+
+async function setup(): Promise<SeededCore> {
+  const s = await seededCore({ eval_every: 1 });
+  cleanups.push(() => s.cleanup());
+  return s;
 }
 
 const SAMPLE =
@@ -94,21 +71,11 @@ async function scrape(app: FastifyInstance): Promise<Map<string, number>> {
   return parseExposition(response.body);
 }
 
-void describe('coordinator metrics', { timeout: 60_000 }, () => {
-  void it('reads rejection reasons as short categories of bounded cardinality', () => {
-    assert.equal(rejectionCategory('stale: 5 versions behind (limit 4)'), 'stale');
-    assert.equal(
-      rejectionCategory('validation loss 0.5123 is worse than 0.4000 beyond the tolerance 0.25'),
-      'validation loss # is worse than # beyond',
-    );
-    assert.equal(rejectionCategory('norm 1.234e+5 exceeds the bound 1000'), 'norm # exceeds the bound #');
-    assert.equal(rejectionCategory('result for r0003-s0001: bad header'), 'result for r#-s#');
-    assert.equal(rejectionCategory(null), 'other');
-  });
-
+void describe('coordinator metrics', () => {
   void it('exposes the job from the store, the histograms and the process metrics', async () => {
-    const { store } = coordinator;
-    const { app, metrics } = await metricsApp();
+    const s = await setup();
+    const { store, core } = s;
+    const app = await metricsApp(s);
     const before = await scrape(app);
     assert.ok(
       Number.isNaN(before.get('arbor_hard_test_accuracy')),
@@ -116,79 +83,89 @@ void describe('coordinator metrics', { timeout: 60_000 }, () => {
     );
     assert.equal(before.get('arbor_results_total{status="rejected"}'), 0);
 
-    // Give the store something to report: two rejections, one accepted result, an
-    // evaluation and traffic (no worker is connected, so nothing else moves).
-    const now = Date.now();
-    store.upsertWorker({ id: 'w1', name: 'w1', tokenHash: '', backend: 'cpu', lastSeenMs: now });
-    const lease = () => {
-      const unit = store.leaseUnit('w1', now, 60_000, `t-${Math.random()}`);
-      assert.ok(unit, 'a ready unit to lease');
-      return unit;
+    // Two rejections (norm over the bound) and one accepted result, judged by the real core.
+    const workerId = core.connect({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      name: 'w1',
+      capabilities: { backend: 'cpu', threads: 1, gpu: false, samples_per_s: 1 },
+    }).id;
+    const submit = (body: Uint8Array) => {
+      const assign = core.assign(workerId) as Assign;
+      const sub: Submission = {
+        unitId: assign.unit_id,
+        workerId,
+        leaseToken: assign.lease_token,
+        body,
+        metrics: { train_loss: 0.5, samples: 100, seconds: 1 },
+      };
+      return core.submit(sub);
     };
-    for (const reason of ['stale: 5 versions behind (limit 4)', 'stale: 6 versions behind (limit 4)'])
-      assert.ok(store.rejectResult({ unitId: lease().id, workerId: 'w1', reason, now }));
-    const good = lease();
-    store.acceptResult({
-      unitId: good.id,
-      workerId: 'w1',
-      shard: good.shard,
-      baseVersion: good.baseVersion,
-      deltaBlob: 'none',
-      samples: 100,
-      now,
-    });
-    store.addEval({ atMs: now, accepted: 1, hardTestAcc: 0.625, valLoss: 1.25, checkpointBlob: 'none' });
-    store.addToCounter('model_bytes_in', 1234);
+    const huge = zeroWeights(s.job.subtreeShape);
+    huge.tensors['nodes.bias'].fill(1e9);
+    assert.equal(submit(encodeFFF(huge)).code, 'DELTA_REJECTED');
+    assert.equal(submit(encodeFFF(huge)).code, 'DELTA_REJECTED');
+    assert.equal(submit(encodeFFF(zeroWeights(s.job.subtreeShape))).code, undefined);
     store.addToCounter('data_bytes_out', 99);
-
-    metrics.observeMerge(0.02);
-    metrics.observeMerge(0.3);
-    metrics.observeValidation(1.5);
     const m = await scrape(app);
 
     const units = store.unitsByState();
     for (const state of UNIT_STATES)
       assert.equal(m.get(`arbor_units{state="${state}"}`), units[state], state);
-    assert.equal(m.get('arbor_workers_connected'), 0);
+    assert.equal(m.get('arbor_workers_connected'), 1);
     assert.equal(m.get('arbor_results_total{status="accepted"}'), 1);
     assert.equal(m.get('arbor_results_total{status="rejected"}'), 2);
-    assert.equal(m.get('arbor_rejections_total{reason="stale"}'), 2);
+    assert.equal(m.get('arbor_rejections_total{rule="norm-bounded"}'), 2);
     const counters = store.counters();
-    assert.equal(m.get('arbor_bytes_total{direction="model_in"}'), 1234);
+    assert.ok((counters['model_bytes_in'] ?? 0) > 0);
+    assert.equal(m.get('arbor_bytes_total{direction="model_in"}'), counters['model_bytes_in']);
     assert.equal(m.get('arbor_bytes_total{direction="data_out"}'), 99);
     assert.equal(m.get('arbor_bytes_total{direction="model_out"}'), counters['model_bytes_out'] ?? 0);
-    assert.equal(m.get('arbor_hard_test_accuracy'), 0.625);
-    assert.equal(m.get('arbor_validation_loss'), 1.25);
+    const latest = store.latestEval();
+    assert.ok(latest, 'eval_every 1: the accepted result was evaluated');
+    assert.equal(m.get('arbor_hard_test_accuracy'), latest.hardTestAcc);
+    assert.equal(m.get('arbor_validation_loss'), latest.valLoss);
     assert.equal(m.get('arbor_job_phase{phase="training"}'), 1);
     for (const phase of ['pretraining', 'routing', 'done'])
       assert.equal(m.get(`arbor_job_phase{phase="${phase}"}`), 0);
     const shards = store.listShards();
-    const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);
-    const trained = shards.reduce((sum, s) => sum + Math.min(s.trainedSamples, s.budgetSamples), 0);
+    const budget = shards.reduce((sum, sh) => sum + sh.budgetSamples, 0);
+    const trained = shards.reduce((sum, sh) => sum + Math.min(sh.trainedSamples, sh.budgetSamples), 0);
     assert.ok(trained > 0);
     assert.equal(m.get('arbor_trained_fraction'), trained / budget);
 
-    assert.equal(m.get('arbor_merge_seconds_count'), 2);
-    assert.ok(Math.abs(m.get('arbor_merge_seconds_sum')! - 0.32) < 1e-9);
-    assert.equal(m.get('arbor_merge_seconds_bucket{le="0.025"}'), 1);
-    assert.equal(m.get('arbor_merge_seconds_bucket{le="+Inf"}'), 2);
-    assert.equal(m.get('arbor_validation_seconds_count'), 1);
-    assert.equal(m.get('arbor_validation_seconds_bucket{le="1"}'), 0);
+    assert.equal(m.get('arbor_validation_seconds_count'), 3, 'every judged delta');
+    assert.equal(m.get('arbor_merge_seconds_count'), 1, 'the merged one');
+    assert.equal(m.get('arbor_merge_seconds_bucket{le="+Inf"}'), 1);
 
     assert.ok(m.has('process_cpu_user_seconds_total'), 'process metrics');
     assert.ok(m.has('nodejs_heap_size_used_bytes'), 'Node.js metrics');
 
     // Computed at scrape time: a later change shows on the next scrape.
-    store.addToCounter('model_bytes_in', 1);
-    assert.equal((await scrape(app)).get('arbor_bytes_total{direction="model_in"}'), 1235);
+    store.addToCounter('data_bytes_out', 1);
+    assert.equal((await scrape(app)).get('arbor_bytes_total{direction="data_out"}'), 100);
   });
 
   void it('gives every registration its own registry', async () => {
-    const first = await metricsApp();
-    const second = await metricsApp();
-    first.metrics.observeValidation(0.1);
-    assert.notEqual(first.metrics.registry, second.metrics.registry);
-    assert.equal((await scrape(first.app)).get('arbor_validation_seconds_count'), 1);
-    assert.equal((await scrape(second.app)).get('arbor_validation_seconds_count'), 0);
+    const first = await setup();
+    const second = await setup();
+    const firstApp = await metricsApp(first);
+    const secondApp = await metricsApp(second);
+    const workerId = first.core.connect({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      name: 'w1',
+      capabilities: { backend: 'cpu', threads: 1, gpu: false, samples_per_s: 1 },
+    }).id;
+    const assign = first.core.assign(workerId) as Assign;
+    first.core.submit({
+      unitId: assign.unit_id,
+      workerId,
+      leaseToken: assign.lease_token,
+      body: new Uint8Array(3),
+      metrics: { train_loss: 0, samples: 1, seconds: 1 },
+    });
+    assert.equal((await scrape(firstApp)).get('arbor_validation_seconds_count'), 1);
+    assert.equal((await scrape(secondApp)).get('arbor_validation_seconds_count'), 0);
   });
 });

@@ -58,7 +58,7 @@ void describe('parseWorkerMessage', () => {
     });
     const p = parseWorkerMessage(
       JSON.stringify({
-        type: 'progress',
+        type: 'heartbeat',
         unit_id: 'u-1',
         lease_token: 't',
         step: 3,
@@ -67,7 +67,7 @@ void describe('parseWorkerMessage', () => {
       }),
       MAX,
     );
-    assert.equal(p.type === 'progress' && p.step, 3);
+    assert.equal(p.type === 'heartbeat' && p.step, 3);
     const r = parseWorkerMessage(
       JSON.stringify({ type: 'release', unit_id: 'u-1', lease_token: 't', reason: 'shutdown' }),
       MAX,
@@ -97,7 +97,7 @@ void describe('parseWorkerMessage', () => {
   void it('names a field of the wrong type', () => {
     const bad = { ...hello, capabilities: { ...hello.capabilities, threads: 'many' } };
     throwsCode(() => parseWorkerMessage(JSON.stringify(bad), MAX), 'BAD_MESSAGE', /\/capabilities\/threads/);
-    const negative = { type: 'progress', unit_id: 'u', lease_token: 't', step: -1, total_steps: 1 };
+    const negative = { type: 'heartbeat', unit_id: 'u', lease_token: 't', step: -1, total_steps: 1 };
     throwsCode(() => parseWorkerMessage(JSON.stringify(negative), MAX), 'BAD_MESSAGE', /\/step/);
   });
   void it('rejects unknown fields and overlong strings', () => {
@@ -112,7 +112,9 @@ void describe('parseWorkerMessage', () => {
     throwsCode(
       () => parseWorkerMessage(JSON.stringify({ ...hello, protocol: PROTOCOL_VERSION + 1 }), MAX),
       'UNSUPPORTED_VERSION',
-      /protocol 2/,
+      new RegExp(
+        `protocol ${PROTOCOL_VERSION + 1} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`,
+      ),
     );
     throwsCode(
       () => parseWorkerMessage(JSON.stringify({ ...hello, protocol: '1' }), MAX),

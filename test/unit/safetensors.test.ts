@@ -11,7 +11,11 @@ import {
   readFFF,
   writeFFF,
 } from '../../shared/checkpoint/fff-checkpoint.ts';
-import { CheckpointError, decodeSafetensors, encodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
+import {
+  CheckpointError,
+  decodeSafetensors,
+  encodeSafetensors,
+} from '../../shared/checkpoint/safetensors.ts';
 import {
   type FFFShape,
   type FFFWeights,

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CheckpointError, decodeSafetensors, encodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
+import {
+  CheckpointError,
+  decodeSafetensors,
+  encodeSafetensors,
+} from '../../shared/checkpoint/safetensors.ts';
 import type { HostTensor } from '../../shared/checkpoint/safetensors.ts';
 import { type Dataset, DataError } from '../../shared/data/dataset.ts';
 import { decodeShardData, encodeShardData, SHARD_BLOB_FORMAT } from '../../shared/data/shard-blob.ts';

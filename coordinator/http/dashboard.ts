@@ -2,22 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ServerResponse } from 'node:http';
-import type { FastifyInstance } from 'fastify';
-import type { EventItem } from '../../proto/dashboard.ts';
+import type { FastifyPluginCallback } from 'fastify';
 import { ProtocolError } from '../../proto/errors.ts';
-import type { BlobStore } from '../blob-store.ts';
-import type { RunningCoordinator } from '../coordinator.ts';
-import { ShardGallery } from './shard-gallery.ts';
-import { seriesView, shardsView, statusView, workersView } from './status-views.ts';
+import type { ReadModel } from '../read/read-model.ts';
 
-export interface DashboardDeps {
-  readonly coordinator: () => RunningCoordinator;
-  readonly blobs: BlobStore;
-  readonly speeds: ReadonlyMap<string, number>;
-  /** The central twin's hard test accuracy, once known. */
-  readonly centralHardTestAcc: () => number | undefined;
+export interface DashboardOptions {
+  readonly read: ReadModel;
   /** How often each event stream looks for new events. */
-  readonly pollMs?: number;
+  readonly pollMs: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -30,6 +22,7 @@ const ASSETS: Record<string, { path: string | URL; type: string }> = {
 };
 const MAX_WORKERS_PAGE = 200;
 const EVENTS_PER_POLL = 500;
+const KEEP_ALIVE_MS = 15_000;
 
 function integerQuery(value: unknown, name: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
@@ -39,12 +32,11 @@ function integerQuery(value: unknown, name: string, fallback: number, max: numbe
   return n;
 }
 
-export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): void {
+export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (app, { read, pollMs }, done) => {
   const page = readFileSync(here('./page/index.html'), 'utf8');
   const assets = new Map(
     Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]),
   );
-  const gallery = new ShardGallery(deps.blobs);
   const streams = new Set<ServerResponse>();
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
@@ -54,26 +46,21 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
   });
 
-  app.get('/v1/status', () => {
-    const central = deps.centralHardTestAcc();
-    return statusView(deps.coordinator(), central !== undefined ? { centralHardTestAcc: central } : {});
-  });
-  app.get('/v1/shards', () => shardsView(deps.coordinator(), gallery));
+  app.get('/v1/status', () => read.status());
+  app.get('/v1/shards', () => read.shards());
   app.get<{ Params: { id: string } }>('/v1/shards/:id/samples', (request) => {
     const id = Number(request.params.id);
-    const shard = Number.isInteger(id) ? deps.coordinator().store.getShard(id) : undefined;
-    if (!shard) throw new ProtocolError('NOT_FOUND', `no shard ${request.params.id.slice(0, 20)}`);
-    return gallery.samples(shard);
+    const samples = Number.isInteger(id) ? read.shardSamples(id) : undefined;
+    if (!samples) throw new ProtocolError('NOT_FOUND', `no shard ${request.params.id.slice(0, 20)}`);
+    return samples;
   });
   app.get<{ Querystring: { offset?: string; limit?: string } }>('/v1/workers', (request) =>
-    workersView(
-      deps.coordinator(),
-      deps.speeds,
+    read.workers(
       integerQuery(request.query.offset, 'offset', 0, 2 ** 31),
       integerQuery(request.query.limit, 'limit', 50, MAX_WORKERS_PAGE),
     ),
   );
-  app.get('/v1/series', () => seriesView(deps.coordinator()));
+  app.get('/v1/series', () => read.series());
 
   app.get<{ Querystring: { after?: string } }>('/v1/events', (request, reply) => {
     const lastEventId = request.headers['last-event-id'];
@@ -93,15 +80,14 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     res.write('retry: 2000\n\n');
     streams.add(res);
     const flush = () => {
-      for (const row of deps.coordinator().store.eventsAfter(after, EVENTS_PER_POLL)) {
-        const item: EventItem = { id: row.id, at_ms: row.atMs, kind: row.kind, data: row.data };
-        res.write(`id: ${row.id}\ndata: ${JSON.stringify(item)}\n\n`);
-        after = row.id;
+      for (const item of read.eventsAfter(after, EVENTS_PER_POLL)) {
+        res.write(`id: ${item.id}\ndata: ${JSON.stringify(item)}\n\n`);
+        after = item.id;
       }
     };
     flush();
-    const timer = setInterval(flush, deps.pollMs ?? 500);
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const timer = setInterval(flush, pollMs);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
     res.on('close', () => {
       clearInterval(timer);
       clearInterval(keepAlive);
@@ -113,4 +99,5 @@ export function registerDashboard(app: FastifyInstance, deps: DashboardDeps): vo
     for (const res of streams) res.end();
     done();
   });
-}
+  done();
+};

@@ -1,4 +1,4 @@
-import { parameterCount, type FFFShape } from '../shared/fff/weights.ts';
+import { parameterCount, type FFFShape } from '../../shared/fff/weights.ts';
 
 /**
  * Model bytes per training sample that data-parallel training of the same model would

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Assign, NoWork, Progress, Release } from '../proto/messages.ts';
-import { autoBatchSize } from '../shared/fff/recipe.ts';
-import type { BlobStore } from './blob-store.ts';
-import type { TrainingJob } from './job/training-job.ts';
-import type { Store } from './store/store.ts';
+import type { Assign, Heartbeat, NoWork, Release } from '../../proto/messages.ts';
+import { autoBatchSize } from '../../shared/fff/recipe.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { TrainingJob } from '../job/training-job.ts';
+import type { Store } from '../store/store.ts';
+import type { Clock } from '../../shared/clock.ts';
 
 /** A stable 31-bit seed per unit id, so a reissued unit trains the same way. */
 function unitSeed(jobSeed: number, unitId: string): number {
@@ -13,38 +14,34 @@ function unitSeed(jobSeed: number, unitId: string): number {
   return h & 0x7fffffff;
 }
 
-/** Leases, heartbeats, hand-backs and expiry of work units. */
-export class Scheduler {
+/** Token-fenced leases on work units: assign, heartbeat, hand back, expire. */
+export class Leases {
   constructor(
     private readonly job: TrainingJob,
     private readonly store: Store,
     private readonly blobs: BlobStore,
     private readonly log: Logger,
-    private readonly now: () => number,
+    private readonly clock: Clock,
   ) {}
 
   assign(workerId: string): Assign | NoWork {
     const { config } = this.job;
-    if (this.job.phase !== 'training')
+    const phase = this.job.phase;
+    if (phase !== 'training')
       return {
         type: 'no_work',
         retry_after_ms: config.retry_after_ms,
-        ...(this.job.phase === 'done' ? { done: true } : {}),
+        ...(phase === 'done' ? { done: true } : {}),
       };
+    const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
-    const unit = this.store.leaseUnit(workerId, this.now(), config.lease_ms, token);
+    const unit = this.store.leaseUnit(workerId, now, config.lease_ms, token);
     if (unit === undefined) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const shard = this.store.getShard(unit.shard);
     if (shard === undefined) throw new Error(`unit ${unit.id} names unknown shard ${unit.shard}`);
-    this.store.appendEvent(
-      'leased',
-      { unit: unit.id, shard: unit.shard, worker: workerId, attempt: unit.attempts },
-      this.now(),
-    );
-    this.log.info(
-      { unit: unit.id, shard: unit.shard, worker: workerId, base_version: unit.baseVersion },
-      'unit leased',
-    );
+    const fields = { unit: unit.id, shard: unit.shard, worker: workerId };
+    this.store.appendEvent('leased', { ...fields, attempt: unit.attempts }, now);
+    this.log.info({ ...fields, base_version: unit.baseVersion }, 'unit leased');
     const sub = this.job.subtreeShape;
     return {
       type: 'assign',
@@ -73,13 +70,13 @@ export class Scheduler {
   }
 
   /** Extends the lease; false means it is lost and the worker should stop. */
-  heartbeat(workerId: string, progress: Progress): boolean {
-    const unit = this.store.getUnit(progress.unit_id);
+  heartbeat(workerId: string, heartbeat: Heartbeat): boolean {
+    const unit = this.store.getUnit(heartbeat.unit_id);
     if (unit?.workerId !== workerId) return false;
     return this.store.renewLease(
-      progress.unit_id,
-      progress.lease_token,
-      this.now(),
+      heartbeat.unit_id,
+      heartbeat.lease_token,
+      this.clock.now(),
       this.job.config.lease_ms,
     );
   }
@@ -89,24 +86,19 @@ export class Scheduler {
     if (unit?.workerId !== workerId) return false;
     const released = this.store.releaseUnit(release.unit_id, release.lease_token);
     if (released) {
-      this.store.appendEvent(
-        'released',
-        { unit: unit.id, shard: unit.shard, worker: workerId, reason: release.reason },
-        this.now(),
-      );
-      this.log.info(
-        { unit: unit.id, shard: unit.shard, worker: workerId, reason: release.reason },
-        'unit handed back',
-      );
+      const fields = { unit: unit.id, shard: unit.shard, worker: workerId, reason: release.reason };
+      this.store.appendEvent('released', fields, this.clock.now());
+      this.log.info(fields, 'unit handed back');
     }
     return released;
   }
 
   /** Leases past their deadline go back to ready. */
   expire(): number {
-    const expired = this.store.expireLeases(this.now());
+    const now = this.clock.now();
+    const expired = this.store.expireLeases(now);
     if (expired > 0) {
-      this.store.appendEvent('expired', { units: expired }, this.now());
+      this.store.appendEvent('expired', { units: expired }, now);
       this.log.warn({ units: expired }, 'leases expired; units back to ready');
     }
     return expired;

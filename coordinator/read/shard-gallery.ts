@@ -1,6 +1,6 @@
 import type { ShardSamples } from '../../proto/dashboard.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
-import type { BlobStore } from '../blob-store.ts';
+import type { BlobStore } from '../store/blob-store.ts';
 import type { Shard } from '../store/store.ts';
 
 const IMAGES_PER_SHARD = 12;

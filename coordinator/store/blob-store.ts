@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex } from '../shared/content-hash.ts';
+import { sha256Hex } from '../../shared/content-hash.ts';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 

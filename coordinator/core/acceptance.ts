@@ -1,0 +1,153 @@
+/**
+ * Every rule a result must pass before its delta touches the model, in the order they run.
+ * Lease rules refuse the upload without recording anything (the sender does not hold the
+ * unit); delta rules record a rejection under the rule's name and reissue the unit.
+ */
+import type { ErrorCode } from '../../proto/errors.ts';
+import type { ResultMetrics } from '../../proto/messages.ts';
+import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
+import type { FFFWeights } from '../../shared/fff/weights.ts';
+import type { TrainingJob } from '../job/training-job.ts';
+import type { Shard, Unit } from '../store/store.ts';
+import { deltaNorm, nonFiniteValue, shapeMismatch } from './delta-check.ts';
+import { OuterOptimizer } from './outer-optimizer.ts';
+
+export interface Submission {
+  readonly unitId: string;
+  readonly workerId: string;
+  readonly leaseToken: string;
+  readonly body: Uint8Array;
+  readonly metrics: ResultMetrics;
+}
+
+/** What the rules see. Each rule may fill in what later rules need. */
+export interface Candidate {
+  readonly submission: Submission;
+  readonly now: number;
+  readonly unit: Unit | undefined;
+  readonly shard: Shard | undefined;
+  delta?: FFFWeights;
+  staleness?: number;
+  merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
+}
+
+export interface AcceptanceRule {
+  readonly name: string;
+  readonly stage: 'lease' | 'delta';
+  readonly code: ErrorCode;
+  /** Why the candidate fails this rule, or undefined when it passes. */
+  check(candidate: Candidate, job: TrainingJob): string | undefined;
+}
+
+const unitOf = (c: Candidate): Unit => c.unit!;
+const shardOf = (c: Candidate): Shard => c.shard!;
+const deltaOf = (c: Candidate): FFFWeights => c.delta!;
+
+export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
+  {
+    name: 'unit-exists',
+    stage: 'lease',
+    code: 'UNKNOWN_UNIT',
+    check: (c) => (c.unit === undefined ? `no unit ${c.submission.unitId}` : undefined),
+  },
+  {
+    name: 'leased-to-sender',
+    stage: 'lease',
+    code: 'UNKNOWN_UNIT',
+    check: (c) =>
+      unitOf(c).workerId !== c.submission.workerId
+        ? `unit ${c.submission.unitId} is not leased to this worker`
+        : undefined,
+  },
+  {
+    name: 'lease-held',
+    stage: 'lease',
+    code: 'LEASE_LOST',
+    check: (c) => {
+      const unit = unitOf(c);
+      const held =
+        unit.state === 'leased' &&
+        unit.leaseToken === c.submission.leaseToken &&
+        (unit.deadlineMs ?? 0) >= c.now;
+      return held ? undefined : `the lease on unit ${unit.id} is no longer held`;
+    },
+  },
+  {
+    name: 'decodes',
+    stage: 'delta',
+    code: 'DELTA_INVALID',
+    check: (c) => {
+      try {
+        c.delta = decodeFFF(c.submission.body, `result for ${c.submission.unitId}`);
+        return undefined;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    },
+  },
+  {
+    name: 'shape-matches',
+    stage: 'delta',
+    code: 'DELTA_INVALID',
+    check: (c, job) => shapeMismatch(deltaOf(c), job.subtreeShape),
+  },
+  { name: 'values-finite', stage: 'delta', code: 'DELTA_INVALID', check: (c) => nonFiniteValue(deltaOf(c)) },
+  {
+    name: 'norm-bounded',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      const norm = deltaNorm(deltaOf(c));
+      const bound = job.config.validation.max_delta_norm;
+      return norm > bound ? `norm ${norm.toPrecision(4)} exceeds the bound ${bound}` : undefined;
+    },
+  },
+  {
+    name: 'not-too-stale',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      c.staleness = shardOf(c).version - unitOf(c).baseVersion;
+      const limit = job.config.outer.max_staleness;
+      return c.staleness > limit ? `stale: ${c.staleness} versions behind (limit ${limit})` : undefined;
+    },
+  },
+  {
+    name: 'validation-loss',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      const shard = shardOf(c);
+      const { outer, validation } = job.config;
+      const current = job.subtree(shard);
+      const optimizer = new OuterOptimizer(
+        { lr: outer.lr, momentum: outer.momentum, stalenessDiscount: outer.staleness_discount },
+        current,
+        job.momentum(shard),
+      );
+      const weights = optimizer.step(current, [{ delta: deltaOf(c), staleness: c.staleness ?? 0 }]);
+      const valLoss = hardCrossEntropy(weights, job.validationSet(shard));
+      const before = shard.valLoss ?? Infinity;
+      if (!Number.isFinite(valLoss) || valLoss > before * (1 + validation.tolerance) + 1e-6)
+        return `validation loss ${valLoss.toFixed(4)} is worse than ${before.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
+      c.merged = { weights, momentum: optimizer.momentum, valLoss };
+      return undefined;
+    },
+  },
+];
+
+export type Verdict =
+  { readonly ok: true } | { readonly ok: false; readonly rule: AcceptanceRule; readonly reason: string };
+
+const MAX_REASON_CHARS = 1024;
+
+/** Runs the rules of one stage in order; the first that fails decides. */
+export function judge(candidate: Candidate, job: TrainingJob, stage: AcceptanceRule['stage']): Verdict {
+  for (const rule of ACCEPTANCE_RULES) {
+    if (rule.stage !== stage) continue;
+    const reason = rule.check(candidate, job);
+    if (reason !== undefined) return { ok: false, rule, reason: reason.slice(0, MAX_REASON_CHARS) };
+  }
+  return { ok: true };
+}

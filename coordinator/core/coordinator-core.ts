@@ -1,0 +1,161 @@
+import type { Logger } from 'pino';
+import type { Assign, Heartbeat, Hello, NoWork, Release } from '../../proto/messages.ts';
+import type { StepReport } from '../../shared/fff/trainer.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { TrainingJob } from '../job/training-job.ts';
+import type { EvalRow, JobPhase, Store } from '../store/store.ts';
+import type { Submission } from './acceptance.ts';
+import type { Clock } from '../../shared/clock.ts';
+import { type IntakeOutcome, type IntakeTimings, ResultIntake } from './intake.ts';
+import { Leases } from './leases.ts';
+import { type ConnectedWorker, Presence } from './presence.ts';
+
+export interface CoreDeps {
+  readonly job: TrainingJob;
+  readonly store: Store;
+  readonly blobs: BlobStore;
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+/** What the outside may watch: timings for /metrics, and the end of the job. */
+export interface CoreListener extends Partial<IntakeTimings> {
+  finished?(final: EvalRow): void;
+}
+
+/**
+ * The coordinator's rules in one place, free of sockets and HTTP: who is connected, which
+ * unit each holds, which results are accepted, when to evaluate, when the job is done.
+ * Time comes from the injected clock; state lives in the store.
+ */
+export class CoordinatorCore {
+  readonly presence = new Presence();
+  readonly done: Promise<EvalRow>;
+  private readonly leases: Leases;
+  private readonly intake: ResultIntake;
+  private readonly listeners: CoreListener[] = [];
+  private accepted: number;
+  private dataBlobs = new Set<string>();
+  private resolveDone!: (row: EvalRow) => void;
+  private rejectDone!: (error: Error) => void;
+
+  constructor(private readonly deps: CoreDeps) {
+    const { job, store, blobs, clock, log } = deps;
+    this.leases = new Leases(job, store, blobs, log, clock);
+    this.intake = new ResultIntake(job, store, blobs, log, clock, {
+      validated: (seconds) => this.listeners.forEach((l) => l.validated?.(seconds)),
+      merged: (seconds) => this.listeners.forEach((l) => l.merged?.(seconds)),
+    });
+    this.accepted = store.resultCounts().accepted;
+    this.done = new Promise<EvalRow>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(() => undefined);
+  }
+
+  get job(): TrainingJob {
+    return this.deps.job;
+  }
+
+  get phase(): JobPhase {
+    return this.deps.job.phase;
+  }
+
+  listen(listener: CoreListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** Pretrains and routes whatever has not been yet; resolves when training can start. */
+  async prepare(onPretrainStep?: (report: StepReport) => void): Promise<void> {
+    try {
+      await this.deps.job.prepare(onPretrainStep);
+    } catch (error) {
+      this.deps.log.error({ err: error }, 'job preparation failed');
+      this.rejectDone(error as Error);
+      throw error;
+    }
+    this.dataBlobs = new Set(this.deps.store.listShards().map((s) => s.dataBlob));
+    const last = this.deps.store.latestEval();
+    if (this.phase === 'done' && last !== undefined) this.finish(last);
+    else this.finishIfComplete();
+  }
+
+  connect(hello: Hello): ConnectedWorker {
+    const { store, clock, log } = this.deps;
+    const now = clock.now();
+    const worker = this.presence.join(hello, now);
+    store.upsertWorker({
+      id: worker.id,
+      name: hello.name,
+      tokenHash: '',
+      backend: hello.capabilities.backend,
+      lastSeenMs: now,
+    });
+    store.appendEvent(
+      'connected',
+      { worker: worker.id, name: hello.name, capabilities: hello.capabilities },
+      now,
+    );
+    log.info({ worker: worker.id, name: hello.name, ...hello.capabilities }, 'worker connected');
+    return worker;
+  }
+
+  disconnect(workerId: string): void {
+    const { store, clock, log } = this.deps;
+    const worker = this.presence.leave(workerId);
+    if (worker === undefined) return;
+    const info = store.getWorker(workerId);
+    if (info !== undefined) store.upsertWorker({ ...info, lastSeenMs: worker.lastSeenMs });
+    store.appendEvent('disconnected', { worker: workerId, name: worker.name }, clock.now());
+    log.info({ worker: workerId }, 'worker disconnected');
+  }
+
+  assign(workerId: string): Assign | NoWork {
+    this.presence.seen(workerId, this.deps.clock.now());
+    return this.leases.assign(workerId);
+  }
+
+  heartbeat(workerId: string, heartbeat: Heartbeat): boolean {
+    this.presence.seen(workerId, this.deps.clock.now());
+    return this.leases.heartbeat(workerId, heartbeat);
+  }
+
+  release(workerId: string, release: Release): boolean {
+    this.presence.seen(workerId, this.deps.clock.now());
+    return this.leases.release(workerId, release);
+  }
+
+  /** Judges and merges a result; evaluates on schedule and ends the job after the last unit. */
+  submit(submission: Submission): IntakeOutcome {
+    this.presence.seen(submission.workerId, this.deps.clock.now());
+    const outcome = this.intake.submit(submission);
+    if (outcome.response.status === 'accepted' && outcome.replay !== true && this.phase === 'training') {
+      this.accepted++;
+      if (this.accepted % this.deps.job.config.eval_every === 0 && this.deps.job.openUnits() > 0)
+        this.deps.job.evaluate();
+      this.finishIfComplete();
+    }
+    return outcome;
+  }
+
+  /** Counts bytes served, as shard data or as model weights. */
+  blobServed(sha256: string, bytes: number): void {
+    this.deps.store.addToCounter(this.dataBlobs.has(sha256) ? 'data_bytes_out' : 'model_bytes_out', bytes);
+  }
+
+  /** Leases past their deadline go back to ready; the sweeper calls this. */
+  expire(): number {
+    return this.leases.expire();
+  }
+
+  private finishIfComplete(): void {
+    const final = this.deps.job.finishIfComplete();
+    if (final !== undefined) this.finish(final);
+  }
+
+  private finish(final: EvalRow): void {
+    this.resolveDone(final);
+    this.listeners.forEach((l) => l.finished?.(final));
+  }
+}

@@ -1,0 +1,40 @@
+import {
+  type FFFShape,
+  type FFFWeights,
+  TENSOR_NAMES,
+  elementCount,
+  sameShape,
+  tensorDims,
+} from '../../shared/fff/weights.ts';
+
+/** Why `delta` is not of the shard's exact shape, or undefined. */
+export function shapeMismatch(delta: FFFWeights, expected: FFFShape): string | undefined {
+  if (!sameShape(delta.shape, expected))
+    return `shape ${JSON.stringify(delta.shape)} does not match the shard ${JSON.stringify(expected)}`;
+  const dims = tensorDims(expected);
+  for (const name of TENSOR_NAMES) {
+    const count = elementCount(dims[name]);
+    if (delta.tensors[name].length !== count)
+      return `${name} has ${delta.tensors[name].length} values, expected ${count}`;
+  }
+  return undefined;
+}
+
+/** The first value that is NaN or infinite, named by tensor and index, or undefined. */
+export function nonFiniteValue(delta: FFFWeights): string | undefined {
+  for (const name of TENSOR_NAMES) {
+    const values = delta.tensors[name];
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (!Number.isFinite(v)) return `${name}[${i}] is not finite (${v})`;
+    }
+  }
+  return undefined;
+}
+
+/** The global L2 norm over every tensor. */
+export function deltaNorm(delta: FFFWeights): number {
+  let squares = 0;
+  for (const name of TENSOR_NAMES) for (const v of delta.tensors[name]) squares += v * v;
+  return Math.sqrt(squares);
+}

@@ -1,0 +1,147 @@
+import type { Logger } from 'pino';
+import { type ErrorCode, ProtocolError } from '../../proto/errors.ts';
+import type { ResultResponse } from '../../proto/messages.ts';
+import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { TrainingJob } from '../job/training-job.ts';
+import type { ResultRow, Store, Unit } from '../store/store.ts';
+import { type Candidate, type Submission, judge } from './acceptance.ts';
+import type { Clock } from '../../shared/clock.ts';
+
+/** What the HTTP layer sends back: 200 for accepted, the rule's error code otherwise. */
+export type IntakeOutcome =
+  | { readonly response: ResultResponse; readonly code?: undefined; readonly replay?: boolean }
+  | { readonly response: ResultResponse; readonly code: ErrorCode; readonly replay?: boolean };
+
+/** Seconds spent judging a delta (decode, checks, validation loss) and merging it. */
+export interface IntakeTimings {
+  validated(seconds: number): void;
+  merged(seconds: number): void;
+}
+
+function replayed(recorded: ResultRow, workerId: string): IntakeOutcome {
+  if (recorded.workerId !== workerId)
+    throw new ProtocolError('LEASE_LOST', `unit ${recorded.unitId} was completed by another worker`);
+  return recorded.status === 'accepted'
+    ? {
+        response: {
+          status: 'accepted',
+          ...(recorded.mergedVersion !== null ? { version: recorded.mergedVersion } : {}),
+        },
+        replay: true,
+      }
+    : {
+        response: { status: 'rejected', reason: recorded.reason ?? 'rejected' },
+        code: 'DELTA_REJECTED',
+        replay: true,
+      };
+}
+
+/**
+ * Judges a worker's delta by the acceptance rules and merges it into its shard, or records
+ * why not. Synchronous from the lease check to the commit, so no other message is handled
+ * in between: the store transaction is the only place the shard changes.
+ */
+export class ResultIntake {
+  constructor(
+    private readonly job: TrainingJob,
+    private readonly store: Store,
+    private readonly blobs: BlobStore,
+    private readonly log: Logger,
+    private readonly clock: Clock,
+    private readonly timings: IntakeTimings,
+  ) {}
+
+  submit(submission: Submission): IntakeOutcome {
+    const recorded = this.store.getResult(submission.unitId);
+    if (recorded !== undefined) return replayed(recorded, submission.workerId);
+    const unit = this.store.getUnit(submission.unitId);
+    const candidate: Candidate = {
+      submission,
+      now: this.clock.now(),
+      unit,
+      shard: unit === undefined ? undefined : this.store.getShard(unit.shard),
+    };
+    const lease = judge(candidate, this.job, 'lease');
+    if (!lease.ok) throw new ProtocolError(lease.rule.code, lease.reason);
+    if (candidate.shard === undefined)
+      throw new ProtocolError('INTERNAL', `unit ${submission.unitId} names an unknown shard`);
+    this.store.addToCounter('model_bytes_in', submission.body.byteLength);
+
+    const started = performance.now();
+    const verdict = judge(candidate, this.job, 'delta');
+    this.timings.validated((performance.now() - started) / 1000);
+    if (!verdict.ok) {
+      this.reject(
+        unit!,
+        submission.workerId,
+        verdict.rule.name,
+        verdict.reason,
+        candidate.now,
+        verdict.rule.code,
+      );
+      return { response: { status: 'rejected', reason: verdict.reason }, code: verdict.rule.code };
+    }
+    const version = this.merge(unit!, candidate);
+    this.timings.merged((performance.now() - started) / 1000);
+    return { response: { status: 'accepted', version } };
+  }
+
+  private reject(
+    unit: Unit,
+    workerId: string,
+    rule: string,
+    reason: string,
+    now: number,
+    code: ErrorCode,
+  ): void {
+    const { store } = this;
+    store.transaction(() => {
+      store.rejectResult({ unitId: unit.id, workerId, rule, reason, now });
+      store.createUnit({
+        id: `${unit.id}.${unit.attempts + 1}`,
+        shard: unit.shard,
+        baseVersion: store.getShard(unit.shard)?.version ?? unit.baseVersion,
+        createdMs: unit.createdMs,
+      });
+      store.appendEvent(
+        'rejected',
+        { unit: unit.id, shard: unit.shard, worker: workerId, code, rule, reason },
+        now,
+      );
+    });
+    this.log.warn({ unit: unit.id, shard: unit.shard, worker: workerId, rule, reason }, 'result rejected');
+  }
+
+  private merge(unit: Unit, candidate: Candidate): number {
+    const { store, blobs } = this;
+    const merged = candidate.merged!;
+    const { workerId, metrics, body } = candidate.submission;
+    const weightsBlob = blobs.put(encodeFFF(merged.weights));
+    const momentumBlob = blobs.put(encodeFFF(merged.momentum));
+    const deltaBlob = blobs.put(body);
+    const details = { unit: unit.id, shard: unit.shard, worker: workerId, val_loss: merged.valLoss };
+    const version = store.transaction(() => {
+      const v = store.acceptResult({
+        unitId: unit.id,
+        workerId,
+        shard: unit.shard,
+        baseVersion: unit.baseVersion,
+        deltaBlob,
+        samples: metrics.samples,
+        now: candidate.now,
+        merged: { weightsBlob, momentumBlob, valLoss: merged.valLoss },
+      });
+      if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
+      store.appendEvent(
+        'accepted',
+        { ...details, version: v, staleness: candidate.staleness, train_loss: metrics.train_loss },
+        candidate.now,
+      );
+      return v;
+    });
+    this.job.rememberSubtree(unit.shard, weightsBlob, merged.weights);
+    this.log.info({ ...details, version, staleness: candidate.staleness }, 'result merged');
+    return version;
+  }
+}

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import type { Hello } from '../../proto/messages.ts';
+
+export interface ConnectedWorker {
+  readonly id: string;
+  readonly name: string;
+  readonly samplesPerSecond: number;
+  readonly connectedMs: number;
+  lastSeenMs: number;
+}
+
+/** A volunteer keeps its id (and its credit) across reconnects: derived from name and token. */
+export function workerIdFor(hello: Hello): string {
+  const digest = createHash('sha256')
+    .update(`${hello.name}\0${hello.token ?? ''}`)
+    .digest('hex');
+  return `w-${digest.slice(0, 12)}`;
+}
+
+/** The workers connected right now, with their measured speed and the time of their last message. */
+export class Presence {
+  private readonly workers = new Map<string, ConnectedWorker>();
+
+  /** A fresh id for this connection; a second connection with the same identity gets a suffix. */
+  join(hello: Hello, now: number): ConnectedWorker {
+    const base = workerIdFor(hello);
+    let id = base;
+    for (let n = 2; this.workers.has(id); n++) id = `${base}-${n}`;
+    const worker = {
+      id,
+      name: hello.name,
+      samplesPerSecond: hello.capabilities.samples_per_s,
+      connectedMs: now,
+      lastSeenMs: now,
+    };
+    this.workers.set(id, worker);
+    return worker;
+  }
+
+  seen(id: string, now: number): void {
+    const worker = this.workers.get(id);
+    if (worker !== undefined) worker.lastSeenMs = now;
+  }
+
+  leave(id: string): ConnectedWorker | undefined {
+    const worker = this.workers.get(id);
+    this.workers.delete(id);
+    return worker;
+  }
+
+  get(id: string): ConnectedWorker | undefined {
+    return this.workers.get(id);
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+
+  ids(): IterableIterator<string> {
+    return this.workers.keys();
+  }
+}

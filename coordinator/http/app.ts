@@ -1,0 +1,77 @@
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { ProtocolError } from '../../proto/errors.ts';
+import type { BlobStore } from '../store/blob-store.ts';
+import type { CoordinatorCore } from '../core/coordinator-core.ts';
+import type { ReadModel } from '../read/read-model.ts';
+import { blobRoutes } from './blob-routes.ts';
+import { dashboardRoutes } from './dashboard.ts';
+import { metricsRoutes } from './metrics.ts';
+import { resultRoutes } from './result-routes.ts';
+import { type PackagedWorker, workerPackageRoutes } from './worker-package-routes.ts';
+import { type WorkerSockets, attachWorkerSockets } from './worker-socket.ts';
+
+export interface HttpConfig {
+  /** When set, workers present it (Authorization: Bearer) on the upgrade, blobs and results. */
+  readonly token?: string;
+  readonly maxResultBytes: number;
+  readonly heartbeatMs: number;
+  readonly retryAfterMs: number;
+  /** How often an event stream looks for new events. */
+  readonly eventPollMs: number;
+  /** The volunteer package served at /v1/worker.tgz, built on first use. */
+  readonly workerPackage: () => Promise<PackagedWorker>;
+  readonly log: Logger;
+}
+
+export interface HttpParts {
+  readonly core: CoordinatorCore;
+  readonly read: ReadModel;
+  readonly blobs: BlobStore;
+}
+
+export interface CoordinatorApp {
+  readonly app: FastifyInstance;
+  readonly sockets: WorkerSockets;
+}
+
+const send = (reply: FastifyReply, error: ProtocolError): FastifyReply =>
+  reply.code(error.spec.httpStatus ?? 500).send(error.toWire());
+
+/** The coordinator's HTTP and WebSocket surface, not yet listening. Every error is `{code, message, retryable}`. */
+export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): CoordinatorApp {
+  const { log, token } = config;
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+
+  app.setErrorHandler((error, _request, reply) => {
+    if (error instanceof ProtocolError) return send(reply, error);
+    const err = error as Error & { code?: string; statusCode?: number };
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return send(reply, new ProtocolError('FRAME_TOO_LARGE', err.message));
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+      return send(reply, new ProtocolError('BAD_MESSAGE', err.message));
+    log.error({ err }, 'request failed');
+    return send(reply, new ProtocolError('INTERNAL', 'internal error'));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    send(reply, new ProtocolError('NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 120)}`)),
+  );
+
+  void app.register(blobRoutes, { blobs, core, token });
+  void app.register(resultRoutes, { core, token, maxResultBytes: config.maxResultBytes });
+  void app.register(dashboardRoutes, { read, pollMs: config.eventPollMs });
+  void app.register(metricsRoutes, { read, core });
+  void app.register(workerPackageRoutes, {
+    workerPackage: config.workerPackage,
+    tokenRequired: token !== undefined,
+  });
+  const sockets = attachWorkerSockets(app, {
+    core,
+    log,
+    token,
+    heartbeatMs: config.heartbeatMs,
+    retryAfterMs: config.retryAfterMs,
+    maxResultBytes: config.maxResultBytes,
+  });
+  return { app, sockets };
+}

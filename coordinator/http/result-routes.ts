@@ -1,0 +1,48 @@
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import { ERRORS, ProtocolError } from '../../proto/errors.ts';
+import { parseResultMetrics } from '../../proto/parse.ts';
+import { HEADERS, ROUTES } from '../../proto/routes.ts';
+import type { CoordinatorCore } from '../core/coordinator-core.ts';
+import { requireToken } from './auth.ts';
+
+export interface ResultRouteOptions {
+  readonly core: CoordinatorCore;
+  readonly token: string | undefined;
+  readonly maxResultBytes: number;
+}
+
+function header(request: FastifyRequest, name: string): string {
+  const value = request.headers[name];
+  if (typeof value !== 'string' || value.length === 0)
+    throw new ProtocolError('BAD_MESSAGE', `missing header ${name}`);
+  return value;
+}
+
+/** PUT a unit's result: a safetensors delta, answered accepted (200) or rejected with the rule's code. */
+export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, options, done) => {
+  app.addHook('onRequest', requireToken(options.token));
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) =>
+    done(null, body),
+  );
+  app.put<{ Params: { id: string } }>(
+    ROUTES.unitResult.pattern,
+    { bodyLimit: options.maxResultBytes },
+    async (request, reply) => {
+      const body = request.body;
+      if (!Buffer.isBuffer(body))
+        throw new ProtocolError(
+          'BAD_MESSAGE',
+          'the result body must be application/octet-stream (safetensors)',
+        );
+      const outcome = options.core.submit({
+        unitId: request.params.id,
+        workerId: header(request, HEADERS.worker),
+        leaseToken: header(request, HEADERS.lease),
+        metrics: parseResultMetrics(header(request, HEADERS.metrics)),
+        body,
+      });
+      return reply.code(outcome.code ? (ERRORS[outcome.code].httpStatus ?? 422) : 200).send(outcome.response);
+    },
+  );
+  done();
+};

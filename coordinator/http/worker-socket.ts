@@ -1,0 +1,154 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import { ProtocolError } from '../../proto/errors.ts';
+import type { CoordinatorMessage, WorkerMessage } from '../../proto/messages.ts';
+import { parseWorkerMessage } from '../../proto/parse.ts';
+import { ROUTES } from '../../proto/routes.ts';
+import type { CoordinatorCore } from '../core/coordinator-core.ts';
+import { authorized } from './auth.ts';
+
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+export interface WorkerSocketOptions {
+  readonly core: CoordinatorCore;
+  readonly log: Logger;
+  readonly token: string | undefined;
+  readonly heartbeatMs: number;
+  readonly retryAfterMs: number;
+  readonly maxResultBytes: number;
+}
+
+/** The open worker sockets, so that the job's end reaches them all and close() can wait for them. */
+export interface WorkerSockets {
+  readonly count: number;
+  /** Resolves once no socket is open, or after `timeoutMs`. */
+  drained(timeoutMs: number): Promise<void>;
+  /** Closes every socket and the server; resolves when they are gone. */
+  close(): Promise<void>;
+}
+
+function send(ws: WebSocket, message: CoordinatorMessage): void {
+  if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
+}
+
+function fail(ws: WebSocket, error: ProtocolError): void {
+  send(ws, { type: 'error', ...error.toWire(), message: error.message.slice(0, 1024) });
+  ws.close(error.spec.wsClose ?? 4000, error.code);
+}
+
+/** One worker's socket: hello first, then work requests, heartbeats and hand-backs, all via the core. */
+function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
+  const { core, log } = options;
+  let workerId: string | undefined;
+
+  const handle = (message: WorkerMessage): void => {
+    if (message.type === 'hello') {
+      if (workerId !== undefined) throw new ProtocolError('BAD_MESSAGE', 'hello was already sent');
+      workerId = core.connect(message).id;
+      send(ws, {
+        type: 'welcome',
+        worker_id: workerId,
+        heartbeat_ms: options.heartbeatMs,
+        limits: { max_result_bytes: options.maxResultBytes, max_frame_bytes: MAX_FRAME_BYTES },
+      });
+      return;
+    }
+    if (workerId === undefined) throw new ProtocolError('BAD_MESSAGE', `${message.type} before hello`);
+    switch (message.type) {
+      case 'request_work':
+        send(ws, core.assign(workerId));
+        return;
+      case 'heartbeat':
+        if (!core.heartbeat(workerId, message))
+          send(ws, {
+            type: 'cancel',
+            unit_id: message.unit_id,
+            reason: 'lease lost (expired or reassigned)',
+          });
+        return;
+      case 'release':
+        core.release(workerId, message);
+        return;
+    }
+  };
+
+  ws.on('message', (raw: RawData, isBinary: boolean) => {
+    try {
+      if (isBinary) throw new ProtocolError('BAD_MESSAGE', 'binary frames are not part of the protocol');
+      handle(parseWorkerMessage(raw as Buffer, MAX_FRAME_BYTES));
+    } catch (error) {
+      const protocolError =
+        error instanceof ProtocolError ? error : new ProtocolError('INTERNAL', (error as Error).message);
+      log.warn(
+        { worker: workerId, code: protocolError.code, err: protocolError.message },
+        'bad worker message',
+      );
+      fail(ws, protocolError);
+    }
+  });
+  ws.on('error', (error) => log.warn({ worker: workerId, err: error.message }, 'worker socket error'));
+  ws.on('close', () => {
+    if (workerId !== undefined) core.disconnect(workerId);
+  });
+}
+
+/** The control WebSocket on the app's own port (noServer), authenticated on upgrade. */
+export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketOptions): WorkerSockets {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const emptied = new Set<() => void>();
+  wss.on('connection', (ws) => {
+    ws.once('close', () => {
+      if (wss.clients.size === 0) for (const resolve of emptied) resolve();
+    });
+  });
+  options.core.listen({
+    finished: () => {
+      for (const ws of wss.clients)
+        send(ws, { type: 'no_work', retry_after_ms: options.retryAfterMs, done: true });
+    },
+  });
+
+  app.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refuse = (status: string): void => {
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if ((request.url ?? '').split('?')[0] !== ROUTES.workerSocket) return refuse('404 Not Found');
+    if (!authorized(request.headers, options.token)) {
+      options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: bad or missing token');
+      return refuse('401 Unauthorized');
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      wss.emit('connection', ws, request);
+      attachSession(ws, options);
+    });
+  });
+
+  const drained = (timeoutMs: number): Promise<void> => {
+    if (wss.clients.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        emptied.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      emptied.add(done);
+    });
+  };
+
+  return {
+    get count() {
+      return wss.clients.size;
+    },
+    drained,
+    async close() {
+      const gone = drained(5_000);
+      for (const ws of wss.clients) ws.terminate();
+      await gone;
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The coordinator's wiring: config -> store and blobs -> job -> core -> read model -> app ->
+ * listen -> sweeper. Nothing below this file knows about the others' lifetimes.
+ */
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { type Clock, systemClock } from '../shared/clock.ts';
+import type { DataSplit } from '../shared/data/dataset.ts';
+import type { StepReport } from '../shared/fff/trainer.ts';
+import { BlobStore } from './store/blob-store.ts';
+import { CoordinatorCore } from './core/coordinator-core.ts';
+import { buildApp } from './http/app.ts';
+import { type JobConfig, parseJobConfig } from './job/config.ts';
+import { loadJobData } from './job/job-data.ts';
+import { TrainingJob } from './job/training-job.ts';
+import { ReadModel } from './read/read-model.ts';
+import { type WorkerPackage, buildWorkerPackage } from './worker-package.ts';
+import { type EvalRow, SqliteStore } from './store/store.ts';
+
+export interface CoordinatorOptions {
+  readonly config: JobConfig;
+  /** SQLite file; blobs live in `<db>.blobs/` beside it. Reopening it resumes the job. */
+  readonly dbPath: string;
+  readonly host: string;
+  readonly port: number;
+  readonly token?: string;
+  readonly finalModelPath?: string;
+  readonly log: Logger;
+  /** Already loaded data (tests, demo); loaded from the config otherwise. */
+  readonly data?: DataSplit;
+  readonly onPretrainStep?: (report: StepReport) => void;
+  readonly clock?: Clock;
+}
+
+export interface RunningCoordinator {
+  readonly url: string;
+  readonly core: CoordinatorCore;
+  readonly read: ReadModel;
+  readonly job: TrainingJob;
+  readonly store: SqliteStore;
+  readonly config: JobConfig;
+  /** Resolves when pretraining and routing are over and units can be leased. */
+  readonly prepared: Promise<void>;
+  /** Resolves with the final evaluation when every unit is merged. */
+  readonly done: Promise<EvalRow>;
+  /** The volunteer package (built on first call). */
+  workerPackage(): Promise<WorkerPackage>;
+  /** Resolves once no worker is connected, or after `timeoutMs`. */
+  workersGone(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MAX_RESULT_BYTES = 512 * 1024 * 1024;
+const EVENT_POLL_MS = 500;
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
+  const { log, dbPath } = options;
+  const clock = options.clock ?? systemClock;
+  const store = new SqliteStore(dbPath);
+  const stored = store.getJob();
+  let config = options.config;
+  if (stored !== undefined) {
+    config = parseJobConfig(JSON.parse(stored.config), `job stored in ${dbPath}`);
+    if (JSON.stringify(config) !== JSON.stringify(options.config))
+      log.warn('the database holds a job with other settings: resuming it with its own settings');
+    log.info({ phase: stored.phase }, 'resuming the job stored in the database');
+  }
+  const data = options.data ?? (await loadJobData(config));
+  const blobs = new BlobStore(`${dbPath}.blobs`);
+  const job = new TrainingJob({
+    store,
+    blobs,
+    config,
+    data,
+    log,
+    clock,
+    finalModelPath: options.finalModelPath ?? join(dirname(dbPath), 'arbor-final.safetensors'),
+  });
+  const core = new CoordinatorCore({ job, store, blobs, clock, log });
+  const read = new ReadModel(core, store, blobs, clock);
+  let packaged: ReturnType<typeof buildWorkerPackage> | undefined;
+  const workerPackage = () =>
+    (packaged ??= buildWorkerPackage().then(
+      (pkg) => {
+        log.info({ sha256: pkg.sha256, bytes: pkg.bytes.byteLength }, 'volunteer package built');
+        return pkg;
+      },
+      (error: unknown) => {
+        log.warn({ err: (error as Error).message }, 'the volunteer package could not be built');
+        throw error;
+      },
+    ));
+  const { app, sockets } = buildApp(
+    { core, read, blobs },
+    {
+      ...(options.token !== undefined ? { token: options.token } : {}),
+      maxResultBytes: MAX_RESULT_BYTES,
+      heartbeatMs: config.heartbeat_ms,
+      retryAfterMs: config.retry_after_ms,
+      eventPollMs: EVENT_POLL_MS,
+      workerPackage,
+      log,
+    },
+  );
+  await app.listen({ host: options.host, port: options.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const sweeper = setInterval(() => core.expire(), Math.max(50, Math.min(1000, config.lease_ms / 4)));
+  const prepared = core.prepare(options.onPretrainStep);
+  prepared.catch(() => undefined);
+
+  return {
+    url: `http://${options.host}:${port}`,
+    core,
+    read,
+    job,
+    store,
+    config,
+    prepared,
+    done: core.done,
+    workerPackage,
+    workersGone: (timeoutMs) => sockets.drained(timeoutMs),
+    async close() {
+      clearInterval(sweeper);
+      await sockets.close();
+      await app.close();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,291 @@
+/**
+ * The coordinator core on a seeded in-memory store with a hand-driven clock: leases,
+ * heartbeats, hand-backs, expiry, every acceptance rule, the evaluation schedule and the
+ * end of the job. No sockets, no pretraining, no waiting on the wall clock.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { afterEach, describe, it } from 'node:test';
+import { ACCEPTANCE_RULES, type Submission } from '../../coordinator/core/acceptance.ts';
+import { ProtocolError } from '../../proto/errors.ts';
+import type { Assign, Hello } from '../../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
+import { type SeededCore, seededCore } from '../helpers/small-job.ts';
+
+let seeded: SeededCore | undefined;
+afterEach(() => seeded?.cleanup());
+
+async function setup(settings: Record<string, unknown> = {}): Promise<SeededCore> {
+  seeded = await seededCore(settings);
+  return seeded;
+}
+
+const hello = (name: string): Hello => ({
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  name,
+  capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1000 },
+});
+
+function leaseOne(s: SeededCore, name = 'alice'): { workerId: string; assign: Assign } {
+  const workerId = s.core.connect(hello(name)).id;
+  const assign = s.core.assign(workerId);
+  assert.equal(assign.type, 'assign');
+  return { workerId, assign: assign as Assign };
+}
+
+const zeros = (s: SeededCore): FFFWeights => zeroWeights(s.job.subtreeShape);
+
+function submission(workerId: string, assign: Assign, body: Uint8Array): Submission {
+  return {
+    unitId: assign.unit_id,
+    workerId,
+    leaseToken: assign.lease_token,
+    body,
+    metrics: { train_loss: 0.5, samples: 10, seconds: 1 },
+  };
+}
+
+function refusal(fn: () => unknown): ProtocolError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ProtocolError);
+    return error;
+  }
+  assert.fail('expected a ProtocolError');
+}
+
+void describe('leases', () => {
+  void it('leases the oldest ready unit until the clock passes its deadline', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    assert.equal(assign.deadline_ms, s.clock.now() + s.job.config.lease_ms);
+    assert.equal(s.store.getUnit(assign.unit_id)?.workerId, workerId);
+
+    s.clock.advance(s.job.config.lease_ms);
+    assert.equal(s.core.expire(), 0, 'a lease is held up to and including its deadline');
+    s.clock.advance(1);
+    assert.equal(s.core.expire(), 1);
+    const unit = s.store.getUnit(assign.unit_id);
+    assert.equal(unit?.state, 'ready');
+    assert.equal(unit.attempts, 1);
+    const heartbeat = {
+      type: 'heartbeat',
+      unit_id: assign.unit_id,
+      lease_token: assign.lease_token,
+      step: 1,
+      total_steps: 2,
+    } as const;
+    assert.equal(s.core.heartbeat(workerId, heartbeat), false, 'the lost lease cannot be renewed');
+  });
+
+  void it('a heartbeat moves the deadline; only the holder can renew or hand back', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const other = s.core.connect(hello('mallory')).id;
+    const heartbeat = {
+      type: 'heartbeat',
+      unit_id: assign.unit_id,
+      lease_token: assign.lease_token,
+      step: 1,
+      total_steps: 2,
+    } as const;
+    s.clock.advance(s.job.config.lease_ms - 1);
+    assert.equal(s.core.heartbeat(other, heartbeat), false);
+    assert.equal(s.core.heartbeat(workerId, { ...heartbeat, lease_token: 'forged' }), false);
+    assert.equal(s.core.heartbeat(workerId, heartbeat), true);
+    assert.equal(s.store.getUnit(assign.unit_id)?.deadlineMs, s.clock.now() + s.job.config.lease_ms);
+    s.clock.advance(s.job.config.lease_ms - 1);
+    assert.equal(s.core.expire(), 0, 'renewed');
+
+    const release = {
+      type: 'release',
+      unit_id: assign.unit_id,
+      lease_token: assign.lease_token,
+      reason: 'bye',
+    } as const;
+    assert.equal(s.core.release(other, release), false);
+    assert.equal(s.core.release(workerId, release), true);
+    assert.equal(s.store.getUnit(assign.unit_id)?.state, 'ready');
+  });
+
+  void it('says no_work while routing has not happened and done once the job is over', async () => {
+    const s = await setup({ shard_epochs: 1 });
+    const id = s.core.connect(hello('bob')).id;
+    const units = s.store.unitsByState().ready;
+    const leased: Assign[] = [];
+    for (let i = 0; i < units; i++) leased.push(s.core.assign(id) as Assign);
+    assert.deepEqual(s.core.assign(id), { type: 'no_work', retry_after_ms: s.job.config.retry_after_ms });
+    for (const a of leased) s.core.submit(submission(id, a, encodeFFF(zeros(s))));
+    assert.equal(s.core.phase, 'done');
+    assert.deepEqual(s.core.assign(id), {
+      type: 'no_work',
+      retry_after_ms: s.job.config.retry_after_ms,
+      done: true,
+    });
+  });
+
+  void it('remembers when each worker was last heard from, by the clock', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const connected = s.clock.now();
+    s.clock.advance(1234);
+    s.core.heartbeat(workerId, {
+      type: 'heartbeat',
+      unit_id: assign.unit_id,
+      lease_token: assign.lease_token,
+      step: 1,
+      total_steps: 2,
+    });
+    assert.equal(s.core.presence.get(workerId)?.connectedMs, connected);
+    assert.equal(s.core.presence.get(workerId)?.lastSeenMs, connected + 1234);
+    s.core.disconnect(workerId);
+    assert.equal(s.core.presence.size, 0);
+    assert.equal(s.store.getWorker(workerId)?.lastSeenMs, connected + 1234, 'kept after disconnecting');
+  });
+});
+
+void describe('acceptance rules', () => {
+  void it('run in a fixed order, each with one error code', () => {
+    assert.deepEqual(
+      ACCEPTANCE_RULES.map((r) => `${r.stage}:${r.name}:${r.code}`),
+      [
+        'lease:unit-exists:UNKNOWN_UNIT',
+        'lease:leased-to-sender:UNKNOWN_UNIT',
+        'lease:lease-held:LEASE_LOST',
+        'delta:decodes:DELTA_INVALID',
+        'delta:shape-matches:DELTA_INVALID',
+        'delta:values-finite:DELTA_INVALID',
+        'delta:norm-bounded:DELTA_REJECTED',
+        'delta:not-too-stale:DELTA_REJECTED',
+        'delta:validation-loss:DELTA_REJECTED',
+      ],
+    );
+  });
+
+  void it('refuse uploads from anyone but the lease holder, without recording them', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const body = encodeFFF(zeros(s));
+    const cases: [Submission, string][] = [
+      [{ ...submission(workerId, assign, body), unitId: 'r9999-s0000' }, 'UNKNOWN_UNIT'],
+      [{ ...submission(workerId, assign, body), workerId: 'w-someone-else' }, 'UNKNOWN_UNIT'],
+      [{ ...submission(workerId, assign, body), leaseToken: 'forged' }, 'LEASE_LOST'],
+    ];
+    for (const [sub, code] of cases) assert.equal(refusal(() => s.core.submit(sub)).code, code);
+    s.clock.advance(s.job.config.lease_ms + 1);
+    assert.equal(
+      refusal(() => s.core.submit(submission(workerId, assign, body))).code,
+      'LEASE_LOST',
+      'past the deadline',
+    );
+    assert.equal(s.store.getResult(assign.unit_id), undefined);
+  });
+
+  const deltaCases: [string, string, (s: SeededCore) => Uint8Array][] = [
+    ['decodes', 'DELTA_INVALID', () => new Uint8Array([1, 2, 3])],
+    [
+      'shape-matches',
+      'DELTA_INVALID',
+      (s) => encodeFFF(zeroWeights({ ...s.job.subtreeShape, leafWidth: 3 })),
+    ],
+    [
+      'values-finite',
+      'DELTA_INVALID',
+      (s) => {
+        const w = zeros(s);
+        w.tensors['leaves.b2'][0] = NaN;
+        return encodeFFF(w);
+      },
+    ],
+    [
+      'norm-bounded',
+      'DELTA_REJECTED',
+      (s) => {
+        const w = zeros(s);
+        w.tensors['leaves.b2'].fill(1e6);
+        return encodeFFF(w);
+      },
+    ],
+    [
+      'validation-loss',
+      'DELTA_REJECTED',
+      (s) => {
+        const w = zeros(s);
+        // Every leaf now votes for one wrong class with a huge margin.
+        for (let i = 0; i < w.tensors['leaves.b2'].length; i += s.job.subtreeShape.outputWidth)
+          w.tensors['leaves.b2'][i] = 500;
+        return encodeFFF(w);
+      },
+    ],
+  ];
+  for (const [rule, code, body] of deltaCases)
+    void it(`record a delta failing ${rule} as ${code} and reissue the unit`, async () => {
+      const s = await setup();
+      const { workerId, assign } = leaseOne(s);
+      const outcome = s.core.submit(submission(workerId, assign, body(s)));
+      assert.equal(outcome.code, code);
+      assert.equal(outcome.response.status, 'rejected');
+      const result = s.store.getResult(assign.unit_id);
+      assert.equal(result?.rule, rule);
+      assert.equal(s.store.getWorker(workerId)?.rejections, 1);
+      assert.ok(s.store.getUnit(`${assign.unit_id}.1`), 'a replacement unit');
+      assert.deepEqual(s.store.rejectionsByRule(), [{ rule, n: 1 }]);
+    });
+
+  void it('reject a delta that is too stale', async () => {
+    const s = await setup({ outer: { max_staleness: 0 } });
+    const a = leaseOne(s, 'a');
+    const b = leaseOne(s, 'b');
+    const shardB = s.core.assign(b.workerId) as Assign;
+    // Two units of the same shard: whichever merges second is one version behind.
+    const [first, second] = a.assign.shard === shardB.shard ? [a.assign, shardB] : [b.assign, shardB];
+    const firstHolder = first === a.assign ? a.workerId : b.workerId;
+    assert.equal(s.core.submit(submission(firstHolder, first, encodeFFF(zeros(s)))).code, undefined);
+    const outcome = s.core.submit(submission(b.workerId, second, encodeFFF(zeros(s))));
+    assert.equal(outcome.code, 'DELTA_REJECTED');
+    assert.equal(s.store.getResult(second.unit_id)?.rule, 'not-too-stale');
+  });
+
+  void it('accept a good delta once: a replay gets the same answer and merges nothing', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const sub = submission(workerId, assign, encodeFFF(zeros(s)));
+    const first = s.core.submit(sub);
+    assert.deepEqual(first.response, { status: 'accepted', version: 1 });
+    assert.deepEqual(s.core.submit(sub).response, first.response);
+    assert.equal(s.store.getShard(assign.shard)?.version, 1);
+    assert.equal(s.store.getWorker(workerId)?.credit, 10);
+    assert.equal(refusal(() => s.core.submit({ ...sub, workerId: 'w-other' })).code, 'LEASE_LOST');
+  });
+});
+
+void describe('evaluation and the end of the job', () => {
+  void it('evaluates every eval_every accepted results, stamped by the clock, and ends after the last unit', async () => {
+    const s = await setup({ eval_every: 2, shard_epochs: 2 });
+    const finished: number[] = [];
+    s.core.listen({ finished: (row) => finished.push(row.accepted) });
+    const id = s.core.connect(hello('carol')).id;
+    const total = s.store.unitsByState().ready;
+    assert.ok(total >= 3, `${total} units`);
+    for (let i = 1; i <= total; i++) {
+      s.clock.advance(1000);
+      const assign = s.core.assign(id) as Assign;
+      assert.equal(s.core.submit(submission(id, assign, encodeFFF(zeros(s)))).code, undefined);
+      const evals = s.store.listEvals();
+      if (i < total) {
+        assert.equal(evals.length, Math.floor(i / 2), `evaluations after ${i} results`);
+        if (i % 2 === 0) assert.equal(evals.at(-1)?.atMs, s.clock.now());
+      }
+    }
+    const final = await s.core.done;
+    assert.equal(final.accepted, total);
+    assert.equal(final.atMs, s.clock.now());
+    assert.deepEqual(finished, [total]);
+    assert.equal(s.core.phase, 'done');
+    assert.ok(existsSync(s.job.finalModelPath), 'the final model is written');
+  });
+});
