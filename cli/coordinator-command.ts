@@ -1,5 +1,8 @@
 import { Command, Option } from 'commander';
-import { startCoordinator } from '../coordinator/main.ts';
+import { hostname } from 'node:os';
+import { type RunningCoordinator, startCoordinator } from '../coordinator/main.ts';
+import { joinCommand } from '../proto/dashboard.ts';
+import { ROUTES } from '../proto/routes.ts';
 import { overlay, parseJobConfig, readJobConfigFile } from '../coordinator/job/config.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { DATA_SPECS_HELP } from '../shared/data/load.ts';
@@ -104,6 +107,25 @@ export function jobConfigFromOptions(opts: Record<string, unknown>) {
   );
 }
 
+/** The one-line volunteer install, with this machine's name when listening on every address. */
+async function announceJoinCommand(coordinator: RunningCoordinator, host: string, tokenRequired: boolean) {
+  try {
+    const pkg = await coordinator.workerPackage();
+    const url = new URL(coordinator.url);
+    if (host === '0.0.0.0' || host === '::') url.hostname = hostname();
+    const base = url.toString().replace(/\/$/, '');
+    const command = joinCommand(base, {
+      package_path: ROUTES.workerPackagePinned.path(pkg.sha256),
+      version: pkg.version,
+      token_required: tokenRequired,
+      error: null,
+    });
+    process.stdout.write(`volunteers join with: ${command}\n`);
+  } catch {
+    // The coordinator has logged why; volunteers can still use a clone of the repository.
+  }
+}
+
 export function coordinatorCommand(): Command {
   return addJobOptions(
     new Command('coordinator').description(
@@ -145,6 +167,7 @@ export function coordinatorCommand(): Command {
       process.stdout.write(
         `arbor coordinator listening on ${coordinator.url} (workers: arbor worker --url ${ws})\n`,
       );
+      void announceJoinCommand(coordinator, opts['host'] as string, token !== undefined);
       const stop = async () => {
         await coordinator.close();
         process.exit(130);

@@ -133,6 +133,12 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     assert.match(await text(page, '#workers tbody'), /no worker has connected yet/);
     assert.equal(await numberIn(page, '#accepted'), 0);
     assert.equal((await page.locator('#gallery canvas').count()) > 0, true, 'real inputs shown per shard');
+    const joinShown = await pollPage('the join command', async () => {
+      const shown = await text(page, '#join-command');
+      return shown.startsWith('npx') ? shown : undefined;
+    });
+    const wsBase = url.replace('http', 'ws');
+    assert.match(joinShown, new RegExp(`^npx --yes --package ${url}/v1/worker/arbor-worker-[0-9a-f]{64}\\.tgz arbor-worker --url ${wsBase}$`));
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-empty.png'), fullPage: true });
 
     const ws = url.replace('http', 'ws');

@@ -338,6 +338,22 @@ $('next').addEventListener('click', () => {
   state.workerOffset += PAGE_SIZE;
   refresh();
 });
+/** The same command as proto/dashboard.ts joinCommand, for the address this page was loaded from. */
+async function showJoinCommand() {
+  try {
+    const join = await getJson('/v1/join');
+    const base = location.origin;
+    $('join-command').textContent =
+      join.package_path === null
+        ? `the volunteer package is not available: ${join.error}`
+        : `npx --yes --package ${base}${join.package_path} arbor-worker --url ${base.replace(/^http/, 'ws')}` +
+          (join.token_required ? ' --token YOUR_TOKEN' : '');
+  } catch (error) {
+    console.warn('join command unavailable', error);
+  }
+}
+
 refresh();
 listen();
+showJoinCommand();
 setInterval(refresh, 5000);
