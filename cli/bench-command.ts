@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { benchDistributed } from '../bench/distributed.ts';
 import { benchInference } from '../bench/inference.ts';
 import { benchTraining } from '../bench/training.ts';
+import { benchWorkerStartup } from '../bench/worker-startup.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { createLogger } from '../shared/logging.ts';
@@ -139,6 +140,25 @@ export function benchCommand(): Command {
           : `distributed ${(result.dist_hard_test_acc * 100).toFixed(2)}% in ${result.dist_wall_s.toFixed(0)} s; ` +
               `central ${result.central_hard_test_acc === null ? '-' : (result.central_hard_test_acc * 100).toFixed(2)}% in ${result.central_wall_s?.toFixed(0) ?? '-'} s; ` +
               `${result.comm_reduction.toFixed(0)}x less model traffic than data-parallel; imbalance ${result.routing_imbalance.toFixed(2)}\n`,
+      );
+    });
+  bench
+    .command('worker-startup')
+    .description(
+      "A volunteer process's load time and peak memory: arbor worker, the packaged arbor-worker, and loading every command (the baseline).",
+    )
+    .option('--runs <n>', 'runs of each (median reported)', integer('--runs', 1), 5)
+    .option('--json', 'print one JSON object on stdout', false)
+    .action(async (opts: { runs: number; json: boolean }) => {
+      const r = await benchWorkerStartup(opts.runs);
+      const line = (name: string, s: { ms: number; max_rss_mb: number }) =>
+        `${name.padEnd(26)}${s.ms.toFixed(0).padStart(6)} ms ${s.max_rss_mb.toFixed(0).padStart(6)} MB\n`;
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify(r)}\n`
+          : line('all commands (baseline)', r.all_commands) +
+              line('arbor worker', r.arbor_worker) +
+              line('arbor-worker (package)', r.packaged_worker),
       );
     });
   return bench;

@@ -1,0 +1,102 @@
+/**
+ * How long a volunteer's process takes to load its code, and its peak memory, for the
+ * repository's `arbor worker`, the packaged `arbor-worker` bundle, and the baseline of
+ * loading every command (what `arbor worker` loaded before commands were loaded lazily).
+ * Each runs `--help`: every module is imported, nothing is trained.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { buildWorkerPackage } from '../coordinator/worker-package.ts';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+export interface StartupSample {
+  readonly ms: number;
+  readonly max_rss_mb: number;
+}
+
+export interface WorkerStartupResult {
+  readonly runs: number;
+  readonly all_commands: StartupSample;
+  readonly arbor_worker: StartupSample;
+  readonly packaged_worker: StartupSample;
+  /** arbor_worker / all_commands */
+  readonly ms_ratio: number;
+  readonly rss_ratio: number;
+  readonly packaged_ms_ratio: number;
+  readonly packaged_rss_ratio: number;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+
+/** The bundle from the volunteer package, placed under node_modules so its imports resolve here. */
+async function extractBundle(dir: string): Promise<string> {
+  const tar = gunzipSync((await buildWorkerPackage()).bytes);
+  for (let offset = 0; offset + 512 <= tar.length;) {
+    const name = tar
+      .subarray(offset, offset + 100)
+      .toString('utf8')
+      .replace(/\0.*$/s, '');
+    const size = parseInt(
+      tar
+        .subarray(offset + 124, offset + 136)
+        .toString('utf8')
+        .trim() || '0',
+      8,
+    );
+    if (name === 'package/arbor-worker.mjs') {
+      const path = join(dir, 'arbor-worker.mjs');
+      writeFileSync(path, tar.subarray(offset + 512, offset + 512 + size));
+      return path;
+    }
+    if (name === '') break;
+    offset += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error('the volunteer package has no arbor-worker.mjs');
+}
+
+async function measure(args: readonly string[], runs: number, dir: string): Promise<StartupSample> {
+  const report = join(dir, `report-${Math.random().toString(36).slice(2)}.jsonl`);
+  for (let i = 0; i < runs; i++)
+    await run(process.execPath, ['--import', join(root, 'bench/helpers/exit-report.mjs'), ...args], {
+      cwd: root,
+      env: { ...process.env, ARBOR_EXIT_REPORT: report },
+    });
+  const samples = readFileSync(report, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as StartupSample);
+  return { ms: median(samples.map((s) => s.ms)), max_rss_mb: median(samples.map((s) => s.max_rss_mb)) };
+}
+
+export async function benchWorkerStartup(runs: number): Promise<WorkerStartupResult> {
+  const cache = join(root, 'node_modules/.cache');
+  mkdirSync(cache, { recursive: true });
+  const dir = mkdtempSync(join(cache, 'arbor-startup-'));
+  try {
+    const bundle = await extractBundle(dir);
+    const allCommands = await measure(['bin/arbor.js', '--help'], runs, dir);
+    const arborWorker = await measure(['bin/arbor.js', 'worker', '--help'], runs, dir);
+    const packaged = await measure([bundle, '--help'], runs, dir);
+    return {
+      runs,
+      all_commands: allCommands,
+      arbor_worker: arborWorker,
+      packaged_worker: packaged,
+      ms_ratio: arborWorker.ms / allCommands.ms,
+      rss_ratio: arborWorker.max_rss_mb / allCommands.max_rss_mb,
+      packaged_ms_ratio: packaged.ms / allCommands.ms,
+      packaged_rss_ratio: packaged.max_rss_mb / allCommands.max_rss_mb,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
