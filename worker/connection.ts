@@ -58,7 +58,12 @@ export class CoordinatorConnection {
       ws.once('unexpected-response', (_request, response) => {
         reject(
           response.statusCode === 401
-            ? new ProtocolError('UNAUTHORIZED', 'the coordinator refused the token')
+            ? new ProtocolError(
+                'UNAUTHORIZED',
+                token === undefined
+                  ? 'this coordinator requires a token: pass --token or set ARBOR_TOKEN'
+                  : 'the coordinator refused this token (check --token or ARBOR_TOKEN)',
+              )
             : new Error(`upgrade refused: HTTP ${response.statusCode}`),
         );
         ws.terminate();

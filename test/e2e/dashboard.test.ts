@@ -138,7 +138,12 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       return shown.startsWith('npx') ? shown : undefined;
     });
     const wsBase = url.replace('http', 'ws');
-    assert.match(joinShown, new RegExp(`^npx --yes --package ${url}/v1/worker/arbor-worker-[0-9a-f]{64}\\.tgz arbor-worker --url ${wsBase}$`));
+    assert.match(
+      joinShown,
+      new RegExp(
+        `^npx --yes --package ${url}/v1/worker/arbor-worker-[0-9a-f]{64}\\.tgz arbor-worker --url ${wsBase}$`,
+      ),
+    );
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-empty.png'), fullPage: true });
 
     const ws = url.replace('http', 'ws');

@@ -1,0 +1,121 @@
+/**
+ * buildApp through app.inject, no socket: every refusal is `{code, message, retryable}`,
+ * worker routes want the token and say so, the read API answers from the read model.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { Value } from '@sinclair/typebox/value';
+import pino from 'pino';
+import { type CoordinatorApp, buildApp } from '../../coordinator/http/app.ts';
+import { ReadModel } from '../../coordinator/read/read-model.ts';
+import { StatusSchema } from '../../proto/dashboard.ts';
+import { ERRORS, type ErrorCode } from '../../proto/errors.ts';
+import { HEADERS, ROUTES } from '../../proto/routes.ts';
+import { type SeededCore, seededCore } from '../helpers/small-job.ts';
+
+const TOKEN = 'inject-secret';
+let opened: { s: SeededCore; built: CoordinatorApp } | undefined;
+
+afterEach(async () => {
+  await opened?.built.app.close();
+  opened?.s.cleanup();
+  opened = undefined;
+});
+
+async function app(): Promise<{ s: SeededCore; built: CoordinatorApp }> {
+  const s = await seededCore();
+  const built = buildApp(
+    { core: s.core, read: new ReadModel(s.core, s.store, s.blobs, s.clock), blobs: s.blobs },
+    {
+      token: TOKEN,
+      maxResultBytes: 1 << 20,
+      heartbeatMs: 1000,
+      retryAfterMs: 1000,
+      eventPollMs: 1000,
+      workerPackage: () => Promise.reject(new Error('not built in this test')),
+      log: pino({ level: 'silent' }),
+    },
+  );
+  await built.app.ready();
+  opened = { s, built };
+  return opened;
+}
+
+function assertWireError(response: { statusCode: number; json(): unknown }, code: ErrorCode): string {
+  assert.equal(response.statusCode, ERRORS[code].httpStatus);
+  const body = response.json() as Record<string, unknown>;
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'message', 'retryable']);
+  assert.equal(body['code'], code);
+  assert.equal(body['retryable'], ERRORS[code].retryable);
+  return body['message'] as string;
+}
+
+void describe('buildApp', () => {
+  void it('answers an unknown route with NOT_FOUND in the catalogue format', async () => {
+    const { built } = await app();
+    assertWireError(await built.app.inject({ method: 'GET', url: '/v2/nothing' }), 'NOT_FOUND');
+  });
+
+  void it('refuses blobs and results without the token, saying that a token is required', async () => {
+    const { built, s } = await app();
+    const blob = s.store.listShards()[0]!.dataBlob;
+    const message = assertWireError(
+      await built.app.inject({ method: 'GET', url: ROUTES.blob.path(blob) }),
+      'UNAUTHORIZED',
+    );
+    assert.match(message, /requires a token.*--token.*ARBOR_TOKEN/);
+    assertWireError(
+      await built.app.inject({ method: 'PUT', url: ROUTES.unitResult.path('r0000-s0000'), payload: 'x' }),
+      'UNAUTHORIZED',
+    );
+    const ok = await built.app.inject({
+      method: 'GET',
+      url: ROUTES.blob.path(blob),
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(ok.statusCode, 200);
+    assert.equal(ok.rawPayload.byteLength, s.blobs.size(blob));
+  });
+
+  void it('refuses a result without its headers as BAD_MESSAGE, naming the header', async () => {
+    const { built } = await app();
+    const message = assertWireError(
+      await built.app.inject({
+        method: 'PUT',
+        url: ROUTES.unitResult.path('r0000-s0000'),
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' },
+        payload: Buffer.from([1, 2, 3]),
+      }),
+      'BAD_MESSAGE',
+    );
+    assert.match(message, new RegExp(HEADERS.worker));
+  });
+
+  void it('serves the status from the read model, open to all, with the clock of the core', async () => {
+    const { built, s } = await app();
+    const response = await built.app.inject({ method: 'GET', url: '/v1/status' });
+    assert.equal(response.statusCode, 200);
+    const status: unknown = response.json();
+    assert.ok(Value.Check(StatusSchema, status));
+    assert.equal(status.now_ms, s.clock.now());
+    assert.equal(status.phase, 'training');
+    assert.equal(status.progress.eta_s, null, 'no worker, no rate: unknown');
+    assert.equal(status.units['ready'], s.store.unitsByState().ready);
+  });
+
+  void it('says why the volunteer package is missing instead of failing the page', async () => {
+    const { built } = await app();
+    const join = await built.app.inject({ method: 'GET', url: '/v1/join' });
+    assert.equal(join.statusCode, 200);
+    assert.deepEqual(
+      { ...(join.json() as Record<string, unknown>), version: 'x' },
+      {
+        package_path: null,
+        version: 'x',
+        token_required: true,
+        error: 'the volunteer package could not be built: not built in this test',
+      },
+    );
+    assertWireError(await built.app.inject({ method: 'GET', url: ROUTES.workerPackage }), 'INTERNAL');
+  });
+});
