@@ -96,13 +96,18 @@ export function addJobOptions(command: Command): Command {
     .option('--heartbeat-ms <ms>', 'worker heartbeat interval', integer('--heartbeat-ms', 50));
 }
 
-/** The job config from --config and the job flags, validated. */
-export function jobConfigFromOptions(opts: Record<string, unknown>) {
+/** The job settings the user gave (--config, then the job flags over it), before defaults. */
+export function requestedJobSettings(opts: Record<string, unknown>): Record<string, unknown> {
   const base = typeof opts['config'] === 'string' ? readJobConfigFile(opts['config']) : {};
   const overrides: Record<string, unknown> = {};
   for (const [flag, key] of Object.entries(JOB_FLAGS)) overrides[key] = opts[flag];
+  return overlay(base, overrides);
+}
+
+/** The job config from --config and the job flags, validated. */
+export function jobConfigFromOptions(opts: Record<string, unknown>) {
   return parseJobConfig(
-    overlay(base, overrides),
+    requestedJobSettings(opts),
     typeof opts['config'] === 'string' ? opts['config'] : 'flags',
   );
 }
@@ -156,6 +161,7 @@ export function coordinatorCommand(): Command {
       const token = (opts['token'] as string | undefined) ?? process.env['ARBOR_TOKEN'];
       const coordinator = await startCoordinator({
         config,
+        requested: requestedJobSettings(opts),
         dbPath: opts['db'] as string,
         host: opts['host'] as string,
         port: opts['port'] as number,

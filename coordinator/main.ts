@@ -10,15 +10,21 @@ import type { StepReport } from '../shared/fff/trainer.ts';
 import { BlobStore } from './store/blob-store.ts';
 import { CoordinatorCore } from './core/coordinator-core.ts';
 import { buildApp } from './http/app.ts';
-import { type JobConfig, parseJobConfig } from './job/config.ts';
+import { type JobConfig, JobMismatchError, parseJobConfig, settingDifferences } from './job/config.ts';
 import { loadJobData } from './job/job-data.ts';
 import { TrainingJob } from './job/training-job.ts';
 import { ReadModel } from './read/read-model.ts';
 import { type WorkerPackage, buildWorkerPackage } from './worker-package.ts';
+import { DatabaseLock } from './store/db-lock.ts';
 import { type EvalRow, SqliteStore } from './store/store.ts';
 
 export interface CoordinatorOptions {
   readonly config: JobConfig;
+  /**
+   * The settings the user asked for (flags, --config) before defaults. Resuming a stored job
+   * is refused when one of these differs from it; without it, the whole config is compared.
+   */
+  readonly requested?: unknown;
   /** SQLite file; blobs live in `<db>.blobs/` beside it. Reopening it resumes the job. */
   readonly dbPath: string;
   readonly host: string;
@@ -54,16 +60,36 @@ const MAX_RESULT_BYTES = 512 * 1024 * 1024;
 const EVENT_POLL_MS = 500;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
+  const lock = options.dbPath === ':memory:' ? undefined : DatabaseLock.acquire(options.dbPath);
+  let store: SqliteStore | undefined;
+  try {
+    store = new SqliteStore(options.dbPath);
+    return await serve(options, store, () => lock?.release());
+  } catch (error) {
+    store?.close();
+    lock?.release();
+    throw error;
+  }
+}
+
+async function serve(
+  options: CoordinatorOptions,
+  store: SqliteStore,
+  unlock: () => void,
+): Promise<RunningCoordinator> {
   const { log, dbPath } = options;
   const clock = options.clock ?? systemClock;
-  const store = new SqliteStore(dbPath);
   const stored = store.getJob();
   let config = options.config;
   if (stored !== undefined) {
     config = parseJobConfig(JSON.parse(stored.config), `job stored in ${dbPath}`);
-    if (JSON.stringify(config) !== JSON.stringify(options.config))
-      log.warn('the database holds a job with other settings: resuming it with its own settings');
-    log.info({ phase: stored.phase }, 'resuming the job stored in the database');
+    const differences = settingDifferences(options.requested ?? options.config, config);
+    if (differences.length > 0)
+      throw new JobMismatchError(
+        dbPath,
+        `holds a job with other settings: ${differences.join(', ')}. Leave those settings out to resume it, or pass another --db to start a new job.`,
+      );
+    log.info({ phase: stored.phase, db: dbPath }, 'resuming the job stored in the database');
   }
   const data = options.data ?? (await loadJobData(config));
   const blobs = new BlobStore(`${dbPath}.blobs`);
@@ -125,6 +151,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       await sockets.close();
       await app.close();
       store.close();
+      unlock();
     },
   };
 }

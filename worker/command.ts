@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
-import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
 import { measureTrainingSpeed } from './speed-probe.ts';
 import { runWorker } from './run-worker.ts';
+import { TerminalProgress } from './terminal-progress.ts';
 
 /** `ws://H:P`, `wss://…`, or the dashboard's `http(s)://` address; anything else fails at once. */
 export function coordinatorUrl(value: string): string {
@@ -44,7 +44,8 @@ export function workerCommand(name = 'worker'): Command {
         maxUnits?: number;
         cacheDir?: string;
       }) => {
-        const log = createLogger('worker');
+        const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
+        const log = createLogger('worker', undefined, terminal?.write);
         const backend = await selectBackend(opts.backend, opts.gpu === true);
         const samplesPerSecond = await measureTrainingSpeed();
         log.info({ backend: backend.name, samples_per_s: Math.round(samplesPerSecond) }, 'ready');
@@ -55,16 +56,6 @@ export function workerCommand(name = 'worker'): Command {
           process.once('SIGINT', () => process.exit(130));
         });
         process.once('SIGTERM', () => controller.abort());
-        const bar = process.stderr.isTTY
-          ? new cliProgress.SingleBar(
-              {
-                format: 'unit {unit} [{bar}] {percentage}% | loss {loss} | ETA {eta}s',
-                stream: process.stderr,
-              },
-              cliProgress.Presets.shades_classic,
-            )
-          : undefined;
-        let barUnit = '';
         const token = opts.token ?? process.env['ARBOR_TOKEN'];
         const summary = await runWorker({
           url: opts.url,
@@ -78,21 +69,20 @@ export function workerCommand(name = 'worker'): Command {
           ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
           log,
           signal: controller.signal,
-          ...(bar
+          ...(terminal
             ? {
-                onUnitProgress: (unit, report, totalSteps) => {
-                  const done = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
-                  const payload = { unit: unit.unit_id, loss: report.loss.toFixed(4) };
-                  if (barUnit !== unit.unit_id) {
-                    if (barUnit !== '') bar.stop();
-                    bar.start(totalSteps, done, payload);
-                    barUnit = unit.unit_id;
-                  } else bar.update(done, payload);
-                },
+                onUnitProgress: (unit, report, totalSteps) =>
+                  terminal.progress(
+                    unit.unit_id,
+                    report.epoch * report.stepsPerEpoch + report.stepInEpoch,
+                    totalSteps,
+                    report.loss,
+                  ),
+                onUnitEnd: () => terminal.unitEnded(),
               }
             : {}),
         });
-        bar?.stop();
+        terminal?.stop();
         log.info(summary, 'worker finished');
       },
     );

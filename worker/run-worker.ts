@@ -30,6 +30,8 @@ export interface WorkerOptions {
   readonly signal?: AbortSignal;
   readonly reconnect?: { readonly initialMs: number; readonly maxMs: number };
   readonly onUnitProgress?: (unit: Assign, report: StepReport, totalSteps: number) => void;
+  /** Training of the unit is over (finished, stopped or cancelled). */
+  readonly onUnitEnd?: (unit: Assign) => void;
 }
 
 export interface WorkerSummary {
@@ -171,6 +173,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     } finally {
       clearInterval(heartbeat);
       connection.onCancel = () => undefined;
+      options.onUnitEnd?.(assign);
     }
     if (cancelled !== undefined) {
       unitLog.warn({ reason: cancelled }, 'unit cancelled by the coordinator');

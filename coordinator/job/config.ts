@@ -134,3 +134,33 @@ export function overlay(base: unknown, overrides: Record<string, unknown>): Reco
   }
   return out;
 }
+
+/** The database holds a job whose settings differ from the ones asked for. */
+export class JobMismatchError extends InputError {
+  readonly code = 'JOB_MISMATCH' as const;
+}
+
+function leaves(value: unknown, prefix = ''): [string, unknown][] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [[prefix, value]];
+  return Object.entries(value).flatMap(([key, child]) => leaves(child, prefix ? `${prefix}.${key}` : key));
+}
+
+function valueAt(config: unknown, dotted: string): unknown {
+  let node = config;
+  for (const key of dotted.split('.'))
+    node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined;
+  return node;
+}
+
+/**
+ * Each setting in `requested` (only what the user gave: flags, --config) whose value differs
+ * from the stored job's, as "key VALUE (stored: VALUE)".
+ */
+export function settingDifferences(requested: unknown, stored: JobConfig): string[] {
+  return leaves(requested)
+    .filter(([key, value]) => JSON.stringify(valueAt(stored, key)) !== JSON.stringify(value))
+    .map(
+      ([key, value]) =>
+        `${key} ${JSON.stringify(value)} (stored: ${JSON.stringify(valueAt(stored, key)) ?? 'unset'})`,
+    );
+}

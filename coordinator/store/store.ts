@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { DatabaseError } from './database-error.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 export const UNIT_STATES = ['ready', 'leased', 'submitted', 'accepted', 'rejected', 'expired'] as const;
@@ -322,11 +323,18 @@ export class SqliteStore implements Store {
   private readonly rejectTx: Database.Transaction<(input: RejectInput) => boolean>;
 
   constructor(path: string) {
-    this.db = new Database(path);
-    if (path !== ':memory:') this.db.pragma('journal_mode = WAL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrationsApplied = migrate(this.db);
+    let opened: Database.Database | undefined;
+    try {
+      opened = new Database(path);
+      if (path !== ':memory:') opened.pragma('journal_mode = WAL');
+      opened.pragma('foreign_keys = ON');
+      opened.pragma('busy_timeout = 5000');
+      this.migrationsApplied = migrate(opened);
+    } catch (error) {
+      opened?.close();
+      throw new DatabaseError(path, `cannot open the database: ${(error as Error).message}`);
+    }
+    this.db = opened;
 
     const db = this.db;
     this.s = {

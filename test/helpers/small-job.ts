@@ -62,6 +62,13 @@ export function seedPretrained(store: Store, blobs: BlobStore, config: JobConfig
   store.setJobPhase('routing', 0, blobs.put(encodeFFF(tree)));
 }
 
+/** A database file whose job has just finished pretraining (see seedPretrained). */
+export function seedDatabase(dbPath: string, config: JobConfig, data: DataSplit): void {
+  const store = new SqliteStore(dbPath);
+  seedPretrained(store, new BlobStore(`${dbPath}.blobs`), config, data);
+  store.close();
+}
+
 export interface SeededCore {
   readonly core: CoordinatorCore;
   readonly store: SqliteStore;
@@ -101,6 +108,11 @@ export async function seededCore(settings: Record<string, unknown> = {}): Promis
 
 let mnist: Promise<DataSplit> | undefined;
 
+/** The embedded MNIST split, loaded once per process. */
+export function smallJobData(): Promise<DataSplit> {
+  return (mnist ??= loadJobData(parseJobConfig(SMALL_JOB)));
+}
+
 export interface SmallCoordinator {
   readonly coordinator: RunningCoordinator;
   readonly wsUrl: string;
@@ -114,12 +126,9 @@ export async function startSmallCoordinator(
 ): Promise<SmallCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-small-'));
   const config = parseJobConfig({ ...SMALL_JOB, ...options.settings });
-  mnist ??= loadJobData(config);
-  const data = await mnist;
+  const data = await smallJobData();
   const dbPath = join(dir, 'arbor.db');
-  const seed = new SqliteStore(dbPath);
-  seedPretrained(seed, new BlobStore(`${dbPath}.blobs`), config, data);
-  seed.close();
+  seedDatabase(dbPath, config, data);
   const coordinator = await startCoordinator({
     config,
     dbPath,

@@ -1,0 +1,99 @@
+/**
+ * Starting a coordinator on a database: one coordinator per file, a stored job is resumed
+ * only with its own settings, and a start that fails says why, names the file and leaves
+ * nothing behind.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { type CoordinatorOptions, startCoordinator } from '../../coordinator/main.ts';
+import type { DataSplit } from '../../shared/data/dataset.ts';
+import {
+  SMALL_JOB,
+  type SmallCoordinator,
+  seedDatabase,
+  smallJobData,
+  startSmallCoordinator,
+} from '../helpers/small-job.ts';
+
+let small: SmallCoordinator;
+let data: DataSplit;
+const scratch = mkdtempSync(join(tmpdir(), 'arbor-start-'));
+
+before(async () => {
+  small = await startSmallCoordinator();
+  data = await smallJobData();
+});
+after(async () => {
+  await small?.close();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+const options = (dbPath: string, extra: Partial<CoordinatorOptions> = {}): CoordinatorOptions => ({
+  config: parseJobConfig(SMALL_JOB),
+  dbPath,
+  data,
+  host: '127.0.0.1',
+  port: 0,
+  log: pino({ level: 'silent' }),
+  ...extra,
+});
+
+async function refusal(start: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await start;
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  assert.fail('the start should have been refused');
+}
+
+void describe('starting a coordinator', () => {
+  void it('refuses a database another coordinator has open, naming it and its pid', async () => {
+    const dbPath = join(small.dir, 'arbor.db');
+    const error = await refusal(startCoordinator(options(dbPath)));
+    assert.equal(error.code, 'DB_UNAVAILABLE');
+    assert.match(error.message, new RegExp(`^${dbPath}: is already open in this process`));
+  });
+
+  void it('refuses to resume a stored job with other settings, listing each difference', async () => {
+    const dir = mkdtempSync(join(scratch, 'mismatch-'));
+    const dbPath = join(dir, 'arbor.db');
+    seedDatabase(dbPath, parseJobConfig(SMALL_JOB), data);
+    const error = await refusal(
+      startCoordinator(options(dbPath, { requested: { depth: 4, leaf: 4, outer: { lr: 0.5 } } })),
+    );
+    assert.equal(error.code, 'JOB_MISMATCH');
+    assert.match(
+      error.message,
+      /depth 4 \(stored: 3\), outer\.lr 0\.5 \(stored: 1\)\. Leave those settings out/,
+    );
+    assert.doesNotMatch(error.message, /leaf/, 'a setting equal to the stored one is no difference');
+    assert.deepEqual(readdirSync(dir).sort(), ['arbor.db', 'arbor.db.blobs'], 'no -wal, -shm or lock left');
+
+    const resumed = await startCoordinator(options(dbPath, { requested: {} }));
+    assert.equal(resumed.config.depth, 3, 'no settings given: the stored job resumes');
+    await resumed.close();
+  });
+
+  void it('takes over the lock of a coordinator that died', async () => {
+    const dir = mkdtempSync(join(scratch, 'stale-'));
+    const dbPath = join(dir, 'arbor.db');
+    seedDatabase(dbPath, parseJobConfig(SMALL_JOB), data);
+    writeFileSync(`${dbPath}.lock`, '999999999');
+    const c = await startCoordinator(options(dbPath));
+    await c.close();
+    assert.equal(existsSync(`${dbPath}.lock`), false, 'released on close');
+  });
+
+  void it('names the file it cannot open', async () => {
+    const dbPath = join(scratch, 'no-such-folder', 'arbor.db');
+    const error = await refusal(startCoordinator(options(dbPath)));
+    assert.equal(error.code, 'DB_UNAVAILABLE');
+    assert.ok(error.message.startsWith(dbPath), error.message);
+  });
+});
