@@ -14,7 +14,6 @@ before(async () => {
 });
 after(() => small?.close());
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]/g;
 
 /** What a person sees line by line: escape codes gone, each carriage return starts over. */
