@@ -47,7 +47,7 @@ export function benchCommand(): Command {
       new Option('--kernel <name>', 'hard-inference kernel').choices(['auto', 'wasm', 'js']).default('auto'),
     )
     .addOption(backendOption('tensor backend for the dense baseline'))
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(
       async (opts: {
         depth: number;
@@ -86,7 +86,7 @@ export function benchCommand(): Command {
   )
     .option('--steps <n>', 'timed steps', integer('--steps', 1), 60)
     .addOption(backendOption('tensor backend'))
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(
       async (opts: {
         depth: number;
@@ -112,10 +112,11 @@ export function benchCommand(): Command {
       .description(
         'A coordinator and N worker processes on loopback against the central twin (same model and epochs): accuracy, wall time, bytes. Default job: Fashion-MNIST, D=6, K=3, L=32.',
       ),
+    DISTRIBUTED_DEFAULTS,
   )
     .option('--workers <n>', 'worker processes', integer('--workers', 1, 64), 2)
     .option('--no-central', 'skip the central twin')
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
       await selectBackend('auto');
       const log = createLogger('bench');
@@ -148,7 +149,7 @@ export function benchCommand(): Command {
       "A volunteer process's load time and peak memory: arbor worker, the packaged arbor-worker, and loading every command (the baseline).",
     )
     .option('--runs <n>', 'runs of each (median reported)', integer('--runs', 1), 5)
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(async (opts: { runs: number; json: boolean }) => {
       const r = await benchWorkerStartup(opts.runs);
       const line = (name: string, s: { ms: number; max_rss_mb: number }) =>

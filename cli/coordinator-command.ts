@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { type RunningCoordinator, startCoordinator } from '../coordinator/main.ts';
 import { joinCommand } from '../proto/dashboard.ts';
 import { ROUTES } from '../proto/routes.ts';
-import { overlay, parseJobConfig, readJobConfigFile } from '../coordinator/job/config.ts';
+import { JobConfigSchema, overlay, parseJobConfig, readJobConfigFile } from '../coordinator/job/config.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { DATA_SPECS_HELP } from '../shared/data/load.ts';
 import { ACTIVATIONS } from '../shared/fff/weights.ts';
@@ -42,8 +42,34 @@ const JOB_FLAGS = {
   heartbeatMs: 'heartbeat_ms',
 } as const;
 
-/** The job flags shared by `arbor coordinator`, `arbor demo` and `arbor bench distributed`. */
-export function addJobOptions(command: Command): Command {
+/** The schema's default of a dotted job setting, as help text shows it. */
+function schemaDefault(dotted: string): unknown {
+  let schema: unknown = JobConfigSchema;
+  for (const key of dotted.split('.'))
+    schema = (schema as { properties?: Record<string, unknown> }).properties?.[key];
+  return (schema as { default?: unknown } | undefined)?.default;
+}
+
+/** Appends each job flag's default (the job schema's, or the command's own) to its help. */
+function showJobDefaults(command: Command, own: Readonly<Record<string, unknown>>): Command {
+  for (const option of command.options) {
+    const key = (JOB_FLAGS as Record<string, string>)[option.attributeName()];
+    if (key === undefined) continue;
+    const value = own[key] ?? schemaDefault(key);
+    if (value !== undefined) option.description += ` (default: ${JSON.stringify(value).replace(/^"(.*)"$/, "$1")})`;
+  }
+  return command;
+}
+
+/**
+ * The job flags shared by `arbor coordinator`, `arbor demo` and `arbor bench distributed`;
+ * `own` names the defaults a command uses instead of the schema's, for the help text.
+ */
+export function addJobOptions(command: Command, own: Readonly<Record<string, unknown>> = {}): Command {
+  return showJobDefaults(withJobOptions(command), own);
+}
+
+function withJobOptions(command: Command): Command {
   return command
     .option('--config <file>', 'job settings as JSON (flags override it)')
     .option('--data <spec>', `dataset: ${DATA_SPECS_HELP}`)
@@ -55,7 +81,7 @@ export function addJobOptions(command: Command): Command {
     .addOption(new Option('--activation <fn>', 'leaf activation').choices(ACTIVATIONS))
     .option('--hardening <h>', 'decision-entropy weight', positiveNumber('--hardening'))
     .option('--lr <rate>', 'learning rate (pretraining and local)', positiveNumber('--lr'))
-    .option('--batch <n>', 'minibatch size', integer('--batch', 1))
+    .option('--batch <n>', 'minibatch size (default: chosen per run for ~7,000 steps)', integer('--batch', 1))
     .option('--leak <p>', 'region leak probability in local training', positiveNumber('--leak'))
     .option('--seed <n>', 'random seed', integer('--seed', 0))
     .addOption(new Option('--pretrain-mode <mode>', 'what pretraining trains').choices(['top', 'full']))
@@ -151,8 +177,8 @@ export function coordinatorCommand(): Command {
         .choices(BACKEND_CHOICES)
         .default('auto'),
     )
-    .option('--exit-when-done', 'exit once the job is done (default: keep serving the dashboard)', false)
-    .option('--json', 'print the final result as one JSON object on stdout', false)
+    .option('--exit-when-done', 'exit once the job is done (default: keep serving the dashboard)')
+    .option('--json', 'print the final result as one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
       const log = createLogger('coordinator');
       const config = jobConfigFromOptions(opts);

@@ -38,7 +38,7 @@ export function demoCommand(): Command {
     .option('--port <n>', 'coordinator port (0 = any free port)', integer('--port', 0, 65535), 0)
     .option('--dir <path>', 'where the database, blobs and final model go (default: a new temporary folder)')
     .option('--no-central', 'skip the central twin')
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
       const log = createLogger('demo', process.env['ARBOR_LOG_LEVEL'] ?? 'warn');
       const config = jobConfigFromOptions(opts);

@@ -16,7 +16,7 @@ export function evalCommand(): Command {
         .choices(BACKEND_CHOICES)
         .default('auto'),
     )
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(
       async (opts: {
         model: string;

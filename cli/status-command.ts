@@ -222,7 +222,7 @@ export function statusCommand(): Command {
       'the coordinator, http://HOST:PORT (the ws:// address given to workers works too)',
       coordinatorBase,
     )
-    .option('--json', 'print {status, shards, workers} as one JSON object on stdout', false)
+    .option('--json', 'print {status, shards, workers} as one JSON object on stdout')
     .action(async (opts: { url: string; json: boolean }) => {
       const report = await fetchStatus(opts.url);
       process.stdout.write(

@@ -74,9 +74,9 @@ export function trainCommand(): Command {
     )
     .option('--seed <n>', 'random seed', integer('--seed', 0), 1)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
-    .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)', false)
+    .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')
     .option('--out <file>', 'checkpoint to write (safetensors)', 'arbor-model.safetensors')
-    .option('--json', 'print one JSON object on stdout', false)
+    .option('--json', 'print one JSON object on stdout')
     .action(
       async (opts: {
         data: string;

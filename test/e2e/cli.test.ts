@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
 
 const run = promisify(execFile);
 const arbor = (args: string[]) => run(process.execPath, ['bin/arbor.js', ...args], { timeout: 120_000 });
@@ -73,6 +74,27 @@ void describe('arbor CLI', () => {
       assert.match(error.stderr, /--depth must be an integer/);
       return true;
     });
+  });
+
+  void it('--help shows every job default from the job schema once, and --version the release', async () => {
+    const { stdout } = await arbor(['coordinator', '--help']);
+    const help = stdout.replace(/\s+/g, ' ');
+    const config = parseJobConfig({});
+    for (const [flag, value] of [
+      ['--depth <D>', config.depth],
+      ['--leaf <L>', config.leaf],
+      ['--shard-epochs <n>', config.shard_epochs],
+      ['--outer-lr <rate>', config.outer.lr],
+      ['--lease-ms <ms>', config.lease_ms],
+    ] as const)
+      assert.match(help, new RegExp(`${flag} [^-]*\\(default: ${value}\\)`), flag);
+    assert.doesNotMatch(help, /\(default: false\)/);
+    assert.doesNotMatch(help, /\(default: [^)]*\) \(default:/, 'no default said twice');
+    const bench = (await arbor(['bench', 'distributed', '--help'])).stdout.replace(/\s+/g, ' ');
+    assert.match(bench, /--depth <D> tree depth \(default: 6\)/);
+    assert.match(bench, /--data <spec> .*\(default: fashion-mnist\)/);
+    const version = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    assert.equal((await arbor(['--version'])).stdout.trim(), version.version);
   });
 
   void it('bench inference --json reports the dense baseline and the FFF on the same backend', async () => {
