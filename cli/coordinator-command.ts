@@ -56,7 +56,8 @@ function showJobDefaults(command: Command, own: Readonly<Record<string, unknown>
     const key = (JOB_FLAGS as Record<string, string>)[option.attributeName()];
     if (key === undefined) continue;
     const value = own[key] ?? schemaDefault(key);
-    if (value !== undefined) option.description += ` (default: ${JSON.stringify(value).replace(/^"(.*)"$/, "$1")})`;
+    if (value !== undefined)
+      option.description += ` (default: ${JSON.stringify(value).replace(/^"(.*)"$/, '$1')})`;
   }
   return command;
 }

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
+import { provenanceMetadata } from '../shared/data/provenance.ts';
 import { DATA_SPECS_HELP, loadData } from '../shared/data/load.ts';
 import { trainCentral } from '../shared/central-training.ts';
 import { autoBatchSize } from '../shared/fff/recipe.ts';
@@ -127,6 +128,12 @@ export function trainCommand(): Command {
             frozenLevels: opts.frozen,
             seed: opts.seed,
             out: opts.out,
+            outMetadata: provenanceMetadata({
+              spec: opts.data,
+              ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
+              ...(opts.label !== undefined ? { label: opts.label } : {}),
+              seed: opts.seed,
+            }),
           },
           progress.onStep,
         );

@@ -13,6 +13,8 @@ export interface CentralTrainingOptions extends RecipeOptions {
   readonly leafWidth: number;
   readonly activation: Activation;
   readonly out?: string;
+  /** Extra metadata for the checkpoint (what it was trained on). */
+  readonly outMetadata?: Record<string, string>;
 }
 
 export interface CentralTrainingResult {
@@ -66,7 +68,7 @@ export async function trainCentral(
     const stats = await trainFFF(model, data.train, buildRecipe(options), onStep ? { onStep } : {});
     const weights = model.toWeights();
     const sizes = options.frozenLevels > 0 ? shardSizes(weights, data.train, options.frozenLevels) : null;
-    if (options.out !== undefined) await writeFFF(options.out, weights);
+    if (options.out !== undefined) await writeFFF(options.out, weights, options.outMetadata);
     const result: CentralTrainingResult = {
       hard_test_acc: hardAccuracy(weights, data.test),
       soft_test_acc: tensorAccuracy(model, data.test, 'soft'),

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
+import { provenanceMetadata } from '../../shared/data/provenance.ts';
 import { decodeShardData, encodeShardData } from '../../shared/data/shard-blob.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
@@ -176,7 +177,17 @@ export class TrainingJob {
       accepted: store.resultCounts().accepted,
       hardTestAcc: correct / Math.max(1, data.test.n),
       valLoss,
-      checkpointBlob: blobs.put(encodeFFF(model, { kind: 'arbor-checkpoint' })),
+      checkpointBlob: blobs.put(
+        encodeFFF(model, {
+          kind: 'arbor-checkpoint',
+          ...provenanceMetadata({
+            spec: this.config.data,
+            ...(this.config.data_dir !== undefined ? { dataDir: this.config.data_dir } : {}),
+            ...(this.config.label !== undefined ? { label: this.config.label } : {}),
+            seed: this.config.seed,
+          }),
+        }),
+      ),
     };
     const id = store.transaction(() => {
       const inserted = store.addEval(row);

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { writeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { initWeights } from '../../shared/fff/init.ts';
 
 const run = promisify(execFile);
 const arbor = (args: string[]) => run(process.execPath, ['bin/arbor.js', ...args], { timeout: 120_000 });
@@ -46,14 +48,39 @@ void describe('arbor CLI', () => {
     assert.equal(result['backend'], 'wasm');
     assert.ok((result['hard_test_acc'] as number) > 0.5, `hard accuracy ${String(result['hard_test_acc'])}`);
     assert.ok((result['routing_imbalance'] as number) >= 1);
-    const evaluated = JSON.parse(
-      (await arbor(['eval', '--model', model, '--data', 'mnist', '--json'])).stdout,
-    ) as {
+    // No --data: the checkpoint says what it was trained on.
+    const evaluated = JSON.parse((await arbor(['eval', '--model', model, '--json'])).stdout) as {
       hard_test_acc: number;
       n: number;
+      data: string;
     };
+    assert.equal(evaluated.data, 'mnist');
     assert.equal(evaluated.n, 2000);
     assert.equal(evaluated.hard_test_acc, result['hard_test_acc']);
+
+    // Another dataset of the same shape only when asked, and said so.
+    const other = await arbor(['eval', '--model', model, '--data', 'fashion-mnist', '--json']);
+    assert.equal((JSON.parse(other.stdout) as { data: string; n: number }).n, 10_000);
+    assert.match(other.stderr, /was trained on mnist; evaluating on fashion-mnist as asked/);
+  });
+
+  void it('eval refuses a checkpoint that does not say what it was trained on, unless told', async () => {
+    const bare = join(dir, 'bare.safetensors');
+    await writeFFF(
+      bare,
+      initWeights({ depth: 2, leafWidth: 2, inputWidth: 784, outputWidth: 10, activation: 'relu' }, 1),
+    );
+    await assert.rejects(arbor(['eval', '--model', bare]), (error: Error & { stderr: string }) => {
+      assert.equal(
+        error.stderr.trim(),
+        `arbor: [CHECKPOINT_INVALID] ${bare}: does not record the data it was trained on (older checkpoints do not): pass --data`,
+      );
+      return true;
+    });
+    const told = JSON.parse((await arbor(['eval', '--model', bare, '--data', 'mnist', '--json'])).stdout) as {
+      n: number;
+    };
+    assert.equal(told.n, 2000);
   });
 
   void it('eval of a truncated checkpoint fails with a message naming the file', async () => {
