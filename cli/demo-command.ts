@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { Command } from 'commander';
 import { trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
@@ -36,7 +37,11 @@ export function demoCommand(): Command {
   )
     .option('--workers <n>', 'worker processes', integer('--workers', 1, 64), 2)
     .option('--port <n>', 'coordinator port (0 = any free port)', integer('--port', 0, 65535), 0)
-    .option('--dir <path>', 'where the database, blobs and final model go (default: a new temporary folder)')
+    .option(
+      '--dir <path>',
+      'keep the database, blobs and final model here (default: a temporary folder, removed at the end)',
+    )
+    .option('--serve', 'keep serving the dashboard after the demo, until Ctrl-C')
     .option('--no-central', 'skip the central twin')
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
@@ -63,7 +68,7 @@ export function demoCommand(): Command {
         log,
         onListening: (url) => {
           say(
-            `dashboard: ${url}  (workers could join from elsewhere: arbor worker --url ${url.replace(/^http/, 'ws')})\n`,
+            `dashboard: ${url}  (more workers on this machine: npx arbor worker --url ${url.replace(/^http/, 'ws')})\n`,
           );
           say('pretraining the top of the tree, then the workers train the shards…\n');
         },
@@ -72,20 +77,30 @@ export function demoCommand(): Command {
         },
       });
       stopReporting();
+      const keep = typeof opts['dir'] === 'string';
       say(
         `distributed: hard test accuracy ${percent(cluster.final.hardTestAcc)} in ${cluster.wallSeconds.toFixed(0)} s; ` +
-          `model ${cluster.coordinator.job.finalModelPath}\n`,
+          (keep
+            ? `model ${cluster.coordinator.job.finalModelPath}\n`
+            : '(pass --dir DIR to keep the model and the database)\n'),
       );
       let central = null;
       if (opts['central'] === true) {
-        say('central twin (arbor train, same model and budget; the dashboard stays up meanwhile)…\n');
+        say(
+          'central twin (arbor train, same model and budget; the dashboard stays up until the demo ends)…\n',
+        );
         central = await trainCentralTwin(config, data);
         cluster.coordinator.read.setCentralReference(central.hardTestAcc);
         say(
           `central twin: hard test accuracy ${percent(central.hardTestAcc)} in ${central.wallSeconds.toFixed(0)} s\n`,
         );
       }
+      if (opts['serve'] === true) {
+        say(`dashboard still at ${cluster.coordinator.url}; Ctrl-C to stop\n`);
+        await new Promise((resolve) => process.once('SIGINT', resolve));
+      }
       await cluster.coordinator.close();
+      if (!keep) rmSync(cluster.dir, { recursive: true, force: true });
       if (json)
         process.stdout.write(
           `${JSON.stringify({
@@ -93,7 +108,7 @@ export function demoCommand(): Command {
             dist_wall_s: cluster.wallSeconds,
             central_hard_test_acc: central?.hardTestAcc ?? null,
             central_wall_s: central?.wallSeconds ?? null,
-            final_model: cluster.coordinator.job.finalModelPath,
+            final_model: keep ? cluster.coordinator.job.finalModelPath : null,
           })}\n`,
         );
     });

@@ -198,7 +198,9 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
       : ` (central twin ${percent(accuracy.central_hard_test_acc, 2)})`;
   const lines = [
     `job        ${status.data} · depth ${status.model.depth}, frozen ${status.model.frozen}, leaf ${status.model.leaf}`,
-    `phase      ${status.phase} · ${percent(progress.fraction)} trained (${count(progress.trained_samples)} / ${count(progress.budget_samples)} samples) · ${eta}`,
+    status.pretraining !== null
+      ? `phase      pretraining the top · epoch ${status.pretraining.epoch} of ${status.pretraining.epochs} · ${percent(status.pretraining.fraction)}`
+      : `phase      ${status.phase} · ${percent(progress.fraction)} trained (${count(progress.trained_samples)} / ${count(progress.budget_samples)} samples) · ${eta}`,
     `accuracy   hard test ${percent(accuracy.hard_test_acc, 2)}${central} · val loss ${fixed(accuracy.val_loss, 4)}`,
     `workers    ${status.workers.connected} connected / ${status.workers.known} known`,
     `units      ${Object.entries(status.units)

@@ -32,6 +32,17 @@ export const StatusSchema = Type.Object({
     fraction: Num('trained / budget'),
     eta_s: Nullable(Num('estimated seconds left (null until training has a rate)')),
   }),
+  pretraining: Type.Union(
+    [
+      Type.Object({
+        epoch: Count('epoch under way, from 1'),
+        epochs: Count('pretraining epochs'),
+        fraction: Num('share of pretraining done'),
+      }),
+      Type.Null(),
+    ],
+    { description: 'while the coordinator pretrains the top of the tree, else null' },
+  ),
   accuracy: Type.Object({
     hard_test_acc: Nullable(Num('latest evaluation of the assembled model, hard inference')),
     val_loss: Nullable(Num('mean shard validation loss at the latest evaluation')),

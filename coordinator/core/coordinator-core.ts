@@ -18,6 +18,14 @@ export interface CoreDeps {
   readonly log: Logger;
 }
 
+export interface PretrainProgress {
+  /** The epoch under way, from 1. */
+  readonly epoch: number;
+  readonly epochs: number;
+  /** Of all pretraining steps. */
+  readonly fraction: number;
+}
+
 /** What the outside may watch: timings for /metrics, and the end of the job. */
 export interface CoreListener extends Partial<IntakeTimings> {
   finished?(final: EvalRow): void;
@@ -36,6 +44,7 @@ export class CoordinatorCore {
   private readonly listeners: CoreListener[] = [];
   private accepted: number;
   private dataBlobs = new Set<string>();
+  private pretraining: PretrainProgress | undefined;
   private resolveDone!: (row: EvalRow) => void;
   private rejectDone!: (error: Error) => void;
 
@@ -66,10 +75,31 @@ export class CoordinatorCore {
     this.listeners.push(listener);
   }
 
+  /** How far pretraining has come, while it runs. */
+  get pretrainProgress(): PretrainProgress | undefined {
+    return this.pretraining;
+  }
+
   /** Pretrains and routes whatever has not been yet; resolves when training can start. */
   async prepare(onPretrainStep?: (report: StepReport) => void): Promise<void> {
+    let lastEpoch = -1;
+    const onStep = (report: StepReport): void => {
+      const fraction = (report.epoch + (report.stepInEpoch + 1) / report.stepsPerEpoch) / report.totalEpochs;
+      this.pretraining = {
+        epoch: report.epoch + 1,
+        epochs: report.totalEpochs,
+        fraction: Math.min(1, fraction),
+      };
+      if (report.epoch !== lastEpoch) {
+        lastEpoch = report.epoch;
+        const data = { epoch: report.epoch + 1, epochs: report.totalEpochs, phase: report.phase };
+        this.deps.store.appendEvent('pretraining', data, this.deps.clock.now());
+      }
+      onPretrainStep?.(report);
+    };
     try {
-      await this.deps.job.prepare(onPretrainStep);
+      await this.deps.job.prepare(onStep);
+      this.pretraining = undefined;
     } catch (error) {
       this.deps.log.error({ err: error }, 'job preparation failed');
       this.rejectDone(error as Error);
@@ -113,7 +143,7 @@ export class CoordinatorCore {
 
   assign(workerId: string): Assign | NoWork {
     this.presence.seen(workerId, this.deps.clock.now());
-    return this.leases.assign(workerId);
+    return this.leases.assign(workerId, this.presence.get(workerId)?.name);
   }
 
   heartbeat(workerId: string, heartbeat: Heartbeat): boolean {
@@ -123,13 +153,13 @@ export class CoordinatorCore {
 
   release(workerId: string, release: Release): boolean {
     this.presence.seen(workerId, this.deps.clock.now());
-    return this.leases.release(workerId, release);
+    return this.leases.release(workerId, release, this.presence.get(workerId)?.name);
   }
 
   /** Judges and merges a result; evaluates on schedule and ends the job after the last unit. */
   submit(submission: Submission): IntakeOutcome {
     this.presence.seen(submission.workerId, this.deps.clock.now());
-    const outcome = this.intake.submit(submission);
+    const outcome = this.intake.submit(submission, this.presence.get(submission.workerId)?.name);
     if (outcome.response.status === 'accepted' && outcome.replay !== true && this.phase === 'training') {
       this.accepted++;
       if (this.accepted % this.deps.job.config.eval_every === 0 && this.deps.job.openUnits() > 0)

@@ -5,7 +5,7 @@ import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { ResultRow, Store, Unit } from '../store/store.ts';
-import { type Candidate, type Submission, judge } from './acceptance.ts';
+import { type AcceptanceRule, type Candidate, type Submission, judge } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 
 /** What the HTTP layer sends back: 200 for accepted, the rule's error code otherwise. */
@@ -52,7 +52,8 @@ export class ResultIntake {
     private readonly timings: IntakeTimings,
   ) {}
 
-  submit(submission: Submission): IntakeOutcome {
+  /** `name` is the volunteer's, for the event log. */
+  submit(submission: Submission, name?: string): IntakeOutcome {
     const recorded = this.store.getResult(submission.unitId);
     if (recorded !== undefined) return replayed(recorded, submission.workerId);
     const unit = this.store.getUnit(submission.unitId);
@@ -72,30 +73,23 @@ export class ResultIntake {
     const verdict = judge(candidate, this.job, 'delta');
     this.timings.validated((performance.now() - started) / 1000);
     if (!verdict.ok) {
-      this.reject(
-        unit!,
-        submission.workerId,
-        verdict.rule.name,
-        verdict.reason,
-        candidate.now,
-        verdict.rule.code,
-      );
+      this.reject(unit!, { id: submission.workerId, name }, verdict.rule, verdict.reason, candidate.now);
       return { response: { status: 'rejected', reason: verdict.reason }, code: verdict.rule.code };
     }
-    const version = this.merge(unit!, candidate);
+    const version = this.merge(unit!, candidate, name);
     this.timings.merged((performance.now() - started) / 1000);
     return { response: { status: 'accepted', version } };
   }
 
   private reject(
     unit: Unit,
-    workerId: string,
-    rule: string,
+    worker: { id: string; name: string | undefined },
+    { name: rule, code }: AcceptanceRule,
     reason: string,
     now: number,
-    code: ErrorCode,
   ): void {
     const { store } = this;
+    const workerId = worker.id;
     store.transaction(() => {
       store.rejectResult({ unitId: unit.id, workerId, rule, reason, now });
       store.createUnit({
@@ -106,14 +100,14 @@ export class ResultIntake {
       });
       store.appendEvent(
         'rejected',
-        { unit: unit.id, shard: unit.shard, worker: workerId, code, rule, reason },
+        { unit: unit.id, shard: unit.shard, worker: workerId, name: worker.name, code, rule, reason },
         now,
       );
     });
     this.log.warn({ unit: unit.id, shard: unit.shard, worker: workerId, rule, reason }, 'result rejected');
   }
 
-  private merge(unit: Unit, candidate: Candidate): number {
+  private merge(unit: Unit, candidate: Candidate, name: string | undefined): number {
     const { store, blobs } = this;
     const merged = candidate.merged!;
     const { workerId, metrics, body } = candidate.submission;
@@ -135,7 +129,7 @@ export class ResultIntake {
       if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
       store.appendEvent(
         'accepted',
-        { ...details, version: v, staleness: candidate.staleness, train_loss: metrics.train_loss },
+        { ...details, name, version: v, staleness: candidate.staleness, train_loss: metrics.train_loss },
         candidate.now,
       );
       return v;

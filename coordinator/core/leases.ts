@@ -24,7 +24,8 @@ export class Leases {
     private readonly clock: Clock,
   ) {}
 
-  assign(workerId: string): Assign | NoWork {
+  /** Leases the oldest ready unit; `name` is the volunteer's, for the event log. */
+  assign(workerId: string, name?: string): Assign | NoWork {
     const { config } = this.job;
     const phase = this.job.phase;
     if (phase !== 'training')
@@ -40,7 +41,7 @@ export class Leases {
     const shard = this.store.getShard(unit.shard);
     if (shard === undefined) throw new Error(`unit ${unit.id} names unknown shard ${unit.shard}`);
     const fields = { unit: unit.id, shard: unit.shard, worker: workerId };
-    this.store.appendEvent('leased', { ...fields, attempt: unit.attempts }, now);
+    this.store.appendEvent('leased', { ...fields, name, attempt: unit.attempts }, now);
     this.log.info({ ...fields, base_version: unit.baseVersion }, 'unit leased');
     const sub = this.job.subtreeShape;
     return {
@@ -81,13 +82,13 @@ export class Leases {
     );
   }
 
-  release(workerId: string, release: Release): boolean {
+  release(workerId: string, release: Release, name?: string): boolean {
     const unit = this.store.getUnit(release.unit_id);
     if (unit?.workerId !== workerId) return false;
     const released = this.store.releaseUnit(release.unit_id, release.lease_token);
     if (released) {
       const fields = { unit: unit.id, shard: unit.shard, worker: workerId, reason: release.reason };
-      this.store.appendEvent('released', fields, this.clock.now());
+      this.store.appendEvent('released', { ...fields, name }, this.clock.now());
       this.log.info(fields, 'unit handed back');
     }
     return released;

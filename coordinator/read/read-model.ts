@@ -96,6 +96,7 @@ export class ReadModel {
         fraction: budget > 0 ? trained / budget : 0,
         eta_s: eta,
       },
+      pretraining: phase === 'pretraining' ? (core.pretrainProgress ?? null) : null,
       accuracy: {
         hard_test_acc: latest?.hardTestAcc ?? null,
         val_loss: latest?.valLoss ?? null,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -190,5 +190,16 @@ void describe('arbor demo', () => {
     const { hard_test_acc } = JSON.parse(evaluated.stdout) as { hard_test_acc: number };
     assert.equal((hard_test_acc * 100).toFixed(2), distributed[1], 'the printed model is the one evaluated');
     assert.equal(distributed[2], join(dir, 'demo', 'arbor-final.safetensors'));
+  });
+
+  void it('leaves no temporary folder behind without --dir', async () => {
+    const temp = mkdtempSync(join(dir, 'tmp-'));
+    const args = ['demo', '--depth', '3', '--frozen', '1', '--pretrain-epochs', '1', '--shard-epochs', '1'];
+    const { stdout } = await run(process.execPath, ['bin/arbor.js', ...args, '--local-epochs', '1', '--no-central'], {
+      timeout: 120_000,
+      env: { ...process.env, TMPDIR: temp },
+    });
+    assert.match(stdout, /^distributed: hard test accuracy [\d.]+% in \d+ s; \(pass --dir DIR to keep the model and the database\)$/m);
+    assert.deepEqual(readdirSync(temp), []);
   });
 });

@@ -34,6 +34,7 @@ const status: Status = {
   model: { depth: 6, frozen: 2, leaf: 8 },
   started_ms: 1_700_000_000_000,
   now_ms: 1_700_000_100_000,
+  pretraining: null,
   progress: { trained_samples: 12_345, budget_samples: 30_000, fraction: 0.4115, eta_s: 200 },
   accuracy: { hard_test_acc: 0.91234, val_loss: 0.31244, central_hard_test_acc: 0.92 },
   workers: { connected: 3, known: 5 },
