@@ -200,6 +200,10 @@ void describe('arbor demo', () => {
       env: { ...process.env, TMPDIR: temp },
     });
     assert.match(stdout, /^distributed: hard test accuracy [\d.]+% in \d+ s; \(pass --dir DIR to keep the model and the database\)$/m);
-    assert.deepEqual(readdirSync(temp), []);
+    // tsx keeps its compile cache there too; what Arbor made is named arbor-*.
+    assert.deepEqual(
+      readdirSync(temp).filter((name) => name.startsWith('arbor')),
+      [],
+    );
   });
 });
