@@ -16,7 +16,8 @@ import { TrainingJob } from './job/training-job.ts';
 import { ReadModel } from './read/read-model.ts';
 import { type WorkerPackage, buildWorkerPackage } from './worker-package.ts';
 import { DatabaseLock } from './store/db-lock.ts';
-import { type EvalRow, SqliteStore } from './store/store.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { EvalRow } from './store/store.ts';
 
 export interface CoordinatorOptions {
   readonly config: JobConfig;

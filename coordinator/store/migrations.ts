@@ -1,3 +1,5 @@
+import type Database from 'better-sqlite3';
+
 /**
  * Append-only schema migrations. Never edit or reorder an entry that has shipped: add a
  * new one at the end. Entry i is schema version i + 1, tracked in `schema_migrations`.
@@ -85,3 +87,22 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX units_shard_state ON units(shard, state);
   `,
 ];
+
+/** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */
+export function migrate(db: Database.Database): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)');
+  const row = db.prepare<[], { v: number | null }>('SELECT MAX(version) AS v FROM schema_migrations').get();
+  const current = row?.v ?? 0;
+  const record = db.prepare<[number]>('INSERT INTO schema_migrations (version) VALUES (?)');
+  let applied = 0;
+  for (let i = current; i < MIGRATIONS.length; i++) {
+    const sql = MIGRATIONS[i];
+    if (sql === undefined) break;
+    db.transaction(() => {
+      db.exec(sql);
+      record.run(i + 1);
+    })();
+    applied++;
+  }
+  return applied;
+}

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, afterEach, describe, it } from 'node:test';
 import { MIGRATIONS } from '../../coordinator/store/migrations.ts';
-import { SqliteStore } from '../../coordinator/store/store.ts';
+import { SqliteStore } from '../../coordinator/store/sqlite-store.ts';
 
 const LEASE = 1_000;
 

@@ -1,0 +1,112 @@
+/** Row shapes of the SQLite tables and their mapping to the Store's types. */
+import type { EvalRow, ResultRow, Shard, Unit, UnitState, Worker } from './store.ts';
+
+export interface ShardRow {
+  id: number;
+  version: number;
+  samples: number;
+  data_blob: string;
+  weights_blob: string;
+  budget_samples: number;
+  trained_samples: number;
+  momentum_blob: string | null;
+  val_blob: string | null;
+  val_loss: number | null;
+}
+export interface UnitRow {
+  id: string;
+  shard: number;
+  base_version: number;
+  state: UnitState;
+  worker_id: string | null;
+  lease_token: string | null;
+  deadline_ms: number | null;
+  attempts: number;
+  created_ms: number;
+}
+export interface WorkerRow {
+  id: string;
+  name: string;
+  token_hash: string;
+  backend: string;
+  last_seen_ms: number;
+  units_done: number;
+  credit: number;
+  rejections: number;
+}
+export interface ResultDbRow {
+  unit_id: string;
+  worker_id: string;
+  shard: number;
+  base_version: number;
+  merged_version: number | null;
+  status: 'accepted' | 'rejected';
+  rule: string | null;
+  reason: string | null;
+  delta_blob: string | null;
+  samples: number;
+  received_ms: number;
+}
+export interface EvalDbRow {
+  id: number;
+  at_ms: number;
+  accepted: number;
+  hard_test_acc: number;
+  val_loss: number;
+  checkpoint_blob: string;
+}
+
+export const toShard = (r: ShardRow): Shard => ({
+  id: r.id,
+  version: r.version,
+  samples: r.samples,
+  dataBlob: r.data_blob,
+  weightsBlob: r.weights_blob,
+  budgetSamples: r.budget_samples,
+  trainedSamples: r.trained_samples,
+  momentumBlob: r.momentum_blob,
+  valBlob: r.val_blob,
+  valLoss: r.val_loss,
+});
+export const toUnit = (r: UnitRow): Unit => ({
+  id: r.id,
+  shard: r.shard,
+  baseVersion: r.base_version,
+  state: r.state,
+  workerId: r.worker_id,
+  leaseToken: r.lease_token,
+  deadlineMs: r.deadline_ms,
+  attempts: r.attempts,
+  createdMs: r.created_ms,
+});
+export const toWorker = (r: WorkerRow): Worker => ({
+  id: r.id,
+  name: r.name,
+  tokenHash: r.token_hash,
+  backend: r.backend,
+  lastSeenMs: r.last_seen_ms,
+  unitsDone: r.units_done,
+  credit: r.credit,
+  rejections: r.rejections,
+});
+export const toResult = (r: ResultDbRow): ResultRow => ({
+  unitId: r.unit_id,
+  workerId: r.worker_id,
+  shard: r.shard,
+  baseVersion: r.base_version,
+  mergedVersion: r.merged_version,
+  status: r.status,
+  rule: r.rule,
+  reason: r.reason,
+  deltaBlob: r.delta_blob,
+  samples: r.samples,
+  receivedMs: r.received_ms,
+});
+export const toEval = (r: EvalDbRow): EvalRow => ({
+  id: r.id,
+  atMs: r.at_ms,
+  accepted: r.accepted,
+  hardTestAcc: r.hard_test_acc,
+  valLoss: r.val_loss,
+  checkpointBlob: r.checkpoint_blob,
+});

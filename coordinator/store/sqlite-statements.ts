@@ -1,0 +1,137 @@
+/** Every SQL statement of the SQLite store, prepared once per connection. */
+import type Database from 'better-sqlite3';
+import type { JobPhase, UnitState } from './store.ts';
+import type { EvalDbRow, ResultDbRow, ShardRow, UnitRow, WorkerRow } from './sqlite-rows.ts';
+
+export function prepareStatements(db: Database.Database) {
+  return {
+    upsertShard: db.prepare<[ShardRow]>(
+      `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples,
+         momentum_blob, val_blob, val_loss)
+       VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples,
+         @momentum_blob, @val_blob, @val_loss)
+       ON CONFLICT(id) DO UPDATE SET version = excluded.version, samples = excluded.samples,
+         data_blob = excluded.data_blob, weights_blob = excluded.weights_blob,
+         budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples,
+         momentum_blob = excluded.momentum_blob, val_blob = excluded.val_blob, val_loss = excluded.val_loss`,
+    ),
+    getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
+    listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
+    createUnit: db.prepare<[string, number, number, number]>(
+      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms) VALUES (?, ?, ?, 'ready', 0, ?)`,
+    ),
+    getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
+    oldestReady: db.prepare<[], { id: string }>(
+      `SELECT id FROM units WHERE state = 'ready' ORDER BY created_ms, id LIMIT 1`,
+    ),
+    lease: db.prepare<[string, string, number, string]>(
+      `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?,
+         base_version = (SELECT version FROM shards WHERE shards.id = units.shard)
+       WHERE id = ? AND state = 'ready'`,
+    ),
+    renew: db.prepare<[number, string, string, number]>(
+      `UPDATE units SET deadline_ms = ?
+       WHERE id = ? AND lease_token = ? AND state = 'leased' AND deadline_ms >= ?`,
+    ),
+    release: db.prepare<[string, string]>(
+      `UPDATE units SET state = 'ready', attempts = attempts + 1, lease_token = NULL, worker_id = NULL,
+         deadline_ms = NULL
+       WHERE id = ? AND lease_token = ? AND state = 'leased'`,
+    ),
+    submit: db.prepare<[string, string, number]>(
+      `UPDATE units SET state = 'submitted'
+       WHERE id = ? AND lease_token = ? AND state = 'leased' AND deadline_ms >= ?`,
+    ),
+    resultExists: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM results WHERE unit_id = ?'),
+    finishUnit: db.prepare<[UnitState, string]>(
+      `UPDATE units SET state = ?, lease_token = NULL WHERE id = ? AND state IN ('leased', 'submitted')`,
+    ),
+    insertResult: db.prepare<[ResultDbRow]>(
+      `INSERT INTO results (unit_id, worker_id, shard, base_version, merged_version, status, rule, reason, delta_blob,
+         samples, received_ms)
+       VALUES (@unit_id, @worker_id, @shard, @base_version, @merged_version, @status, @rule, @reason, @delta_blob,
+         @samples, @received_ms)`,
+    ),
+    bumpShard: db.prepare<[number, number], { version: number }>(
+      `UPDATE shards SET version = version + 1, trained_samples = trained_samples + ? WHERE id = ? RETURNING version`,
+    ),
+    setShardWeights: db.prepare<[string, string, number, number]>(
+      'UPDATE shards SET weights_blob = ?, momentum_blob = ?, val_loss = ? WHERE id = ?',
+    ),
+    creditWorker: db.prepare<[number, string]>(
+      'UPDATE workers SET units_done = units_done + 1, credit = credit + ? WHERE id = ?',
+    ),
+    penalizeWorker: db.prepare<[string]>('UPDATE workers SET rejections = rejections + 1 WHERE id = ?'),
+    getResult: db.prepare<[string], ResultDbRow>('SELECT * FROM results WHERE unit_id = ?'),
+    expire: db.prepare<[number]>(
+      `UPDATE units SET state = 'ready', attempts = attempts + 1, lease_token = NULL, worker_id = NULL,
+         deadline_ms = NULL
+       WHERE state = 'leased' AND deadline_ms < ?`,
+    ),
+    countByState: db.prepare<[], { state: UnitState; n: number }>(
+      'SELECT state, COUNT(*) AS n FROM units GROUP BY state',
+    ),
+    upsertWorker: db.prepare<[Omit<WorkerRow, 'units_done' | 'credit' | 'rejections'>]>(
+      `INSERT INTO workers (id, name, token_hash, backend, last_seen_ms, units_done, credit, rejections)
+       VALUES (@id, @name, @token_hash, @backend, @last_seen_ms, 0, 0, 0)
+       ON CONFLICT(id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash,
+         backend = excluded.backend, last_seen_ms = excluded.last_seen_ms`,
+    ),
+    getWorker: db.prepare<[string], WorkerRow>('SELECT * FROM workers WHERE id = ?'),
+    appendEvent: db.prepare<[number, string, string]>(
+      'INSERT INTO events (at_ms, kind, data) VALUES (?, ?, ?)',
+    ),
+    eventsAfter: db.prepare<[number, number], { id: number; at_ms: number; kind: string; data: string }>(
+      'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?',
+    ),
+    listWorkers: db.prepare<[], WorkerRow>('SELECT * FROM workers ORDER BY credit DESC, id'),
+    workersPage: db.prepare<[number, number], WorkerRow>(
+      'SELECT * FROM workers ORDER BY credit DESC, id LIMIT ? OFFSET ?',
+    ),
+    workerCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM workers'),
+    resultCounts: db.prepare<[], { status: 'accepted' | 'rejected'; n: number }>(
+      'SELECT status, COUNT(*) AS n FROM results GROUP BY status',
+    ),
+    leasedByShard: db.prepare<[], { shard: number; n: number }>(
+      `SELECT shard, COUNT(*) AS n FROM units WHERE state = 'leased' GROUP BY shard`,
+    ),
+    verdictsByShard: db.prepare<[], { shard: number; status: 'accepted' | 'rejected'; n: number }>(
+      'SELECT shard, status, COUNT(*) AS n FROM results GROUP BY shard, status',
+    ),
+    rejectionsByRule: db.prepare<[], { rule: string; n: number }>(
+      `SELECT COALESCE(rule, 'unknown') AS rule, COUNT(*) AS n FROM results WHERE status = 'rejected'
+       GROUP BY rule ORDER BY rule`,
+    ),
+    recentRejections: db.prepare<[number], ResultDbRow>(
+      `SELECT * FROM (SELECT * FROM results WHERE status = 'rejected' ORDER BY received_ms DESC, unit_id DESC
+       LIMIT ?) ORDER BY received_ms, unit_id`,
+    ),
+    acceptedSince: db.prepare<[number], { results: number; samples: number | null; first_ms: number | null }>(
+      `SELECT COUNT(*) AS results, SUM(samples) AS samples, MIN(received_ms) AS first_ms FROM results
+       WHERE status = 'accepted' AND received_ms >= ?`,
+    ),
+    latestEval: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id DESC LIMIT 1'),
+    listUnits: db.prepare<[], UnitRow>('SELECT * FROM units ORDER BY created_ms, id'),
+    listResults: db.prepare<[], ResultDbRow>('SELECT * FROM results ORDER BY received_ms, unit_id'),
+    getJob: db.prepare<
+      [],
+      { config: string; phase: JobPhase; tree_blob: string | null; created_ms: number; updated_ms: number }
+    >('SELECT * FROM job WHERE id = 1'),
+    createJob: db.prepare<[string, number, number]>(
+      `INSERT INTO job (id, config, phase, tree_blob, created_ms, updated_ms)
+       VALUES (1, ?, 'pretraining', NULL, ?, ?) ON CONFLICT(id) DO NOTHING`,
+    ),
+    setJobPhase: db.prepare<[JobPhase, number, string | null]>(
+      'UPDATE job SET phase = ?, updated_ms = ?, tree_blob = COALESCE(?, tree_blob) WHERE id = 1',
+    ),
+    addEval: db.prepare<[number, number, number, number, string]>(
+      'INSERT INTO evals (at_ms, accepted, hard_test_acc, val_loss, checkpoint_blob) VALUES (?, ?, ?, ?, ?)',
+    ),
+    listEvals: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id'),
+    addToCounter: db.prepare<[string, number]>(
+      `INSERT INTO counters (name, value) VALUES (?, ?)
+       ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`,
+    ),
+    counters: db.prepare<[], { name: string; value: number }>('SELECT * FROM counters'),
+  };
+}

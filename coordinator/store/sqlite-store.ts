@@ -1,0 +1,314 @@
+import Database from 'better-sqlite3';
+import { DatabaseError } from './database-error.ts';
+import { migrate } from './migrations.ts';
+import { toEval, toResult, toShard, toUnit, toWorker } from './sqlite-rows.ts';
+import { prepareStatements } from './sqlite-statements.ts';
+import type {
+  AcceptInput,
+  EvalRow,
+  EventRow,
+  JobPhase,
+  JobRow,
+  NewUnit,
+  RejectInput,
+  ResultCounts,
+  ResultRow,
+  Shard,
+  ShardActivity,
+  Store,
+  Unit,
+  UnitState,
+  Worker,
+  WorkerInfo,
+} from './store.ts';
+import { UNIT_STATES } from './store.ts';
+
+export class SqliteStore implements Store {
+  readonly db: Database.Database;
+  /** Migrations applied when this instance opened the database. */
+  readonly migrationsApplied: number;
+
+  private readonly s;
+  private readonly leaseTx: Database.Transaction<
+    (workerId: string, now: number, leaseMs: number, token: string) => Unit | undefined
+  >;
+  private readonly acceptTx: Database.Transaction<(input: AcceptInput) => number | undefined>;
+  private readonly rejectTx: Database.Transaction<(input: RejectInput) => boolean>;
+
+  constructor(path: string) {
+    let opened: Database.Database | undefined;
+    try {
+      opened = new Database(path);
+      if (path !== ':memory:') opened.pragma('journal_mode = WAL');
+      opened.pragma('foreign_keys = ON');
+      opened.pragma('busy_timeout = 5000');
+      this.migrationsApplied = migrate(opened);
+    } catch (error) {
+      opened?.close();
+      throw new DatabaseError(path, `cannot open the database: ${(error as Error).message}`);
+    }
+    this.db = opened;
+
+    const db = this.db;
+    this.s = prepareStatements(db);
+
+    const s = this.s;
+    this.leaseTx = db.transaction((workerId: string, now: number, leaseMs: number, token: string) => {
+      const next = s.oldestReady.get();
+      if (next === undefined) return undefined;
+      s.lease.run(workerId, token, now + leaseMs, next.id);
+      const row = s.getUnit.get(next.id);
+      return row === undefined ? undefined : toUnit(row);
+    });
+    this.acceptTx = db.transaction((input: AcceptInput) => {
+      if (s.resultExists.get(input.unitId) !== undefined) return undefined;
+      if (s.finishUnit.run('accepted', input.unitId).changes !== 1) return undefined;
+      const bumped = s.bumpShard.get(input.samples, input.shard);
+      if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
+      if (input.merged !== undefined) {
+        const { weightsBlob, momentumBlob, valLoss } = input.merged;
+        s.setShardWeights.run(weightsBlob, momentumBlob, valLoss, input.shard);
+      }
+      s.insertResult.run({
+        unit_id: input.unitId,
+        worker_id: input.workerId,
+        shard: input.shard,
+        base_version: input.baseVersion,
+        merged_version: bumped.version,
+        status: 'accepted',
+        rule: null,
+        reason: null,
+        delta_blob: input.deltaBlob,
+        samples: input.samples,
+        received_ms: input.now,
+      });
+      s.creditWorker.run(input.samples, input.workerId);
+      return bumped.version;
+    });
+    this.rejectTx = db.transaction((input: RejectInput) => {
+      if (s.resultExists.get(input.unitId) !== undefined) return false;
+      const unit = s.getUnit.get(input.unitId);
+      if (unit === undefined) return false;
+      if (s.finishUnit.run('rejected', input.unitId).changes !== 1) return false;
+      s.insertResult.run({
+        unit_id: input.unitId,
+        worker_id: input.workerId,
+        shard: unit.shard,
+        base_version: unit.base_version,
+        merged_version: null,
+        status: 'rejected',
+        rule: input.rule,
+        reason: input.reason,
+        delta_blob: null,
+        samples: 0,
+        received_ms: input.now,
+      });
+      s.penalizeWorker.run(input.workerId);
+      return true;
+    });
+  }
+
+  upsertShard(shard: Shard): void {
+    this.s.upsertShard.run({
+      id: shard.id,
+      version: shard.version,
+      samples: shard.samples,
+      data_blob: shard.dataBlob,
+      weights_blob: shard.weightsBlob,
+      budget_samples: shard.budgetSamples,
+      trained_samples: shard.trainedSamples,
+      momentum_blob: shard.momentumBlob ?? null,
+      val_blob: shard.valBlob ?? null,
+      val_loss: shard.valLoss ?? null,
+    });
+  }
+
+  getShard(id: number): Shard | undefined {
+    const row = this.s.getShard.get(id);
+    return row === undefined ? undefined : toShard(row);
+  }
+
+  listShards(): Shard[] {
+    return this.s.listShards.all().map(toShard);
+  }
+
+  createUnit(unit: NewUnit): void {
+    this.s.createUnit.run(unit.id, unit.shard, unit.baseVersion, unit.createdMs);
+  }
+
+  getUnit(id: string): Unit | undefined {
+    const row = this.s.getUnit.get(id);
+    return row === undefined ? undefined : toUnit(row);
+  }
+
+  leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined {
+    return this.leaseTx.immediate(workerId, now, leaseMs, token);
+  }
+
+  renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean {
+    return this.s.renew.run(now + leaseMs, unitId, token, now).changes === 1;
+  }
+
+  releaseUnit(unitId: string, token: string): boolean {
+    return this.s.release.run(unitId, token).changes === 1;
+  }
+
+  submitResult(unitId: string, token: string, now: number): boolean {
+    return this.s.submit.run(unitId, token, now).changes === 1;
+  }
+
+  acceptResult(input: AcceptInput): number | undefined {
+    return this.acceptTx.immediate(input);
+  }
+
+  rejectResult(input: RejectInput): boolean {
+    return this.rejectTx.immediate(input);
+  }
+
+  getResult(unitId: string): ResultRow | undefined {
+    const row = this.s.getResult.get(unitId);
+    return row === undefined ? undefined : toResult(row);
+  }
+
+  expireLeases(now: number): number {
+    return this.s.expire.run(now).changes;
+  }
+
+  unitsByState(): Record<UnitState, number> {
+    const counts = Object.fromEntries(UNIT_STATES.map((st) => [st, 0])) as Record<UnitState, number>;
+    for (const { state, n } of this.s.countByState.all()) counts[state] = n;
+    return counts;
+  }
+
+  upsertWorker(worker: WorkerInfo): void {
+    this.s.upsertWorker.run({
+      id: worker.id,
+      name: worker.name,
+      token_hash: worker.tokenHash,
+      backend: worker.backend,
+      last_seen_ms: worker.lastSeenMs,
+    });
+  }
+
+  getWorker(id: string): Worker | undefined {
+    const row = this.s.getWorker.get(id);
+    return row === undefined ? undefined : toWorker(row);
+  }
+
+  appendEvent(kind: string, data: unknown, now: number): number {
+    return Number(this.s.appendEvent.run(now, kind, JSON.stringify(data ?? null)).lastInsertRowid);
+  }
+
+  eventsAfter(id: number, limit: number): EventRow[] {
+    return this.s.eventsAfter
+      .all(id, limit)
+      .map((r) => ({ id: r.id, atMs: r.at_ms, kind: r.kind, data: JSON.parse(r.data) as unknown }));
+  }
+
+  listWorkers(): Worker[] {
+    return this.s.listWorkers.all().map(toWorker);
+  }
+
+  workersPage(offset: number, limit: number): Worker[] {
+    return this.s.workersPage.all(limit, offset).map(toWorker);
+  }
+
+  workerCount(): number {
+    return this.s.workerCount.get()?.n ?? 0;
+  }
+
+  resultCounts(): ResultCounts {
+    const counts = { accepted: 0, rejected: 0 };
+    for (const { status, n } of this.s.resultCounts.all()) counts[status] = n;
+    return counts;
+  }
+
+  shardActivity(): ShardActivity[] {
+    const byShard = new Map<number, ShardActivity>();
+    const entry = (shard: number): ShardActivity => {
+      let found = byShard.get(shard);
+      if (found === undefined) {
+        found = { shard, leased: 0, accepted: 0, rejected: 0 };
+        byShard.set(shard, found);
+      }
+      return found;
+    };
+    for (const { shard, n } of this.s.leasedByShard.all()) entry(shard).leased = n;
+    for (const { shard, status, n } of this.s.verdictsByShard.all()) entry(shard)[status] = n;
+    return [...byShard.values()].sort((a, b) => a.shard - b.shard);
+  }
+
+  rejectionsByRule(): { rule: string; n: number }[] {
+    return this.s.rejectionsByRule.all();
+  }
+
+  recentRejections(limit: number): ResultRow[] {
+    return this.s.recentRejections.all(limit).map(toResult);
+  }
+
+  acceptedSince(sinceMs: number): { results: number; samples: number; firstMs: number | null } {
+    const row = this.s.acceptedSince.get(sinceMs);
+    return { results: row?.results ?? 0, samples: row?.samples ?? 0, firstMs: row?.first_ms ?? null };
+  }
+
+  latestEval(): EvalRow | undefined {
+    const row = this.s.latestEval.get();
+    return row === undefined ? undefined : toEval(row);
+  }
+
+  listUnits(): Unit[] {
+    return this.s.listUnits.all().map(toUnit);
+  }
+
+  listResults(): ResultRow[] {
+    return this.s.listResults.all().map(toResult);
+  }
+
+  getJob(): JobRow | undefined {
+    const r = this.s.getJob.get();
+    return r === undefined
+      ? undefined
+      : {
+          config: r.config,
+          phase: r.phase,
+          treeBlob: r.tree_blob,
+          createdMs: r.created_ms,
+          updatedMs: r.updated_ms,
+        };
+  }
+
+  createJob(config: string, now: number): boolean {
+    return this.s.createJob.run(config, now, now).changes === 1;
+  }
+
+  setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void {
+    this.s.setJobPhase.run(phase, now, treeBlob ?? null);
+  }
+
+  addEval(row: Omit<EvalRow, 'id'>): number {
+    return Number(
+      this.s.addEval.run(row.atMs, row.accepted, row.hardTestAcc, row.valLoss, row.checkpointBlob)
+        .lastInsertRowid,
+    );
+  }
+
+  listEvals(): EvalRow[] {
+    return this.s.listEvals.all().map(toEval);
+  }
+
+  addToCounter(name: string, amount: number): void {
+    this.s.addToCounter.run(name, amount);
+  }
+
+  counters(): Record<string, number> {
+    return Object.fromEntries(this.s.counters.all().map((r) => [r.name, r.value]));
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
