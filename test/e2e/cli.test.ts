@@ -195,11 +195,18 @@ void describe('arbor demo', () => {
   void it('leaves no temporary folder behind without --dir', async () => {
     const temp = mkdtempSync(join(dir, 'tmp-'));
     const args = ['demo', '--depth', '3', '--frozen', '1', '--pretrain-epochs', '1', '--shard-epochs', '1'];
-    const { stdout } = await run(process.execPath, ['bin/arbor.js', ...args, '--local-epochs', '1', '--no-central'], {
-      timeout: 120_000,
-      env: { ...process.env, TMPDIR: temp },
-    });
-    assert.match(stdout, /^distributed: hard test accuracy [\d.]+% in \d+ s; \(pass --dir DIR to keep the model and the database\)$/m);
+    const { stdout } = await run(
+      process.execPath,
+      ['bin/arbor.js', ...args, '--local-epochs', '1', '--no-central'],
+      {
+        timeout: 120_000,
+        env: { ...process.env, TMPDIR: temp },
+      },
+    );
+    assert.match(
+      stdout,
+      /^distributed: hard test accuracy [\d.]+% in \d+ s; \(pass --dir DIR to keep the model and the database\)$/m,
+    );
     // tsx keeps its compile cache there too; what Arbor made is named arbor-*.
     assert.deepEqual(
       readdirSync(temp).filter((name) => name.startsWith('arbor')),
