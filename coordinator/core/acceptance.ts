@@ -54,7 +54,7 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
   {
     name: 'leased-to-sender',
     stage: 'lease',
-    code: 'UNKNOWN_UNIT',
+    code: 'LEASE_LOST',
     check: (c) =>
       unitOf(c).workerId !== c.submission.workerId
         ? `unit ${c.submission.unitId} is not leased to this worker`
@@ -104,6 +104,26 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     },
   },
   {
+    name: 'shows-work',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      const norm = deltaNorm(deltaOf(c));
+      const floor = job.config.validation.min_delta_norm;
+      return norm < floor ? `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training` : undefined;
+    },
+  },
+  {
+    name: 'claim-matches-unit',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      const expected = job.unitSamples(shardOf(c));
+      const claimed = c.submission.metrics.samples;
+      return claimed !== expected ? `claims ${claimed} samples; the unit trains ${expected}` : undefined;
+    },
+  },
+  {
     name: 'not-too-stale',
     stage: 'delta',
     code: 'DELTA_REJECTED',
@@ -128,9 +148,10 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
       );
       const weights = optimizer.step(current, [{ delta: deltaOf(c), staleness: c.staleness ?? 0 }]);
       const valLoss = hardCrossEntropy(weights, job.validationSet(shard));
-      const before = shard.valLoss ?? Infinity;
-      if (!Number.isFinite(valLoss) || valLoss > before * (1 + validation.tolerance) + 1e-6)
-        return `validation loss ${valLoss.toFixed(4)} is worse than ${before.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
+      // Measured from the shard's best, so that accepted deltas cannot ratchet it up.
+      const best = shard.bestValLoss ?? shard.valLoss ?? Infinity;
+      if (!Number.isFinite(valLoss) || valLoss > best * (1 + validation.tolerance) + 1e-6)
+        return `validation loss ${valLoss.toFixed(4)} is worse than the shard's best ${best.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
       c.merged = { weights, momentum: optimizer.momentum, valLoss };
       return undefined;
     },

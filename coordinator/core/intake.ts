@@ -37,6 +37,13 @@ function replayed(recorded: ResultRow, workerId: string): IntakeOutcome {
       };
 }
 
+/** The id of a rejected unit's replacement (`…-x1`, `…-x2`, bounded), or undefined once retired. */
+export function nextRetry(unitId: string, maxRetries: number): string | undefined {
+  const match = /^(.*?)(?:-x(\d+))?$/.exec(unitId)!;
+  const retry = Number(match[2] ?? 0) + 1;
+  return retry > maxRetries ? undefined : `${match[1]}-x${retry}`;
+}
+
 /**
  * Judges a worker's delta by the acceptance rules and merges it into its shard, or records
  * why not. Synchronous from the lease check to the commit, so no other message is handled
@@ -92,12 +99,15 @@ export class ResultIntake {
     const workerId = worker.id;
     store.transaction(() => {
       store.rejectResult({ unitId: unit.id, workerId, rule, reason, now });
-      store.createUnit({
-        id: `${unit.id}.${unit.attempts + 1}`,
-        shard: unit.shard,
-        baseVersion: store.getShard(unit.shard)?.version ?? unit.baseVersion,
-        createdMs: unit.createdMs,
-      });
+      const retry = nextRetry(unit.id, this.job.config.validation.max_retries);
+      if (retry === undefined) store.appendEvent('retired', { unit: unit.id, shard: unit.shard }, now);
+      else
+        store.createUnit({
+          id: retry,
+          shard: unit.shard,
+          baseVersion: store.getShard(unit.shard)?.version ?? unit.baseVersion,
+          createdMs: unit.createdMs,
+        });
       store.appendEvent(
         'rejected',
         { unit: unit.id, shard: unit.shard, worker: workerId, name: worker.name, code, rule, reason },
@@ -122,7 +132,7 @@ export class ResultIntake {
         shard: unit.shard,
         baseVersion: unit.baseVersion,
         deltaBlob,
-        samples: metrics.samples,
+        samples: this.job.unitSamples(candidate.shard!),
         now: candidate.now,
         merged: { weightsBlob, momentumBlob, valLoss: merged.valLoss },
       });

@@ -68,6 +68,8 @@ export const JobConfigSchema = Type.Object(
         fraction: Num(0, 0.5, 'share of each shard held out by the coordinator', 0.1),
         tolerance: Num(0, 100, 'reject a delta that raises validation loss by more than this factor', 0.25),
         max_delta_norm: Num(0, 1e9, 'reject deltas with a larger global L2 norm', 1000),
+        min_delta_norm: Num(0, 1e9, 'reject deltas with a smaller global L2 norm: they show no work', 1e-3),
+        max_retries: Int(0, 100, 'a unit rejected this many more times is retired, not reissued', 5),
       },
       { ...closed, default: {} },
     ),

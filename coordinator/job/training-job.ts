@@ -201,6 +201,11 @@ export class TrainingJob {
     return { id, ...row };
   }
 
+  /** Samples one unit of `shard` trains: what its result is credited with. */
+  unitSamples(shard: Shard): number {
+    return shard.samples * this.ctx.config.local_epochs;
+  }
+
   /** Units still to be trained or merged. */
   openUnits(): number {
     const counts = this.ctx.store.unitsByState();
@@ -220,7 +225,7 @@ export class TrainingJob {
       store.setJobPhase('done', now());
       store.appendEvent(
         'phase',
-        { phase: 'done', hard_test_acc: last.hardTestAcc, final_model: finalModelPath },
+        { phase: 'done', hard_test_acc: last.hardTestAcc },
         now(),
       );
     });

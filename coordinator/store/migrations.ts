@@ -86,6 +86,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX results_status_received ON results(status, received_ms);
   CREATE INDEX units_shard_state ON units(shard, state);
   `,
+  `
+  ALTER TABLE shards ADD COLUMN best_val_loss REAL;
+  UPDATE shards SET best_val_loss = val_loss;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -12,6 +12,7 @@ export interface ShardRow {
   momentum_blob: string | null;
   val_blob: string | null;
   val_loss: number | null;
+  best_val_loss: number | null;
 }
 export interface UnitRow {
   id: string;
@@ -67,6 +68,7 @@ export const toShard = (r: ShardRow): Shard => ({
   momentumBlob: r.momentum_blob,
   valBlob: r.val_blob,
   valLoss: r.val_loss,
+  bestValLoss: r.best_val_loss,
 });
 export const toUnit = (r: UnitRow): Unit => ({
   id: r.id,

@@ -7,13 +7,14 @@ export function prepareStatements(db: Database.Database) {
   return {
     upsertShard: db.prepare<[ShardRow]>(
       `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples,
-         momentum_blob, val_blob, val_loss)
+         momentum_blob, val_blob, val_loss, best_val_loss)
        VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples,
-         @momentum_blob, @val_blob, @val_loss)
+         @momentum_blob, @val_blob, @val_loss, @best_val_loss)
        ON CONFLICT(id) DO UPDATE SET version = excluded.version, samples = excluded.samples,
          data_blob = excluded.data_blob, weights_blob = excluded.weights_blob,
          budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples,
-         momentum_blob = excluded.momentum_blob, val_blob = excluded.val_blob, val_loss = excluded.val_loss`,
+         momentum_blob = excluded.momentum_blob, val_blob = excluded.val_blob, val_loss = excluded.val_loss,
+         best_val_loss = excluded.best_val_loss`,
     ),
     getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
     listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
@@ -55,8 +56,9 @@ export function prepareStatements(db: Database.Database) {
     bumpShard: db.prepare<[number, number], { version: number }>(
       `UPDATE shards SET version = version + 1, trained_samples = trained_samples + ? WHERE id = ? RETURNING version`,
     ),
-    setShardWeights: db.prepare<[string, string, number, number]>(
-      'UPDATE shards SET weights_blob = ?, momentum_blob = ?, val_loss = ? WHERE id = ?',
+    setShardWeights: db.prepare<[{ weights: string; momentum: string; val: number; id: number }]>(
+      `UPDATE shards SET weights_blob = @weights, momentum_blob = @momentum, val_loss = @val,
+         best_val_loss = MIN(COALESCE(best_val_loss, @val), @val) WHERE id = @id`,
     ),
     creditWorker: db.prepare<[number, string]>(
       'UPDATE workers SET units_done = units_done + 1, credit = credit + ? WHERE id = ?',

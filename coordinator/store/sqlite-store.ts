@@ -67,7 +67,7 @@ export class SqliteStore implements Store {
       if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
       if (input.merged !== undefined) {
         const { weightsBlob, momentumBlob, valLoss } = input.merged;
-        s.setShardWeights.run(weightsBlob, momentumBlob, valLoss, input.shard);
+        s.setShardWeights.run({ weights: weightsBlob, momentum: momentumBlob, val: valLoss, id: input.shard });
       }
       s.insertResult.run({
         unit_id: input.unitId,
@@ -120,6 +120,7 @@ export class SqliteStore implements Store {
       momentum_blob: shard.momentumBlob ?? null,
       val_blob: shard.valBlob ?? null,
       val_loss: shard.valLoss ?? null,
+      best_val_loss: shard.bestValLoss ?? shard.valLoss ?? null,
     });
   }
 

@@ -15,6 +15,8 @@ export interface Shard {
   valBlob?: string | null;
   /** Validation loss of the shard's current subtree. */
   valLoss?: number | null;
+  /** The lowest validation loss the shard has had: the tolerance is measured from it. */
+  bestValLoss?: number | null;
 }
 
 export const JOB_PHASES = ['pretraining', 'routing', 'training', 'done'] as const;

@@ -290,6 +290,29 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(store.getResult('u')?.receivedMs, 2);
     });
 
+    void it('keeps the best validation loss of a shard: merges lower it, never raise it', () => {
+      store.upsertShard({ ...store.getShard(0)!, valLoss: 1 });
+      assert.equal(store.getShard(0)?.bestValLoss, 1, "starts at the shard's loss");
+      for (const [i, valLoss] of [0.5, 0.75].entries()) {
+        store.createUnit({ id: `u${i}`, shard: 0, baseVersion: i, createdMs: i });
+        store.leaseUnit('w1', 0, LEASE, `t${i}`);
+        assert.ok(store.submitResult(`u${i}`, `t${i}`, 1));
+        const merged = { weightsBlob: `w${i}`, momentumBlob: `m${i}`, valLoss };
+        store.acceptResult({
+          unitId: `u${i}`,
+          workerId: 'w1',
+          shard: 0,
+          baseVersion: i,
+          deltaBlob: 'd',
+          samples: 1,
+          now: 2,
+          merged,
+        });
+      }
+      assert.equal(store.getShard(0)?.valLoss, 0.75);
+      assert.equal(store.getShard(0)?.bestValLoss, 0.5);
+    });
+
     void it('acceptResult without merged leaves the weights, momentum and val loss alone', () => {
       store.upsertShard({ ...store.getShard(0)!, momentumBlob: 'm0', valLoss: 1.5 });
       store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
@@ -647,6 +670,7 @@ void describe('Store migrations', () => {
         momentumBlob: null,
         valBlob: null,
         valLoss: null,
+        bestValLoss: null,
       });
       assert.deepEqual(store.getUnit('old-unit'), {
         id: 'old-unit',

@@ -11,7 +11,7 @@ import { ProtocolError } from '../../proto/errors.ts';
 import type { Assign, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
-import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
+import { type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
 import { type SeededCore, seededCore } from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
@@ -38,13 +38,23 @@ function leaseOne(s: SeededCore, name = 'alice'): { workerId: string; assign: As
 
 const zeros = (s: SeededCore): FFFWeights => zeroWeights(s.job.subtreeShape);
 
-function submission(workerId: string, assign: Assign, body: Uint8Array): Submission {
+/** A delta that shows work (above the norm floor) without changing what the model does much. */
+function small(s: SeededCore): FFFWeights {
+  const w = zeros(s);
+  for (const name of TENSOR_NAMES) w.tensors[name].forEach((_, i, a) => (a[i] = i % 2 === 0 ? 1e-4 : -1e-4));
+  return w;
+}
+
+const unitSamples = (s: SeededCore, assign: Assign): number =>
+  s.job.unitSamples(s.store.getShard(assign.shard)!);
+
+function submission(workerId: string, assign: Assign, body: Uint8Array, s = seeded!): Submission {
   return {
     unitId: assign.unit_id,
     workerId,
     leaseToken: assign.lease_token,
     body,
-    metrics: { train_loss: 0.5, samples: 10, seconds: 1 },
+    metrics: { train_loss: 0.5, samples: unitSamples(s, assign), seconds: 1 },
   };
 }
 
@@ -119,7 +129,7 @@ void describe('leases', () => {
     const leased: Assign[] = [];
     for (let i = 0; i < units; i++) leased.push(s.core.assign(id) as Assign);
     assert.deepEqual(s.core.assign(id), { type: 'no_work', retry_after_ms: s.job.config.retry_after_ms });
-    for (const a of leased) s.core.submit(submission(id, a, encodeFFF(zeros(s))));
+    for (const a of leased) s.core.submit(submission(id, a, encodeFFF(small(s))));
     assert.equal(s.core.phase, 'done');
     assert.deepEqual(s.core.assign(id), {
       type: 'no_work',
@@ -154,12 +164,14 @@ void describe('acceptance rules', () => {
       ACCEPTANCE_RULES.map((r) => `${r.stage}:${r.name}:${r.code}`),
       [
         'lease:unit-exists:UNKNOWN_UNIT',
-        'lease:leased-to-sender:UNKNOWN_UNIT',
+        'lease:leased-to-sender:LEASE_LOST',
         'lease:lease-held:LEASE_LOST',
         'delta:decodes:DELTA_INVALID',
         'delta:shape-matches:DELTA_INVALID',
         'delta:values-finite:DELTA_INVALID',
         'delta:norm-bounded:DELTA_REJECTED',
+        'delta:shows-work:DELTA_REJECTED',
+        'delta:claim-matches-unit:DELTA_REJECTED',
         'delta:not-too-stale:DELTA_REJECTED',
         'delta:validation-loss:DELTA_REJECTED',
       ],
@@ -169,10 +181,10 @@ void describe('acceptance rules', () => {
   void it('refuse uploads from anyone but the lease holder, without recording them', async () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
-    const body = encodeFFF(zeros(s));
+    const body = encodeFFF(small(s));
     const cases: [Submission, string][] = [
       [{ ...submission(workerId, assign, body), unitId: 'r9999-s0000' }, 'UNKNOWN_UNIT'],
-      [{ ...submission(workerId, assign, body), workerId: 'w-someone-else' }, 'UNKNOWN_UNIT'],
+      [{ ...submission(workerId, assign, body), workerId: 'w-someone-else' }, 'LEASE_LOST'],
       [{ ...submission(workerId, assign, body), leaseToken: 'forged' }, 'LEASE_LOST'],
     ];
     for (const [sub, code] of cases) assert.equal(refusal(() => s.core.submit(sub)).code, code);
@@ -186,6 +198,7 @@ void describe('acceptance rules', () => {
   });
 
   const deltaCases: [string, string, (s: SeededCore) => Uint8Array][] = [
+    ['shows-work', 'DELTA_REJECTED', (s) => encodeFFF(zeros(s))],
     ['decodes', 'DELTA_INVALID', () => new Uint8Array([1, 2, 3])],
     [
       'shape-matches',
@@ -232,7 +245,7 @@ void describe('acceptance rules', () => {
       const result = s.store.getResult(assign.unit_id);
       assert.equal(result?.rule, rule);
       assert.equal(s.store.getWorker(workerId)?.rejections, 1);
-      assert.ok(s.store.getUnit(`${assign.unit_id}.1`), 'a replacement unit');
+      assert.ok(s.store.getUnit(`${assign.unit_id}-x1`), 'a replacement unit');
       assert.deepEqual(s.store.rejectionsByRule(), [{ rule, n: 1 }]);
     });
 
@@ -244,8 +257,8 @@ void describe('acceptance rules', () => {
     // Two units of the same shard: whichever merges second is one version behind.
     const [first, second] = a.assign.shard === shardB.shard ? [a.assign, shardB] : [b.assign, shardB];
     const firstHolder = first === a.assign ? a.workerId : b.workerId;
-    assert.equal(s.core.submit(submission(firstHolder, first, encodeFFF(zeros(s)))).code, undefined);
-    const outcome = s.core.submit(submission(b.workerId, second, encodeFFF(zeros(s))));
+    assert.equal(s.core.submit(submission(firstHolder, first, encodeFFF(small(s)))).code, undefined);
+    const outcome = s.core.submit(submission(b.workerId, second, encodeFFF(small(s))));
     assert.equal(outcome.code, 'DELTA_REJECTED');
     assert.equal(s.store.getResult(second.unit_id)?.rule, 'not-too-stale');
   });
@@ -253,13 +266,66 @@ void describe('acceptance rules', () => {
   void it('accept a good delta once: a replay gets the same answer and merges nothing', async () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
-    const sub = submission(workerId, assign, encodeFFF(zeros(s)));
+    const sub = submission(workerId, assign, encodeFFF(small(s)));
     const first = s.core.submit(sub);
     assert.deepEqual(first.response, { status: 'accepted', version: 1 });
     assert.deepEqual(s.core.submit(sub).response, first.response);
     assert.equal(s.store.getShard(assign.shard)?.version, 1);
-    assert.equal(s.store.getWorker(workerId)?.credit, 10);
+    assert.equal(
+      s.store.getWorker(workerId)?.credit,
+      unitSamples(s, assign),
+      'credited what the unit trains',
+    );
     assert.equal(refusal(() => s.core.submit({ ...sub, workerId: 'w-other' })).code, 'LEASE_LOST');
+  });
+});
+
+void describe('free riders and stalls', () => {
+  void it('reject a claim of more samples than the unit trains, crediting nothing', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const sub = submission(workerId, assign, encodeFFF(small(s)));
+    const outcome = s.core.submit({ ...sub, metrics: { ...sub.metrics, samples: 2 ** 53 - 1 } });
+    assert.equal(outcome.code, 'DELTA_REJECTED');
+    assert.equal(s.store.getResult(assign.unit_id)?.rule, 'claim-matches-unit');
+    assert.equal(s.store.getWorker(workerId)?.credit, 0);
+    assert.equal(s.store.getShard(assign.shard)?.trainedSamples, 0);
+  });
+
+  void it("measure the validation tolerance from the shard's best loss, so it cannot ratchet up", async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const shard = s.store.getShard(assign.shard)!;
+    // As if earlier deltas had each raised the loss within the tolerance of the one before.
+    s.store.upsertShard({ ...shard, bestValLoss: shard.valLoss! / 1.5 });
+    const outcome = s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
+    assert.equal(outcome.code, 'DELTA_REJECTED');
+    assert.match(outcome.response.reason ?? '', /worse than the shard's best/);
+  });
+
+  void it('keeps the best loss as results merge: it only ever goes down', async () => {
+    const s = await setup();
+    const { workerId, assign } = leaseOne(s);
+    const before = s.store.getShard(assign.shard)!;
+    assert.equal(before.bestValLoss, before.valLoss, 'the best starts at the routed subtree');
+    s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
+    const after = s.store.getShard(assign.shard)!;
+    assert.equal(after.bestValLoss, Math.min(before.valLoss!, after.valLoss!));
+  });
+
+  void it('retire a unit after max_retries rejections, with ids of bounded length', async () => {
+    const s = await setup({ validation: { max_retries: 2 } });
+    const id = s.core.connect(hello('mallory')).id;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const assign = s.core.assign(id) as Assign;
+      ids.push(assign.unit_id);
+      assert.equal(s.core.submit(submission(id, assign, new Uint8Array([1]))).code, 'DELTA_INVALID');
+    }
+    assert.deepEqual(ids, ['r0000-s0000', 'r0000-s0000-x1', 'r0000-s0000-x2']);
+    assert.equal(s.store.getUnit('r0000-s0000-x3'), undefined, 'retired, not reissued');
+    assert.ok(s.store.eventsAfter(0, 1000).some((e) => e.kind === 'retired'));
+    assert.notEqual((s.core.assign(id) as Assign).unit_id.slice(0, 11), 'r0000-s0000', 'the queue moves on');
   });
 });
 
@@ -274,7 +340,7 @@ void describe('evaluation and the end of the job', () => {
     for (let i = 1; i <= total; i++) {
       s.clock.advance(1000);
       const assign = s.core.assign(id) as Assign;
-      assert.equal(s.core.submit(submission(id, assign, encodeFFF(zeros(s)))).code, undefined);
+      assert.equal(s.core.submit(submission(id, assign, encodeFFF(small(s)))).code, undefined);
       const evals = s.store.listEvals();
       if (i < total) {
         assert.equal(evals.length, Math.floor(i / 2), `evaluations after ${i} results`);

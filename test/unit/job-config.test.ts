@@ -43,7 +43,13 @@ void describe('parseJobConfig', () => {
       shard_epochs: 12,
       local_epochs: 12,
       outer: { lr: 1, momentum: 0, staleness_discount: 0.5, max_staleness: 4 },
-      validation: { fraction: 0.1, tolerance: 0.25, max_delta_norm: 1000 },
+      validation: {
+        fraction: 0.1,
+        tolerance: 0.25,
+        max_delta_norm: 1000,
+        min_delta_norm: 1e-3,
+        max_retries: 5,
+      },
       eval_every: 4,
       lease_ms: 60_000,
       heartbeat_ms: 5_000,
@@ -63,7 +69,13 @@ void describe('parseJobConfig', () => {
     });
     assert.deepEqual(config.pretrain, { mode: 'top', epochs: 1, leaf: 32, balance: 1, max_samples: 60000 });
     assert.deepEqual(config.outer, { lr: 0.7, momentum: 0, staleness_discount: 0.5, max_staleness: 4 });
-    assert.deepEqual(config.validation, { fraction: 0, tolerance: 0.25, max_delta_norm: 1000 });
+    assert.deepEqual(config.validation, {
+      fraction: 0,
+      tolerance: 0.25,
+      max_delta_norm: 1000,
+      min_delta_norm: 1e-3,
+      max_retries: 5,
+    });
   });
 
   void it('keeps the values it is given', () => {
