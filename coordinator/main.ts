@@ -37,6 +37,8 @@ export interface CoordinatorOptions {
   readonly data?: DataSplit;
   readonly onPretrainStep?: (report: StepReport) => void;
   readonly clock?: Clock;
+  /** Result uploads read at once (default 8); more are answered RATE_LIMITED. */
+  readonly maxConcurrentUploads?: number;
 }
 
 export interface RunningCoordinator {
@@ -57,7 +59,9 @@ export interface RunningCoordinator {
   close(): Promise<void>;
 }
 
-const MAX_RESULT_BYTES = 512 * 1024 * 1024;
+/** Room above a result's exact size: a larger body cannot be a delta of the job's subtree. */
+const RESULT_SLACK_BYTES = 4096;
+const MAX_CONCURRENT_UPLOADS = 8;
 const EVENT_POLL_MS = 500;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
@@ -121,7 +125,8 @@ async function serve(
     { core, read, blobs },
     {
       ...(options.token !== undefined ? { token: options.token } : {}),
-      maxResultBytes: MAX_RESULT_BYTES,
+      maxResultBytes: job.resultBytes + RESULT_SLACK_BYTES,
+      maxConcurrentUploads: options.maxConcurrentUploads ?? MAX_CONCURRENT_UPLOADS,
       heartbeatMs: config.heartbeat_ms,
       retryAfterMs: config.retry_after_ms,
       eventPollMs: EVENT_POLL_MS,

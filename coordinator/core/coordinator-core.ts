@@ -156,6 +156,11 @@ export class CoordinatorCore {
     return this.leases.release(workerId, release, this.presence.get(workerId)?.name);
   }
 
+  /** Refuses an upload whose sender does not hold the unit, before its body is read. */
+  checkLease(lease: Pick<Submission, 'unitId' | 'workerId' | 'leaseToken'>): void {
+    this.intake.checkLease(lease);
+  }
+
   /** Judges and merges a result; evaluates on schedule and ends the job after the last unit. */
   submit(submission: Submission): IntakeOutcome {
     this.presence.seen(submission.workerId, this.deps.clock.now());

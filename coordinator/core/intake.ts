@@ -60,6 +60,23 @@ export class ResultIntake {
   ) {}
 
   /** `name` is the volunteer's, for the event log. */
+  /**
+   * The lease rules alone, from the upload's headers, before its body is read: throws the
+   * rule's ProtocolError. A retried upload of a recorded result passes (it gets its answer).
+   */
+  checkLease(lease: Pick<Submission, 'unitId' | 'workerId' | 'leaseToken'>): void {
+    const recorded = this.store.getResult(lease.unitId);
+    if (recorded !== undefined) {
+      replayed(recorded, lease.workerId);
+      return;
+    }
+    const unit = this.store.getUnit(lease.unitId);
+    // Lease rules read only the ids; the body and metrics are not there yet.
+    const submission = { ...lease, body: new Uint8Array(0), metrics: { train_loss: 0, samples: 0, seconds: 0 } };
+    const verdict = judge({ submission, now: this.clock.now(), unit, shard: undefined }, this.job, 'lease');
+    if (!verdict.ok) throw new ProtocolError(verdict.rule.code, verdict.reason);
+  }
+
   submit(submission: Submission, name?: string): IntakeOutcome {
     const recorded = this.store.getResult(submission.unitId);
     if (recorded !== undefined) return replayed(recorded, submission.workerId);

@@ -15,6 +15,8 @@ export interface HttpConfig {
   /** When set, workers present it (Authorization: Bearer) on the upgrade, blobs and results. */
   readonly token?: string;
   readonly maxResultBytes: number;
+  /** Uploads read at once; more are answered RATE_LIMITED. */
+  readonly maxConcurrentUploads: number;
   readonly heartbeatMs: number;
   readonly retryAfterMs: number;
   /** How often an event stream looks for new events. */
@@ -58,7 +60,12 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
   );
 
   void app.register(blobRoutes, { blobs, core, token });
-  void app.register(resultRoutes, { core, token, maxResultBytes: config.maxResultBytes });
+  void app.register(resultRoutes, {
+    core,
+    token,
+    maxResultBytes: config.maxResultBytes,
+    maxConcurrentUploads: config.maxConcurrentUploads,
+  });
   void app.register(dashboardRoutes, { read, pollMs: config.eventPollMs });
   void app.register(metricsRoutes, { read, core });
   void app.register(workerPackageRoutes, {

@@ -9,6 +9,7 @@ export interface ResultRouteOptions {
   readonly core: CoordinatorCore;
   readonly token: string | undefined;
   readonly maxResultBytes: number;
+  readonly maxConcurrentUploads: number;
 }
 
 function header(request: FastifyRequest, name: string): string {
@@ -21,6 +22,27 @@ function header(request: FastifyRequest, name: string): string {
 /** PUT a unit's result: a safetensors delta, answered accepted (200) or rejected with the rule's code. */
 export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, options, done) => {
   app.addHook('onRequest', requireToken(options.token));
+  let uploading = 0;
+  // Before a byte of the body is read: the sender must hold the lease, and there must be room.
+  app.addHook('onRequest', (request: FastifyRequest<{ Params: { id: string } }>, _reply, done) => {
+    try {
+      const length = Number(request.headers['content-length'] ?? NaN);
+      if (length > options.maxResultBytes)
+        throw new ProtocolError('FRAME_TOO_LARGE', `a result is at most ${options.maxResultBytes} bytes`);
+      options.core.checkLease({
+        unitId: request.params.id,
+        workerId: header(request, HEADERS.worker),
+        leaseToken: header(request, HEADERS.lease),
+      });
+      if (uploading >= options.maxConcurrentUploads)
+        throw new ProtocolError('RATE_LIMITED', `${uploading} uploads are being read; retry shortly`);
+      uploading++;
+      request.raw.once('close', () => uploading--);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) =>
     done(null, body),
   );

@@ -9,7 +9,7 @@ import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
 import type { StepReport } from '../../shared/fff/trainer.ts';
 import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
-import type { FFFShape, FFFWeights } from '../../shared/fff/weights.ts';
+import { type FFFShape, type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { EvalRow, JobPhase, Shard, Store } from '../store/store.ts';
@@ -43,10 +43,17 @@ export class TrainingJob {
   private treeWeights: FFFWeights | undefined;
   private readonly weightsByBlob = new Map<number, { blob: string; weights: FFFWeights }>();
   private readonly valByShard = new Map<number, Dataset>();
+  private resultSize: number | undefined;
 
   constructor(private readonly ctx: JobContext) {
     this.shape = treeShape(ctx.config, ctx.data.train);
     this.subtreeShape = subtreeShape(this.shape, ctx.config.frozen);
+  }
+
+  /** Bytes of a unit's result: the encoded delta of one subtree (the same for every unit). */
+  get resultBytes(): number {
+    this.resultSize ??= encodeFFF(zeroWeights(this.subtreeShape)).byteLength;
+    return this.resultSize;
   }
 
   get finalModelPath(): string {

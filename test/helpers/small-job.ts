@@ -123,7 +123,12 @@ export interface SmallCoordinator {
 
 /** A listening coordinator on loopback with the embedded MNIST, routed and ready to lease. */
 export async function startSmallCoordinator(
-  options: { token?: string; settings?: Record<string, unknown>; clock?: ManualClock } = {},
+  options: {
+    token?: string;
+    settings?: Record<string, unknown>;
+    clock?: ManualClock;
+    maxConcurrentUploads?: number;
+  } = {},
 ): Promise<SmallCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-small-'));
   const config = parseJobConfig({ ...SMALL_JOB, ...options.settings });
@@ -140,6 +145,7 @@ export async function startSmallCoordinator(
     finalModelPath: join(dir, 'final.safetensors'),
     ...(options.token !== undefined ? { token: options.token } : {}),
     ...(options.clock !== undefined ? { clock: options.clock } : {}),
+    ...(options.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: options.maxConcurrentUploads } : {}),
   });
   await coordinator.prepared;
   return {

@@ -563,7 +563,7 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
     const l = await lease();
     const shape = coordinator.job.subtreeShape;
     const reason = await expectRejected(
-      await submit(l, encodeFFF(zeroWeights({ ...shape, leafWidth: shape.leafWidth + 1 }))),
+      await submit(l, encodeFFF(zeroWeights({ ...shape, leafWidth: shape.leafWidth - 1 }))),
     );
     assert.match(reason, /does not match the shard/);
     assertRejectedAndReplaced(l, 'DELTA_INVALID');

@@ -29,6 +29,7 @@ async function app(): Promise<{ s: SeededCore; built: CoordinatorApp }> {
     {
       token: TOKEN,
       maxResultBytes: 1 << 20,
+      maxConcurrentUploads: 2,
       heartbeatMs: 1000,
       retryAfterMs: 1000,
       eventPollMs: 1000,

@@ -1,10 +1,12 @@
 // The live dashboard: fetches the /v1 views, redraws them whenever the event stream
-// reports a change (at most once a second) and every few seconds for the time estimate.
+// reports a change (at most once a second) and every few seconds for the time estimate
+// (every second while the coordinator pretrains, which reports progress only in /v1/status).
 /* global uPlot */
 'use strict';
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 50;
+const PLOT_HEIGHT = 200;
 const MIX_COLOURS = [
   '#1f77b4',
   '#ff7f0e',
@@ -17,7 +19,18 @@ const MIX_COLOURS = [
   '#bcbd22',
   '#17becf',
 ];
-const state = { workerOffset: 0, selected: new Set(), galleryShown: '', plots: {}, status: null };
+const PRETRAINING_STAGES = { 'pretrain-soft': 'soft routing', 'pretrain-harden': 'hardening the routing' };
+const state = {
+  workerOffset: 0,
+  selected: new Set(),
+  galleryShown: '',
+  legendClasses: 0,
+  plots: {},
+  status: null,
+};
+
+const classColour = (i) =>
+  i < MIX_COLOURS.length ? MIX_COLOURS[i] : `hsl(${Math.round((i * 137.5) % 360)} 55% 50%)`;
 
 const pct = (x) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(2)}%`);
 const num = (x) => (x === null || x === undefined ? '–' : x.toLocaleString('en'));
@@ -62,13 +75,23 @@ function renderStatus(s) {
     `${s.data} · depth ${s.model.depth}, ${s.model.frozen} frozen levels (${2 ** s.model.frozen} shards), leaf ${s.model.leaf}`;
   $('phase').textContent = s.phase;
   $('phase').className = `badge ${s.phase}`;
-  $('progress-bar').style.width = `${(s.progress.fraction * 100).toFixed(1)}%`;
+  const pretraining = s.phase === 'pretraining' ? s.pretraining : null;
+  const fraction = s.phase === 'pretraining' ? (pretraining?.fraction ?? 0) : s.progress.fraction;
+  $('progress-bar').style.width = `${(fraction * 100).toFixed(1)}%`;
+  $('progress-bar').classList.toggle('pretraining', s.phase === 'pretraining');
   $('progress-text').textContent =
     s.phase === 'done'
       ? 'finished'
       : s.phase === 'training'
         ? `${pct(s.progress.fraction)} · ${duration(s.progress.eta_s)}`
-        : `${s.phase}…`;
+        : pretraining
+          ? `pretraining epoch ${pretraining.epoch} of ${pretraining.epochs} · ${Math.floor(pretraining.fraction * 100)}%`
+          : `${s.phase}…`;
+  const treeWaiting = document.querySelector('#tree > .empty');
+  if (treeWaiting && pretraining)
+    treeWaiting.textContent =
+      `the coordinator is pretraining the top ${s.model.frozen} levels of the tree ` +
+      `(epoch ${pretraining.epoch} of ${pretraining.epochs}); the shards appear once the samples are routed`;
   $('acc').textContent = pct(s.accuracy.hard_test_acc);
   if (s.accuracy.central_hard_test_acc !== null)
     $('acc').title = `central twin: ${pct(s.accuracy.central_hard_test_acc)}`;
@@ -98,6 +121,12 @@ function renderStatus(s) {
     traffic.append(el('dt', {}, k), el('dd', {}, v));
 }
 
+/** The width of `container`'s content box, which a chart fills. */
+function plotWidth(container) {
+  const style = getComputedStyle(container);
+  return Math.floor(container.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight));
+}
+
 function plot(id, title, series, values, reference) {
   const container = $(id);
   if (values.length === 0) return;
@@ -113,12 +142,21 @@ function plot(id, title, series, values, reference) {
   if (existing && existing.key === key) return existing.plot.setData(data);
   if (existing) existing.plot.destroy();
   container.replaceChildren();
-  const width = Math.max(300, container.clientWidth - 10);
-  state.plots[id] = {
-    key,
-    plot: new uPlot({ width, height: 200, series: lines, axes: [{}, { size: 60 }] }, data, container),
+  const options = {
+    width: plotWidth(container),
+    height: PLOT_HEIGHT,
+    series: lines,
+    axes: [{ space: 70 }, { size: 60 }],
   };
+  state.plots[id] = { key, plot: new uPlot(options, data, container) };
 }
+
+const plotResizer = new ResizeObserver(() => {
+  for (const [id, { plot }] of Object.entries(state.plots)) {
+    const width = plotWidth($(id));
+    if (width !== plot.width) plot.setSize({ width, height: PLOT_HEIGHT });
+  }
+});
 
 function drawTree(frozen) {
   const levels = Math.min(frozen, 5);
@@ -127,8 +165,10 @@ function drawTree(frozen) {
   const rowHeight = 26;
   const svgNs = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(svgNs, 'svg');
+  const height = levels * rowHeight + 12;
   svg.setAttribute('width', String(width));
-  svg.setAttribute('height', String(levels * rowHeight + 12));
+  svg.setAttribute('height', String(height));
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   const x = (level, index) => ((index + 0.5) * width) / 2 ** level;
   for (let level = 0; level < levels; level++)
     for (let i = 0; i < 2 ** level; i++) {
@@ -187,7 +227,26 @@ function renderShards(view) {
     grid.append(box);
   }
   tree.replaceChildren(drawTree(view.frozen), grid);
+  renderMixLegend(view.shards[0].class_mix.length);
   renderGallery(view);
+}
+
+/** Which colour of the class-mix bars is which class (classes are known by index only). */
+function renderMixLegend(classes) {
+  if (classes === state.legendClasses) return;
+  state.legendClasses = classes;
+  const legend = $('mix-legend');
+  legend.replaceChildren(
+    el('span', { class: 'legend-title' }, 'class mix:'),
+    ...Array.from({ length: classes }, (_, i) => {
+      const swatch = el('i', { class: 'swatch' });
+      swatch.style.background = classColour(i);
+      const item = el('span', { class: 'legend-item', 'data-class': String(i) });
+      item.append(swatch, `class ${i}`);
+      return item;
+    }),
+  );
+  legend.hidden = false;
 }
 
 async function renderGallery(view) {
@@ -224,9 +283,9 @@ async function renderGallery(view) {
         title: s.class_mix.map((c, i) => `class ${i}: ${c}`).join(', '),
       });
       s.class_mix.forEach((c, i) => {
-        const bar = el('span');
+        const bar = el('span', { title: `class ${i}: ${num(c)}` });
         bar.style.width = `${(100 * c) / total}%`;
-        bar.style.background = MIX_COLOURS[i % MIX_COLOURS.length];
+        bar.style.background = classColour(i);
         mix.append(bar);
       });
       card.append(mix);
@@ -306,15 +365,20 @@ function scheduleRefresh() {
 
 function describe(event) {
   const d = event.data || {};
-  const parts = [
-    d.worker,
-    d.unit,
-    d.shard !== undefined ? `shard ${d.shard}` : undefined,
-    d.phase,
-    d.reason,
-    d.hard_test_acc !== undefined ? `acc ${pct(d.hard_test_acc)}` : undefined,
-  ].filter((p) => p !== undefined);
-  return `${new Date(event.at_ms).toLocaleTimeString()} ${event.kind} ${parts.join(' · ')}`;
+  const parts =
+    event.kind === 'pretraining'
+      ? [`epoch ${d.epoch} of ${d.epochs}`, PRETRAINING_STAGES[d.phase] ?? d.phase]
+      : [
+          d.worker,
+          d.unit,
+          d.shard !== undefined ? `shard ${d.shard}` : undefined,
+          Array.isArray(d.units) ? `${d.units.length} units` : undefined,
+          d.phase,
+          d.reason,
+          d.hard_test_acc !== undefined ? `acc ${pct(d.hard_test_acc)}` : undefined,
+        ];
+  const text = parts.filter((p) => p !== undefined).join(' · ');
+  return `${new Date(event.at_ms).toLocaleTimeString()} ${event.kind} ${text}`;
 }
 
 function listen() {
@@ -324,7 +388,8 @@ function listen() {
   source.onmessage = (message) => {
     const event = JSON.parse(message.data);
     const list = $('events');
-    list.prepend(el('li', {}, describe(event)));
+    const worker = event.data?.worker;
+    list.prepend(el('li', worker === undefined ? {} : { title: `worker ${worker}` }, describe(event)));
     while (list.children.length > 50) list.lastChild.remove();
     scheduleRefresh();
   };
@@ -353,7 +418,13 @@ async function showJoinCommand() {
   }
 }
 
-refresh();
+async function refreshForever() {
+  await refresh();
+  setTimeout(refreshForever, state.status?.phase === 'pretraining' ? 1000 : 5000);
+}
+
+plotResizer.observe($('plot-acc'));
+plotResizer.observe($('plot-loss'));
+refreshForever();
 listen();
 showJoinCommand();
-setInterval(refresh, 5000);

@@ -1,0 +1,176 @@
+/**
+ * The coordinator's limits over real sockets: an upload is judged by its headers before a
+ * byte of its body is read, bodies are bounded by what a result can be, uploads read at once
+ * are capped, and the token is checked on the matched route whatever the URL's spelling.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { type IncomingMessage, request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import type { Assign, CoordinatorMessage, Welcome } from '../../proto/messages.ts';
+import { parseCoordinatorMessage } from '../../proto/parse.ts';
+import { HEADERS, ROUTES } from '../../proto/routes.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
+
+const TOKEN = 'limits-token';
+let small: SmallCoordinator;
+const sockets: WebSocket[] = [];
+
+before(async () => {
+  small = await startSmallCoordinator({ token: TOKEN, maxConcurrentUploads: 1 });
+});
+after(async () => {
+  for (const ws of sockets) ws.terminate();
+  await small?.close();
+});
+
+/** A worker holding one lease, over the real control socket. */
+async function holdLease(name: string): Promise<{ workerId: string; assign: Assign }> {
+  const ws = new WebSocket(small.wsUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
+  sockets.push(ws);
+  const frames: CoordinatorMessage[] = [];
+  const next = async (): Promise<CoordinatorMessage> => {
+    while (frames.length === 0) {
+      const [raw] = (await once(ws, 'message')) as [Buffer];
+      frames.push(parseCoordinatorMessage(raw, 1 << 20));
+    }
+    return frames.shift()!;
+  };
+  await once(ws, 'open');
+  ws.send(
+    JSON.stringify({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      name,
+      capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1 },
+    }),
+  );
+  const welcome = (await next()) as Welcome;
+  ws.send(JSON.stringify({ type: 'request_work' }));
+  const assign = await next();
+  assert.equal(assign.type, 'assign');
+  return { workerId: welcome.worker_id, assign: assign as Assign };
+}
+
+/**
+ * Sends the headers of a PUT announcing a `length`-byte body and never sends the body:
+ * resolves with the coordinator's answer, which must come without it.
+ */
+async function answerWithoutBody(
+  path: string,
+  headers: Record<string, string>,
+  length: number,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const url = new URL(small.coordinator.url);
+  const req = request({
+    host: url.hostname,
+    port: url.port,
+    path,
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(length), ...headers },
+  });
+  req.on('error', () => undefined);
+  req.flushHeaders();
+  let timer: NodeJS.Timeout | undefined;
+  const unanswered = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer without the body')), 10_000);
+  });
+  try {
+    const [response] = (await Promise.race([once(req, 'response'), unanswered])) as [IncomingMessage];
+    let text = '';
+    for await (const chunk of response) text += String(chunk);
+    return { status: response.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> };
+  } finally {
+    clearTimeout(timer);
+    req.destroy();
+  }
+}
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+const metrics = JSON.stringify({ train_loss: 0, samples: 1, seconds: 1 });
+
+void describe('limits', { timeout: 60_000 }, () => {
+  void it('refuses an upload whose sender holds no lease before reading its body', async () => {
+    const { workerId, assign } = await holdLease('no-lease');
+    const answer = await answerWithoutBody(
+      ROUTES.unitResult.path(assign.unit_id),
+      { ...auth, [HEADERS.worker]: workerId, [HEADERS.lease]: 'forged', [HEADERS.metrics]: metrics },
+      small.coordinator.job.resultBytes,
+    );
+    assert.equal(answer.status, 409);
+    assert.equal(answer.body['code'], 'LEASE_LOST');
+  });
+
+  void it('refuses a body larger than a result of this job can be, before reading it', async () => {
+    const { workerId, assign } = await holdLease('too-big');
+    const answer = await answerWithoutBody(
+      ROUTES.unitResult.path(assign.unit_id),
+      {
+        ...auth,
+        [HEADERS.worker]: workerId,
+        [HEADERS.lease]: assign.lease_token,
+        [HEADERS.metrics]: metrics,
+      },
+      small.coordinator.job.resultBytes + 1024 * 1024,
+    );
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body['code'], 'FRAME_TOO_LARGE');
+  });
+
+  void it('reads one upload at a time here; the next is told to retry (RATE_LIMITED, retryable)', async () => {
+    const first = await holdLease('slow');
+    const second = await holdLease('next');
+    const headers = (l: { workerId: string; assign: Assign }) => ({
+      ...auth,
+      [HEADERS.worker]: l.workerId,
+      [HEADERS.lease]: l.assign.lease_token,
+      [HEADERS.metrics]: metrics,
+    });
+    const url = new URL(small.coordinator.url);
+    const slow = request({
+      host: url.hostname,
+      port: url.port,
+      path: ROUTES.unitResult.path(first.assign.unit_id),
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(small.coordinator.job.resultBytes),
+        ...headers(first),
+      },
+    });
+    slow.on('error', () => undefined);
+    slow.write(Buffer.alloc(16)); // the coordinator is now reading this body
+    try {
+      const answer = await answerWithoutBody(
+        ROUTES.unitResult.path(second.assign.unit_id),
+        headers(second),
+        small.coordinator.job.resultBytes,
+      );
+      assert.equal(answer.status, 429);
+      assert.equal(answer.body['code'], 'RATE_LIMITED');
+      assert.equal(answer.body['retryable'], true);
+    } finally {
+      slow.destroy();
+    }
+  });
+
+  void it('checks the token on the matched route, however the path is spelled', async () => {
+    const blob = small.coordinator.store.listShards()[0]!.dataBlob;
+    for (const path of [
+      `/v1/%62lobs/${blob}`,
+      `/v1/blobs/%${blob.charCodeAt(0).toString(16)}${blob.slice(1)}`,
+    ]) {
+      const response = await fetch(`${small.coordinator.url}${path}`);
+      assert.ok([401, 404].includes(response.status), `${path}: ${response.status}`);
+      assert.notEqual(response.headers.get('content-type'), 'application/octet-stream');
+    }
+    const upload = await fetch(`${small.coordinator.url}/v1/%75nits/r0000-s0000/result`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(8),
+    });
+    assert.ok([401, 404].includes(upload.status), `upload: ${upload.status}`);
+  });
+});
