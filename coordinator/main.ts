@@ -10,6 +10,7 @@ import type { StepReport } from '../shared/fff/trainer.ts';
 import { BlobStore } from './store/blob-store.ts';
 import { CoordinatorCore } from './core/coordinator-core.ts';
 import { buildApp } from './http/app.ts';
+import { DEFAULT_LIMITS, type ServerLimits } from './http/limits.ts';
 import { type JobConfig, JobMismatchError, parseJobConfig, settingDifferences } from './job/config.ts';
 import { loadJobData } from './job/job-data.ts';
 import { TrainingJob } from './job/training-job.ts';
@@ -37,8 +38,8 @@ export interface CoordinatorOptions {
   readonly data?: DataSplit;
   readonly onPretrainStep?: (report: StepReport) => void;
   readonly clock?: Clock;
-  /** Result uploads read at once (default 8); more are answered RATE_LIMITED. */
-  readonly maxConcurrentUploads?: number;
+  /** Overrides of the server's limits (coordinator/http/limits.ts has the defaults). */
+  readonly limits?: Partial<ServerLimits>;
 }
 
 export interface RunningCoordinator {
@@ -61,7 +62,6 @@ export interface RunningCoordinator {
 
 /** Room above a result's exact size: a larger body cannot be a delta of the job's subtree. */
 const RESULT_SLACK_BYTES = 4096;
-const MAX_CONCURRENT_UPLOADS = 8;
 const EVENT_POLL_MS = 500;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
@@ -126,7 +126,7 @@ async function serve(
     {
       ...(options.token !== undefined ? { token: options.token } : {}),
       maxResultBytes: job.resultBytes + RESULT_SLACK_BYTES,
-      maxConcurrentUploads: options.maxConcurrentUploads ?? MAX_CONCURRENT_UPLOADS,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
       heartbeatMs: config.heartbeat_ms,
       retryAfterMs: config.retry_after_ms,
       eventPollMs: EVENT_POLL_MS,

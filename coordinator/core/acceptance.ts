@@ -110,7 +110,9 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     check: (c, job) => {
       const norm = deltaNorm(deltaOf(c));
       const floor = job.config.validation.min_delta_norm;
-      return norm < floor ? `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training` : undefined;
+      return norm < floor
+        ? `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training`
+        : undefined;
     },
   },
   {

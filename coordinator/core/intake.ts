@@ -72,7 +72,11 @@ export class ResultIntake {
     }
     const unit = this.store.getUnit(lease.unitId);
     // Lease rules read only the ids; the body and metrics are not there yet.
-    const submission = { ...lease, body: new Uint8Array(0), metrics: { train_loss: 0, samples: 0, seconds: 0 } };
+    const submission = {
+      ...lease,
+      body: new Uint8Array(0),
+      metrics: { train_loss: 0, samples: 0, seconds: 0 },
+    };
     const verdict = judge({ submission, now: this.clock.now(), unit, shard: undefined }, this.job, 'lease');
     if (!verdict.ok) throw new ProtocolError(verdict.rule.code, verdict.reason);
   }

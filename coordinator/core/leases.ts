@@ -34,6 +34,8 @@ export class Leases {
         retry_after_ms: config.retry_after_ms,
         ...(phase === 'done' ? { done: true } : {}),
       };
+    if (this.store.leasesHeldBy(workerId) >= config.max_leases_per_worker)
+      return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
     const unit = this.store.leaseUnit(workerId, now, config.lease_ms, token);

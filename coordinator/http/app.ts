@@ -5,6 +5,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { ReadModel } from '../read/read-model.ts';
 import { blobRoutes } from './blob-routes.ts';
+import type { ServerLimits } from './limits.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { metricsRoutes } from './metrics.ts';
 import { resultRoutes } from './result-routes.ts';
@@ -15,8 +16,7 @@ export interface HttpConfig {
   /** When set, workers present it (Authorization: Bearer) on the upgrade, blobs and results. */
   readonly token?: string;
   readonly maxResultBytes: number;
-  /** Uploads read at once; more are answered RATE_LIMITED. */
-  readonly maxConcurrentUploads: number;
+  readonly limits: ServerLimits;
   readonly heartbeatMs: number;
   readonly retryAfterMs: number;
   /** How often an event stream looks for new events. */
@@ -64,9 +64,13 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     core,
     token,
     maxResultBytes: config.maxResultBytes,
-    maxConcurrentUploads: config.maxConcurrentUploads,
+    maxConcurrentUploads: config.limits.maxConcurrentUploads,
   });
-  void app.register(dashboardRoutes, { read, pollMs: config.eventPollMs });
+  void app.register(dashboardRoutes, {
+    read,
+    pollMs: config.eventPollMs,
+    maxEventStreams: config.limits.maxEventStreams,
+  });
   void app.register(metricsRoutes, { read, core });
   void app.register(workerPackageRoutes, {
     workerPackage: config.workerPackage,
@@ -79,6 +83,7 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     heartbeatMs: config.heartbeatMs,
     retryAfterMs: config.retryAfterMs,
     maxResultBytes: config.maxResultBytes,
+    limits: config.limits,
   });
   return { app, sockets };
 }

@@ -3,13 +3,15 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ServerResponse } from 'node:http';
 import type { FastifyPluginCallback } from 'fastify';
+import type { EventItem } from '../../proto/dashboard.ts';
 import { ProtocolError } from '../../proto/errors.ts';
 import type { ReadModel } from '../read/read-model.ts';
 
 export interface DashboardOptions {
   readonly read: ReadModel;
-  /** How often each event stream looks for new events. */
+  /** How often the event streams look for new events. */
   readonly pollMs: number;
+  readonly maxEventStreams: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -32,7 +34,11 @@ function integerQuery(value: unknown, name: string, fallback: number, max: numbe
   return n;
 }
 
-export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (app, { read, pollMs }, done) => {
+export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
+  app,
+  { read, pollMs, maxEventStreams },
+  done,
+) => {
   const page = readFileSync(here('./page/index.html'), 'utf8');
   const assets = new Map(
     Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]),
@@ -62,6 +68,18 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (app, { 
   );
   app.get('/v1/series', () => read.series());
 
+  // One poll of the event table serves every open stream.
+  let cursor = read.lastEventId();
+  let poller: NodeJS.Timeout | undefined;
+  const send = (res: ServerResponse, item: EventItem) =>
+    res.write(`id: ${item.id}\ndata: ${JSON.stringify(item)}\n\n`);
+  const poll = () => {
+    for (const item of read.eventsAfter(cursor, EVENTS_PER_POLL)) {
+      for (const res of streams) send(res, item);
+      cursor = item.id;
+    }
+  };
+
   app.get<{ Querystring: { after?: string } }>('/v1/events', (request, reply) => {
     const lastEventId = request.headers['last-event-id'];
     let after = integerQuery(
@@ -70,6 +88,9 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (app, { 
       0,
       2 ** 53 - 1,
     );
+    if (streams.size >= maxEventStreams)
+      throw new ProtocolError('RATE_LIMITED', `${streams.size} event streams are open; retry later`);
+    poll();
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -78,20 +99,26 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (app, { 
       connection: 'keep-alive',
     });
     res.write('retry: 2000\n\n');
+    // Catch up to the shared cursor on its own, then follow the shared poll.
+    for (
+      let batch = read.eventsAfter(after, EVENTS_PER_POLL);
+      batch.length > 0;
+      batch = read.eventsAfter(after, EVENTS_PER_POLL)
+    ) {
+      for (const item of batch) if (item.id <= cursor) send(res, item);
+      after = batch.at(-1)!.id;
+      if (after >= cursor) break;
+    }
     streams.add(res);
-    const flush = () => {
-      for (const item of read.eventsAfter(after, EVENTS_PER_POLL)) {
-        res.write(`id: ${item.id}\ndata: ${JSON.stringify(item)}\n\n`);
-        after = item.id;
-      }
-    };
-    flush();
-    const timer = setInterval(flush, pollMs);
+    poller ??= setInterval(poll, pollMs);
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), KEEP_ALIVE_MS);
     res.on('close', () => {
-      clearInterval(timer);
       clearInterval(keepAlive);
       streams.delete(res);
+      if (streams.size === 0 && poller !== undefined) {
+        clearInterval(poller);
+        poller = undefined;
+      }
     });
   });
 

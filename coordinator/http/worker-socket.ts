@@ -9,6 +9,7 @@ import { parseWorkerMessage } from '../../proto/parse.ts';
 import { ROUTES } from '../../proto/routes.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import { authorized } from './auth.ts';
+import type { ServerLimits } from './limits.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 
@@ -19,6 +20,7 @@ export interface WorkerSocketOptions {
   readonly heartbeatMs: number;
   readonly retryAfterMs: number;
   readonly maxResultBytes: number;
+  readonly limits: Pick<ServerLimits, 'helloTimeoutMs' | 'pingIntervalMs' | 'maxConnectionsPerIp'>;
 }
 
 /** The open worker sockets, so that the job's end reaches them all and close() can wait for them. */
@@ -43,10 +45,15 @@ function fail(ws: WebSocket, error: ProtocolError): void {
 function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
   const { core, log } = options;
   let workerId: string | undefined;
+  const helloDeadline = setTimeout(
+    () => fail(ws, new ProtocolError('BAD_MESSAGE', `no hello within ${options.limits.helloTimeoutMs} ms`)),
+    options.limits.helloTimeoutMs,
+  );
 
   const handle = (message: WorkerMessage): void => {
     if (message.type === 'hello') {
       if (workerId !== undefined) throw new ProtocolError('BAD_MESSAGE', 'hello was already sent');
+      clearTimeout(helloDeadline);
       workerId = core.connect(message).id;
       send(ws, {
         type: 'welcome',
@@ -76,6 +83,8 @@ function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
   };
 
   ws.on('message', (raw: RawData, isBinary: boolean) => {
+    // A socket already failed answers nothing more (no lease goes to a closing socket).
+    if (ws.readyState !== ws.OPEN) return;
     try {
       if (isBinary) throw new ProtocolError('BAD_MESSAGE', 'binary frames are not part of the protocol');
       handle(parseWorkerMessage(raw as Buffer, MAX_FRAME_BYTES));
@@ -91,6 +100,7 @@ function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
   });
   ws.on('error', (error) => log.warn({ worker: workerId, err: error.message }, 'worker socket error'));
   ws.on('close', () => {
+    clearTimeout(helloDeadline);
     if (workerId !== undefined) core.disconnect(workerId);
   });
 }
@@ -99,11 +109,32 @@ function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
 export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketOptions): WorkerSockets {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const emptied = new Set<() => void>();
-  wss.on('connection', (ws) => {
+  const perIp = new Map<string, number>();
+  const alive = new WeakSet<WebSocket>();
+  wss.on('connection', (ws: WebSocket, request: IncomingMessage) => {
+    const ip = request.socket.remoteAddress ?? '';
+    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+    alive.add(ws);
+    ws.on('pong', () => alive.add(ws));
     ws.once('close', () => {
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left > 0) perIp.set(ip, left);
+      else perIp.delete(ip);
       if (wss.clients.size === 0) for (const resolve of emptied) resolve();
     });
   });
+  // A peer that has not answered the last ping is gone (ws README: broken connections).
+  const pinger = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!alive.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      alive.delete(ws);
+      ws.ping();
+    }
+  }, options.limits.pingIntervalMs);
+  pinger.unref();
   options.core.listen({
     finished: () => {
       for (const ws of wss.clients)
@@ -119,6 +150,10 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
     if (!authorized(request.headers, options.token)) {
       options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: bad or missing token');
       return refuse('401 Unauthorized');
+    }
+    if ((perIp.get(request.socket.remoteAddress ?? '') ?? 0) >= options.limits.maxConnectionsPerIp) {
+      options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: too many connections');
+      return refuse('429 Too Many Requests');
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       wss.emit('connection', ws, request);
@@ -145,6 +180,7 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
     },
     drained,
     async close() {
+      clearInterval(pinger);
       const gone = drained(5_000);
       for (const ws of wss.clients) ws.terminate();
       await gone;

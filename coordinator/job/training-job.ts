@@ -230,11 +230,7 @@ export class TrainingJob {
     renameSync(`${finalModelPath}.tmp`, finalModelPath);
     store.transaction(() => {
       store.setJobPhase('done', now());
-      store.appendEvent(
-        'phase',
-        { phase: 'done', hard_test_acc: last.hardTestAcc },
-        now(),
-      );
+      store.appendEvent('phase', { phase: 'done', hard_test_acc: last.hardTestAcc }, now());
     });
     log.info({ hard_test_acc: last.hardTestAcc, final_model: finalModelPath }, 'job done');
     return last;

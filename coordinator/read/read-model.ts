@@ -193,6 +193,10 @@ export class ReadModel {
       .map((row) => ({ id: row.id, at_ms: row.atMs, kind: row.kind, data: row.data }));
   }
 
+  lastEventId(): number {
+    return this.store.lastEventId();
+  }
+
   /** What /metrics exports, read at scrape time. */
   metrics(): {
     units: Record<UnitState, number>;

@@ -86,6 +86,10 @@ export function prepareStatements(db: Database.Database) {
     eventsAfter: db.prepare<[number, number], { id: number; at_ms: number; kind: string; data: string }>(
       'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?',
     ),
+    leasesHeldBy: db.prepare<[string], { n: number }>(
+      `SELECT COUNT(*) AS n FROM units WHERE worker_id = ? AND state = 'leased'`,
+    ),
+    lastEventId: db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM events'),
     listWorkers: db.prepare<[], WorkerRow>('SELECT * FROM workers ORDER BY credit DESC, id'),
     workersPage: db.prepare<[number, number], WorkerRow>(
       'SELECT * FROM workers ORDER BY credit DESC, id LIMIT ? OFFSET ?',

@@ -67,7 +67,12 @@ export class SqliteStore implements Store {
       if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
       if (input.merged !== undefined) {
         const { weightsBlob, momentumBlob, valLoss } = input.merged;
-        s.setShardWeights.run({ weights: weightsBlob, momentum: momentumBlob, val: valLoss, id: input.shard });
+        s.setShardWeights.run({
+          weights: weightsBlob,
+          momentum: momentumBlob,
+          val: valLoss,
+          id: input.shard,
+        });
       }
       s.insertResult.run({
         unit_id: input.unitId,
@@ -204,6 +209,14 @@ export class SqliteStore implements Store {
     return this.s.eventsAfter
       .all(id, limit)
       .map((r) => ({ id: r.id, atMs: r.at_ms, kind: r.kind, data: JSON.parse(r.data) as unknown }));
+  }
+
+  leasesHeldBy(workerId: string): number {
+    return this.s.leasesHeldBy.get(workerId)?.n ?? 0;
+  }
+
+  lastEventId(): number {
+    return this.s.lastEventId.get()?.id ?? 0;
   }
 
   listWorkers(): Worker[] {

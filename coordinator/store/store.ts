@@ -146,6 +146,8 @@ export interface Store {
   /** Leased units past their deadline go back to 'ready' (attempts + 1, token cleared). */
   expireLeases(now: number): number;
   unitsByState(): Record<UnitState, number>;
+  /** Units leased to `workerId` now. */
+  leasesHeldBy(workerId: string): number;
   upsertWorker(worker: WorkerInfo): void;
   getWorker(id: string): Worker | undefined;
   listWorkers(): Worker[];
@@ -165,6 +167,8 @@ export interface Store {
   acceptedSince(sinceMs: number): { results: number; samples: number; firstMs: number | null };
   appendEvent(kind: string, data: unknown, now: number): number;
   eventsAfter(id: number, limit: number): EventRow[];
+  /** The id of the newest event (0 when there is none). */
+  lastEventId(): number;
   getJob(): JobRow | undefined;
   /** Creates the job row once; later calls change nothing and return false. */
   createJob(config: string, now: number): boolean;

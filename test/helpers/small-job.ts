@@ -13,6 +13,7 @@ import { type JobConfig, parseJobConfig } from '../../coordinator/job/config.ts'
 import { loadJobData } from '../../coordinator/job/job-data.ts';
 import { treeShape } from '../../coordinator/job/pretrain.ts';
 import { TrainingJob } from '../../coordinator/job/training-job.ts';
+import type { ServerLimits } from '../../coordinator/http/limits.ts';
 import { type RunningCoordinator, startCoordinator } from '../../coordinator/main.ts';
 import { SqliteStore } from '../../coordinator/store/sqlite-store.ts';
 import type { Store } from '../../coordinator/store/store.ts';
@@ -127,7 +128,7 @@ export async function startSmallCoordinator(
     token?: string;
     settings?: Record<string, unknown>;
     clock?: ManualClock;
-    maxConcurrentUploads?: number;
+    limits?: Partial<ServerLimits>;
   } = {},
 ): Promise<SmallCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-small-'));
@@ -145,7 +146,7 @@ export async function startSmallCoordinator(
     finalModelPath: join(dir, 'final.safetensors'),
     ...(options.token !== undefined ? { token: options.token } : {}),
     ...(options.clock !== undefined ? { clock: options.clock } : {}),
-    ...(options.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: options.maxConcurrentUploads } : {}),
+    ...(options.limits !== undefined ? { limits: options.limits } : {}),
   });
   await coordinator.prepared;
   return {

@@ -44,7 +44,7 @@ before(async () => {
   small = await startSmallCoordinator({
     token: TOKEN,
     clock,
-    settings: { shard_epochs: 4, validation: { max_retries: 50 } },
+    settings: { shard_epochs: 4, max_leases_per_worker: 20, validation: { max_retries: 50 } },
   });
   ({ coordinator, wsUrl } = small);
 });

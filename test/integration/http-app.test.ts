@@ -7,6 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Value } from '@sinclair/typebox/value';
 import pino from 'pino';
 import { type CoordinatorApp, buildApp } from '../../coordinator/http/app.ts';
+import { DEFAULT_LIMITS } from '../../coordinator/http/limits.ts';
 import { ReadModel } from '../../coordinator/read/read-model.ts';
 import { StatusSchema } from '../../proto/dashboard.ts';
 import { ERRORS, type ErrorCode } from '../../proto/errors.ts';
@@ -29,7 +30,7 @@ async function app(): Promise<{ s: SeededCore; built: CoordinatorApp }> {
     {
       token: TOKEN,
       maxResultBytes: 1 << 20,
-      maxConcurrentUploads: 2,
+      limits: DEFAULT_LIMITS,
       heartbeatMs: 1000,
       retryAfterMs: 1000,
       eventPollMs: 1000,

@@ -19,7 +19,10 @@ let small: SmallCoordinator;
 const sockets: WebSocket[] = [];
 
 before(async () => {
-  small = await startSmallCoordinator({ token: TOKEN, maxConcurrentUploads: 1 });
+  small = await startSmallCoordinator({
+    token: TOKEN,
+    limits: { maxConcurrentUploads: 1, helloTimeoutMs: 300, maxConnectionsPerIp: 6, maxEventStreams: 2 },
+  });
 });
 after(async () => {
   for (const ws of sockets) ws.terminate();
@@ -172,5 +175,71 @@ void describe('limits', { timeout: 60_000 }, () => {
       body: new Uint8Array(8),
     });
     assert.ok([401, 404].includes(upload.status), `upload: ${upload.status}`);
+  });
+
+  void it('closes a socket that does not say hello in time', async () => {
+    const ws = new WebSocket(small.wsUrl, { headers: auth });
+    sockets.push(ws);
+    await once(ws, 'open');
+    const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+    assert.equal(code, 4000);
+    assert.equal(reason.toString(), 'BAD_MESSAGE');
+  });
+
+  void it('caps sockets from one address, and frees the place when one closes', async () => {
+    const open: WebSocket[] = [];
+    let refused: number | undefined;
+    for (let i = 0; i < 8 && refused === undefined; i++) {
+      const ws = new WebSocket(small.wsUrl, { headers: auth });
+      sockets.push(ws);
+      ws.on('error', () => undefined);
+      const outcome = await Promise.race([
+        once(ws, 'open').then(() => 'open' as const),
+        once(ws, 'unexpected-response').then(([, response]) => (response as IncomingMessage).statusCode),
+      ]);
+      if (outcome === 'open') {
+        // Said at once, so that the hello deadline frees no place during the count.
+        ws.send(
+          JSON.stringify({
+            type: 'hello',
+            protocol: PROTOCOL_VERSION,
+            name: `counted-${i}`,
+            capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1 },
+          }),
+        );
+        open.push(ws);
+      } else refused = outcome;
+    }
+    assert.equal(refused, 429, 'at most 6 sockets from 127.0.0.1');
+    const closed = once(open[0]!, 'close');
+    open[0]!.close();
+    await closed;
+    for (let attempt = 0; ; attempt++) {
+      const ws = new WebSocket(small.wsUrl, { headers: auth });
+      sockets.push(ws);
+      ws.on('error', () => undefined);
+      const ok = await Promise.race([
+        once(ws, 'open').then(() => true),
+        once(ws, 'unexpected-response').then(() => false),
+      ]);
+      if (ok) break;
+      assert.ok(attempt < 20, 'a place is free again once a socket has closed');
+      await once(ws, 'close');
+    }
+  });
+
+  void it('caps the dashboard event streams', async () => {
+    const controllers = [new AbortController(), new AbortController()];
+    try {
+      for (const controller of controllers) {
+        const response = await fetch(`${small.coordinator.url}/v1/events`, { signal: controller.signal });
+        assert.equal(response.status, 200);
+      }
+      const third = await fetch(`${small.coordinator.url}/v1/events`);
+      assert.equal(third.status, 429);
+      assert.equal(((await third.json()) as { code: string }).code, 'RATE_LIMITED');
+    } finally {
+      for (const controller of controllers) controller.abort();
+    }
   });
 });

@@ -123,7 +123,7 @@ void describe('leases', () => {
   });
 
   void it('says no_work while routing has not happened and done once the job is over', async () => {
-    const s = await setup({ shard_epochs: 1 });
+    const s = await setup({ shard_epochs: 1, max_leases_per_worker: 100 });
     const id = s.core.connect(hello('bob')).id;
     const units = s.store.unitsByState().ready;
     const leased: Assign[] = [];
@@ -136,6 +136,16 @@ void describe('leases', () => {
       retry_after_ms: s.job.config.retry_after_ms,
       done: true,
     });
+  });
+
+  void it('leases one unit at a time to a worker unless the job allows more', async () => {
+    const s = await setup();
+    const { workerId } = leaseOne(s);
+    assert.deepEqual(s.core.assign(workerId), {
+      type: 'no_work',
+      retry_after_ms: s.job.config.retry_after_ms,
+    });
+    assert.equal(s.store.leasesHeldBy(workerId), 1);
   });
 
   void it('remembers when each worker was last heard from, by the clock', async () => {
@@ -250,7 +260,7 @@ void describe('acceptance rules', () => {
     });
 
   void it('reject a delta that is too stale', async () => {
-    const s = await setup({ outer: { max_staleness: 0 } });
+    const s = await setup({ outer: { max_staleness: 0 }, max_leases_per_worker: 2 });
     const a = leaseOne(s, 'a');
     const b = leaseOne(s, 'b');
     const shardB = s.core.assign(b.workerId) as Assign;
@@ -332,6 +342,7 @@ void describe('free riders and stalls', () => {
 void describe('evaluation and the end of the job', () => {
   void it('evaluates every eval_every accepted results, stamped by the clock, and ends after the last unit', async () => {
     const s = await setup({ eval_every: 2, shard_epochs: 2 });
+    // One lease at a time: each result is in before the next unit is asked for.
     const finished: number[] = [];
     s.core.listen({ finished: (row) => finished.push(row.accepted) });
     const id = s.core.connect(hello('carol')).id;

@@ -52,6 +52,7 @@ void describe('parseJobConfig', () => {
       },
       eval_every: 4,
       lease_ms: 60_000,
+      max_leases_per_worker: 1,
       heartbeat_ms: 5_000,
       retry_after_ms: 2_000,
     };

@@ -369,7 +369,7 @@ function describe(event) {
     event.kind === 'pretraining'
       ? [`epoch ${d.epoch} of ${d.epochs}`, PRETRAINING_STAGES[d.phase] ?? d.phase]
       : [
-          d.worker,
+          d.name ?? d.worker,
           d.unit,
           d.shard !== undefined ? `shard ${d.shard}` : undefined,
           Array.isArray(d.units) ? `${d.units.length} units` : undefined,

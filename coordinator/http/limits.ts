@@ -1,0 +1,21 @@
+/** What the coordinator's sockets and routes allow a stranger, with the defaults it ships with. */
+export interface ServerLimits {
+  /** Result uploads read at once; more are answered RATE_LIMITED. */
+  readonly maxConcurrentUploads: number;
+  /** A worker socket that has not said hello by then is closed. */
+  readonly helloTimeoutMs: number;
+  /** Sockets are pinged this often; one that has not answered the last ping is dropped. */
+  readonly pingIntervalMs: number;
+  /** Worker sockets from one address at once; more upgrades are refused with 429. */
+  readonly maxConnectionsPerIp: number;
+  /** Dashboard event streams open at once; more are answered RATE_LIMITED. */
+  readonly maxEventStreams: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxConcurrentUploads: 8,
+  helloTimeoutMs: 10_000,
+  pingIntervalMs: 30_000,
+  maxConnectionsPerIp: 64,
+  maxEventStreams: 64,
+};
