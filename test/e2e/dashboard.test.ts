@@ -13,8 +13,10 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import {
   SeriesSchema,
   ShardSamplesSchema,
+  type Shards,
   ShardsSchema,
   StatusSchema,
+  type Workers,
   WorkersSchema,
 } from '../../proto/dashboard.ts';
 import { startSmallCoordinator } from '../helpers/small-job.ts';
@@ -80,6 +82,30 @@ async function readEventStream(
   return events;
 }
 
+/** Resolves once the page has rendered two more frames: resize observers and redraws have run. */
+const settled = (page: Page): Promise<void> =>
+  page.evaluate(
+    () => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve()))),
+  );
+
+/** What sticks out sideways at the current viewport: the page itself, or a chart out of its box. */
+async function overflow(page: Page): Promise<string[]> {
+  await settled(page);
+  return page.evaluate(() => {
+    const found: string[] = [];
+    const pageWidth = document.documentElement.scrollWidth;
+    if (pageWidth > window.innerWidth) found.push(`the page is ${pageWidth} px wide`);
+    for (const canvas of Array.from(document.querySelectorAll('.plot canvas'))) {
+      const container = canvas.closest('.plot')!;
+      const outer = container.getBoundingClientRect();
+      const inner = canvas.getBoundingClientRect();
+      if (inner.left < outer.left || inner.right > outer.right)
+        found.push(`#${container.id}: a ${inner.width} px canvas in a ${outer.width} px box`);
+    }
+    return found;
+  });
+}
+
 async function pollPage<T>(
   what: string,
   probe: () => Promise<T | undefined>,
@@ -99,13 +125,16 @@ void describe('dashboard', { timeout: 400_000 }, () => {
   after(async () => browser?.close());
 
   /** The dashboard at `url` in one shared chromium, with every console error and page error collected. */
-  async function openDashboard(url: string): Promise<{ page: Page; problems: string[] }> {
+  async function openDashboard(
+    url: string,
+    viewport = { width: 1400, height: 1000 },
+  ): Promise<{ page: Page; problems: string[] }> {
     browser ??= await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
       args: CHROMIUM_FLAGS,
     });
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const page = await browser.newPage({ viewport });
     const problems: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error') problems.push(message.text());
@@ -115,24 +144,62 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     return { page, problems };
   }
 
-  void it('is live in a real browser: empty before workers, shards and workers while training, done at the end', async () => {
+  void it('is live in a real browser: pretraining, empty before workers, shards and workers while training, done at the end', async (t) => {
+    // The browser is up before the coordinator starts, so that its few seconds of pretraining are seen.
+    const { page, problems } = await openDashboard('about:blank');
     const coordinator = spawnArbor([
       'coordinator',
-      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'],
+      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '2'],
       ...['--shard-epochs', '6', '--local-epochs', '1', '--eval-every', '2'],
       ...['--db', join(dir, 'dash.db'), '--port', '0'],
     ]);
+    t.after(() => coordinator.child.kill());
     const url = await coordinatorUrl(coordinator);
-    const { page, problems } = await openDashboard(url);
+    await page.goto(url);
+
+    const pretraining = await pollPage('pretraining progress in the header', async () => {
+      const shown = await text(page, '#progress-text');
+      if (shown.startsWith('pretraining epoch')) return shown;
+      const phase = await text(page, '#phase');
+      if (phase === 'routing' || phase === 'training')
+        throw new Error(`pretraining ended unseen; the header showed "${shown}"`);
+      return undefined;
+    });
+    assert.match(pretraining, /^pretraining epoch [12] of 2 · \d{1,3}%$/);
 
     // Before any worker: the routed shards show, the worker table is in its empty state.
     await pollPage('the shards to be drawn', async () =>
       (await page.locator('#shards .shard').count()) === 4 ? true : undefined,
     );
     assert.equal(await text(page, '#phase'), 'training');
+    await pollPage('both pretraining epochs in the event list', async () => {
+      const shown = await text(page, '#events');
+      return shown.includes('pretraining epoch 1 of 2 · soft routing') &&
+        shown.includes('pretraining epoch 2 of 2 · hardening the routing')
+        ? true
+        : undefined;
+    });
     assert.match(await text(page, '#workers tbody'), /no worker has connected yet/);
     assert.equal(await numberIn(page, '#accepted'), 0);
     assert.equal((await page.locator('#gallery canvas').count()) > 0, true, 'real inputs shown per shard');
+    const routed = (await getChecked(`${url}/v1/shards`, ShardsSchema)) as Shards;
+    const classes = routed.shards[0]!.class_mix.length;
+    assert.equal(
+      await page.locator('#mix-legend .legend-item').count(),
+      classes,
+      'one legend entry per class',
+    );
+    assert.equal(await text(page, '#mix-legend .legend-item[data-class="3"]'), 'class 3');
+    await pollPage('the class-mix bars', async () =>
+      (await page.locator('#gallery .mix span').count()) > 0 ? true : undefined,
+    );
+    const colours = (selector: string) =>
+      page.locator(selector).evaluateAll((nodes) => nodes.map((n) => getComputedStyle(n).backgroundColor));
+    assert.deepEqual(
+      await colours('#mix-legend .swatch'),
+      await colours('#gallery .shard-gallery:first-child .mix span'),
+      'the legend has the colours of the bars, in class order',
+    );
     const joinShown = await pollPage('the join command', async () => {
       const shown = await text(page, '#join-command');
       return shown.startsWith('npx') ? shown : undefined;
@@ -148,9 +215,17 @@ void describe('dashboard', { timeout: 400_000 }, () => {
 
     const ws = url.replace('http', 'ws');
     const workers = ['alpha', 'beta'].map((name) => spawnArbor(['worker', '--url', ws, '--name', name]));
+    t.after(() => workers.forEach((worker) => worker.child.kill()));
     await pollPage('both workers listed', async () =>
       (await page.locator('#workers tbody tr[data-worker]').count()) === 2 ? true : undefined,
     );
+    const eventList = await pollPage('a unit leased to a volunteer by name in the event list', async () => {
+      const shown = await text(page, '#events');
+      return /leased (alpha|beta) · /.test(shown) ? shown : undefined;
+    });
+    const volunteers = (await getChecked(`${url}/v1/workers`, WorkersSchema)) as Workers;
+    for (const { id } of volunteers.workers)
+      assert.ok(!eventList.includes(id), `events name ${id} by its id`);
     const firstAccepted = await pollPage('a first merged result', async () => {
       const n = await numberIn(page, '#accepted');
       return n > 0 ? n : undefined;
@@ -163,6 +238,19 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     assert.match(await text(page, '#acc'), /^\d+\.\d\d%$/, 'an accuracy is shown once evaluated');
     assert.ok((await page.locator('#plot-acc canvas').count()) > 0, 'the accuracy plot is drawn');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-training.png'), fullPage: true });
+
+    // On a phone: opened at 420 px, and this page narrowed to it, nothing sticks out sideways.
+    const phone = await openDashboard(url, { width: 420, height: 900 });
+    await pollPage('the accuracy plot at 420 px', async () =>
+      (await phone.page.locator('#plot-acc canvas').count()) > 0 ? true : undefined,
+    );
+    assert.deepEqual(await overflow(phone.page), [], 'opened at 420 px');
+    await phone.page.screenshot({ path: join(ARTIFACTS, 'dashboard-420.png'), fullPage: true });
+    await phone.page.close();
+    assert.deepEqual(phone.problems, [], 'no errors in the browser console at 420 px');
+    await page.setViewportSize({ width: 420, height: 900 });
+    assert.deepEqual(await overflow(page), [], 'narrowed to 420 px');
+    await page.setViewportSize({ width: 1400, height: 1000 });
 
     // The JSON API behind the page, against its schemas.
     const status = (await getChecked(`${url}/v1/status`, StatusSchema)) as { results: { accepted: number } };
@@ -244,6 +332,8 @@ void describe('dashboard', { timeout: 400_000 }, () => {
         (await page.locator('#gallery .shard-gallery[data-shard="200"]').count()) === 1 ? true : undefined,
       );
       await page.screenshot({ path: join(ARTIFACTS, 'dashboard-256-shards.png'), fullPage: true });
+      await page.setViewportSize({ width: 420, height: 900 });
+      assert.deepEqual(await overflow(page), [], 'the big tree and grid fit 420 px');
       assert.deepEqual(problems, [], 'no errors in the browser console');
       await page.close();
     } finally {
