@@ -81,6 +81,7 @@ export class Leases {
       heartbeat.lease_token,
       this.clock.now(),
       this.job.config.lease_ms,
+      this.job.config.max_lease_ms,
     );
   }
 

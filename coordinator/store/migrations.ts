@@ -90,6 +90,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE shards ADD COLUMN best_val_loss REAL;
   UPDATE shards SET best_val_loss = val_loss;
   `,
+  `
+  ALTER TABLE units ADD COLUMN leased_ms INTEGER;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -25,14 +25,15 @@ export function prepareStatements(db: Database.Database) {
     oldestReady: db.prepare<[], { id: string }>(
       `SELECT id FROM units WHERE state = 'ready' ORDER BY created_ms, id LIMIT 1`,
     ),
-    lease: db.prepare<[string, string, number, string]>(
-      `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?,
+    lease: db.prepare<[string, string, number, number, string]>(
+      `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?, leased_ms = ?,
          base_version = (SELECT version FROM shards WHERE shards.id = units.shard)
        WHERE id = ? AND state = 'ready'`,
     ),
-    renew: db.prepare<[number, string, string, number]>(
-      `UPDATE units SET deadline_ms = ?
-       WHERE id = ? AND lease_token = ? AND state = 'leased' AND deadline_ms >= ?`,
+    renew: db.prepare<[{ id: string; token: string; now: number; lease: number; lifetime: number }]>(
+      `UPDATE units SET deadline_ms = MIN(@now + @lease, COALESCE(leased_ms, @now) + @lifetime)
+       WHERE id = @id AND lease_token = @token AND state = 'leased' AND deadline_ms >= @now
+         AND COALESCE(leased_ms, @now) + @lifetime > @now`,
     ),
     release: db.prepare<[string, string]>(
       `UPDATE units SET state = 'ready', attempts = attempts + 1, lease_token = NULL, worker_id = NULL,

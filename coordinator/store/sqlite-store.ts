@@ -56,7 +56,7 @@ export class SqliteStore implements Store {
     this.leaseTx = db.transaction((workerId: string, now: number, leaseMs: number, token: string) => {
       const next = s.oldestReady.get();
       if (next === undefined) return undefined;
-      s.lease.run(workerId, token, now + leaseMs, next.id);
+      s.lease.run(workerId, token, now + leaseMs, now, next.id);
       const row = s.getUnit.get(next.id);
       return row === undefined ? undefined : toUnit(row);
     });
@@ -151,8 +151,9 @@ export class SqliteStore implements Store {
     return this.leaseTx.immediate(workerId, now, leaseMs, token);
   }
 
-  renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean {
-    return this.s.renew.run(now + leaseMs, unitId, token, now).changes === 1;
+  renewLease(unitId: string, token: string, now: number, leaseMs: number, lifetimeMs = Infinity): boolean {
+    const lifetime = Number.isFinite(lifetimeMs) ? lifetimeMs : Number.MAX_SAFE_INTEGER;
+    return this.s.renew.run({ id: unitId, token, now, lease: leaseMs, lifetime }).changes === 1;
   }
 
   releaseUnit(unitId: string, token: string): boolean {

@@ -132,8 +132,11 @@ export interface Store {
   getUnit(id: string): Unit | undefined;
   /** The oldest 'ready' unit becomes 'leased' to `workerId` with `token`; undefined if none. */
   leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined;
-  /** False means the lease was lost (wrong token, not leased, or past its deadline). */
-  renewLease(unitId: string, token: string, now: number, leaseMs: number): boolean;
+  /**
+   * Extends the deadline to now + leaseMs, never past `lifetimeMs` after the lease began.
+   * False means the lease was lost (wrong token, not leased, past its deadline or lifetime).
+   */
+  renewLease(unitId: string, token: string, now: number, leaseMs: number, lifetimeMs?: number): boolean;
   /** leased -> ready (attempts + 1), token-fenced: the worker hands the unit back. */
   releaseUnit(unitId: string, token: string): boolean;
   /** leased -> submitted, token-fenced; false means the lease was lost. */

@@ -138,6 +138,28 @@ void describe('leases', () => {
     });
   });
 
+  void it('ends a lease at max_lease_ms however many heartbeats it gets', async () => {
+    const s = await setup({ lease_ms: 1_000, max_lease_ms: 2_500 });
+    const { workerId, assign } = leaseOne(s);
+    const beat = {
+      type: 'heartbeat',
+      unit_id: assign.unit_id,
+      lease_token: assign.lease_token,
+      step: 1,
+      total_steps: 2,
+    } as const;
+    const started = s.clock.now();
+    for (let t = 900; t < 2_500; t += 900) {
+      s.clock.advance(900);
+      assert.equal(s.core.heartbeat(workerId, beat), true, `renewed at +${t} ms`);
+    }
+    assert.equal(s.store.getUnit(assign.unit_id)?.deadlineMs, started + 2_500, 'never past the lifetime');
+    s.clock.advance(900);
+    assert.equal(s.core.heartbeat(workerId, beat), false, 'the lifetime is over');
+    s.clock.advance(1);
+    assert.equal(s.core.expire(), 1);
+  });
+
   void it('leases one unit at a time to a worker unless the job allows more', async () => {
     const s = await setup();
     const { workerId } = leaseOne(s);

@@ -53,6 +53,7 @@ void describe('parseJobConfig', () => {
       eval_every: 4,
       lease_ms: 60_000,
       max_leases_per_worker: 1,
+      max_lease_ms: 21_600_000,
       heartbeat_ms: 5_000,
       retry_after_ms: 2_000,
     };
