@@ -29,6 +29,7 @@ export interface Candidate {
   readonly shard: Shard | undefined;
   delta?: FFFWeights;
   staleness?: number;
+  norm?: number;
   merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
 }
 
@@ -98,7 +99,7 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     stage: 'delta',
     code: 'DELTA_REJECTED',
     check: (c, job) => {
-      const norm = deltaNorm(deltaOf(c));
+      const norm = (c.norm ??= deltaNorm(deltaOf(c)));
       const bound = job.config.validation.max_delta_norm;
       return norm > bound ? `norm ${norm.toPrecision(4)} exceeds the bound ${bound}` : undefined;
     },
@@ -108,7 +109,7 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     stage: 'delta',
     code: 'DELTA_REJECTED',
     check: (c, job) => {
-      const norm = deltaNorm(deltaOf(c));
+      const norm = (c.norm ??= deltaNorm(deltaOf(c)));
       const floor = job.config.validation.min_delta_norm;
       return norm < floor
         ? `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training`

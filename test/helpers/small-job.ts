@@ -21,7 +21,15 @@ import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { initWeights } from '../../shared/fff/init.ts';
+import { type FFFShape, type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
+
+/** A delta that shows work (above the norm floor) without changing what the model does much. */
+export function smallDelta(shape: FFFShape): FFFWeights {
+  const w = zeroWeights(shape);
+  for (const name of TENSOR_NAMES) w.tensors[name].forEach((_, i, a) => (a[i] = i % 2 === 0 ? 1e-4 : -1e-4));
+  return w;
+}
 
 export const SMALL_JOB = {
   data: 'mnist',

@@ -26,7 +26,7 @@ import { type FFFWeights, TENSOR_NAMES, tensorDims, zeroWeights } from '../../sh
 import { nextRetry } from '../../coordinator/core/intake.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
-import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
+import { type SmallCoordinator, smallDelta, startSmallCoordinator } from '../helpers/small-job.ts';
 
 const TOKEN = 'sekret';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -271,13 +271,6 @@ function assertRejectedAndReplaced(l: Lease, code: 'DELTA_INVALID' | 'DELTA_REJE
 }
 
 const subtreeZeros = (): FFFWeights => zeroWeights(coordinator.job.subtreeShape);
-
-/** A delta that shows work (above the norm floor) without changing what the model does much. */
-function smallDelta(): FFFWeights {
-  const w = subtreeZeros();
-  for (const name of TENSOR_NAMES) w.tensors[name].forEach((_, i, a) => (a[i] = i % 2 === 0 ? 1e-4 : -1e-4));
-  return w;
-}
 
 // ---------------------------------------------------------------- blobs
 
@@ -672,7 +665,7 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
       const retaken = taken.find((a) => a.unit_id === unitId)!;
       assert.notEqual(retaken.lease_token, late.assign.lease_token);
 
-      const response = await submit(late, encodeFFF(smallDelta()));
+      const response = await submit(late, encodeFFF(smallDelta(coordinator.job.subtreeShape)));
       // Expired and reassigned: LEASE_LOST, as the catalogue says, whether or not the sweep ran.
       await expectWireError(response, 409, 'LEASE_LOST');
       assert.equal(coordinator.store.getResult(unitId), undefined, 'nothing recorded');
@@ -700,7 +693,7 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
     const l = await lease();
     const { store } = coordinator;
     const before = store.getShard(l.assign.shard)!;
-    const body = encodeFFF(smallDelta());
+    const body = encodeFFF(smallDelta(coordinator.job.subtreeShape));
     const response = await submit(l, body);
     assert.equal(response.status, 200, await response.clone().text());
     const answer = parseResultResponse(Buffer.from(await response.arrayBuffer()));

@@ -11,8 +11,8 @@ import { ProtocolError } from '../../proto/errors.ts';
 import type { Assign, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
-import { type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
-import { type SeededCore, seededCore } from '../helpers/small-job.ts';
+import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
+import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
 afterEach(() => seeded?.cleanup());
@@ -38,12 +38,7 @@ function leaseOne(s: SeededCore, name = 'alice'): { workerId: string; assign: As
 
 const zeros = (s: SeededCore): FFFWeights => zeroWeights(s.job.subtreeShape);
 
-/** A delta that shows work (above the norm floor) without changing what the model does much. */
-function small(s: SeededCore): FFFWeights {
-  const w = zeros(s);
-  for (const name of TENSOR_NAMES) w.tensors[name].forEach((_, i, a) => (a[i] = i % 2 === 0 ? 1e-4 : -1e-4));
-  return w;
-}
+const small = (s: SeededCore): FFFWeights => smallDelta(s.job.subtreeShape);
 
 const unitSamples = (s: SeededCore, assign: Assign): number =>
   s.job.unitSamples(s.store.getShard(assign.shard)!);
