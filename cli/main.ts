@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   coordinator: async () => (await import('./coordinator-command.ts')).coordinatorCommand(),
   worker: async () => (await import('../worker/command.ts')).workerCommand(),
   status: async () => (await import('./status-command.ts')).statusCommand(),
+  token: async () => (await import('./token-command.ts')).tokenCommand(),
   eval: async () => (await import('./eval-command.ts')).evalCommand(),
   bench: async () => (await import('./bench-command.ts')).benchCommand(),
 };

@@ -107,7 +107,14 @@ async function serve(
     clock,
     finalModelPath: options.finalModelPath ?? join(dirname(dbPath), 'arbor-final.safetensors'),
   });
-  const core = new CoordinatorCore({ job, store, blobs, clock, log });
+  const core = new CoordinatorCore({
+    job,
+    store,
+    blobs,
+    clock,
+    log,
+    ...(options.token !== undefined ? { sharedToken: options.token } : {}),
+  });
   const read = new ReadModel(core, store, blobs, clock);
   let packaged: ReturnType<typeof buildWorkerPackage> | undefined;
   const workerPackage = () =>
@@ -124,7 +131,6 @@ async function serve(
   const { app, sockets } = buildApp(
     { core, read, blobs },
     {
-      ...(options.token !== undefined ? { token: options.token } : {}),
       maxResultBytes: job.resultBytes + RESULT_SLACK_BYTES,
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       heartbeatMs: config.heartbeat_ms,

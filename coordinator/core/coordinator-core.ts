@@ -7,6 +7,7 @@ import type { EvalRow, JobPhase, Store } from '../store/store.ts';
 import type { Submission } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { type IntakeOutcome, type IntakeTimings, ResultIntake } from './intake.ts';
+import { type Identity, identify, ownedWorkerId } from './identity.ts';
 import { Leases } from './leases.ts';
 import { type ConnectedWorker, Presence } from './presence.ts';
 
@@ -16,6 +17,8 @@ export interface CoreDeps {
   readonly blobs: BlobStore;
   readonly clock: Clock;
   readonly log: Logger;
+  /** The job's shared worker token (`--token`), if any. */
+  readonly sharedToken?: string;
 }
 
 export interface PretrainProgress {
@@ -111,10 +114,15 @@ export class CoordinatorCore {
     else this.finishIfComplete();
   }
 
-  connect(hello: Hello): ConnectedWorker {
+  /** Who a bearer token is, here: undefined when it admits no one. */
+  identify(bearer: string | undefined): Identity | undefined {
+    return identify(this.deps.store, this.deps.sharedToken, bearer);
+  }
+
+  connect(hello: Hello, identity: Identity = { kind: 'open' }): ConnectedWorker {
     const { store, clock, log } = this.deps;
     const now = clock.now();
-    const worker = this.presence.join(hello, now);
+    const worker = this.presence.join(hello, now, ownedWorkerId(identity));
     store.upsertWorker({
       id: worker.id,
       name: hello.name,

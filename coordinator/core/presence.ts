@@ -21,9 +21,12 @@ export function workerIdFor(hello: Hello): string {
 export class Presence {
   private readonly workers = new Map<string, ConnectedWorker>();
 
-  /** A fresh id for this connection; a second connection with the same identity gets a suffix. */
-  join(hello: Hello, now: number): ConnectedWorker {
-    const base = workerIdFor(hello);
+  /**
+   * A fresh id for this connection: `owned` when the token fixes it, else derived from the
+   * name; a second connection with the same id gets a suffix.
+   */
+  join(hello: Hello, now: number, owned?: string): ConnectedWorker {
+    const base = owned ?? workerIdFor(hello);
     let id = base;
     for (let n = 2; this.workers.has(id); n++) id = `${base}-${n}`;
     const worker = {

@@ -13,8 +13,6 @@ import { type PackagedWorker, workerPackageRoutes } from './worker-package-route
 import { type WorkerSockets, attachWorkerSockets } from './worker-socket.ts';
 
 export interface HttpConfig {
-  /** When set, workers present it (Authorization: Bearer) on the upgrade, blobs and results. */
-  readonly token?: string;
   readonly maxResultBytes: number;
   readonly limits: ServerLimits;
   readonly heartbeatMs: number;
@@ -42,7 +40,7 @@ const send = (reply: FastifyReply, error: ProtocolError): FastifyReply =>
 
 /** The coordinator's HTTP and WebSocket surface, not yet listening. Every error is `{code, message, retryable}`. */
 export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): CoordinatorApp {
-  const { log, token } = config;
+  const { log } = config;
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
 
   app.setErrorHandler((error, _request, reply) => {
@@ -59,10 +57,9 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     send(reply, new ProtocolError('NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 120)}`)),
   );
 
-  void app.register(blobRoutes, { blobs, core, token });
+  void app.register(blobRoutes, { blobs, core });
   void app.register(resultRoutes, {
     core,
-    token,
     maxResultBytes: config.maxResultBytes,
     maxConcurrentUploads: config.limits.maxConcurrentUploads,
   });
@@ -74,12 +71,11 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
   void app.register(metricsRoutes, { read, core });
   void app.register(workerPackageRoutes, {
     workerPackage: config.workerPackage,
-    tokenRequired: token !== undefined,
+    tokenRequired: () => core.identify(undefined) === undefined,
   });
   const sockets = attachWorkerSockets(app, {
     core,
     log,
-    token,
     heartbeatMs: config.heartbeatMs,
     retryAfterMs: config.retryAfterMs,
     maxResultBytes: config.maxResultBytes,

@@ -1,27 +1,27 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { onRequestHookHandler } from 'fastify';
 import { ProtocolError } from '../../proto/errors.ts';
+import type { CoordinatorCore } from '../core/coordinator-core.ts';
 
-const sameSecret = (given: string, expected: string): boolean => {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-};
-
-/** Whether the request carries `Authorization: Bearer <token>` (always true without a token). */
-export function authorized(headers: IncomingHttpHeaders, token: string | undefined): boolean {
-  if (token === undefined) return true;
-  const match = /^Bearer (.+)$/.exec(headers.authorization ?? '');
-  return match?.[1] !== undefined && sameSecret(match[1], token);
+/** The token of `Authorization: Bearer <token>`, if the header has that form. */
+export function bearerOf(headers: IncomingHttpHeaders): string | undefined {
+  return /^Bearer (.+)$/.exec(headers.authorization ?? '')?.[1];
 }
 
 export const TOKEN_REQUIRED =
   'this coordinator requires a token: pass --token or set ARBOR_TOKEN (Authorization: Bearer TOKEN)';
 
-/** A hook for the routes of one plugin: refuses requests without the worker token. */
-export function requireToken(token: string | undefined): onRequestHookHandler {
+/** Why a request without an identity is refused: no token, or one that admits no one. */
+export const refusal = (bearer: string | undefined): ProtocolError =>
+  new ProtocolError(
+    'UNAUTHORIZED',
+    bearer === undefined ? TOKEN_REQUIRED : 'the coordinator refused this token',
+  );
+
+/** A hook for the routes of one plugin: the request's token must identify a worker. */
+export function requireIdentity(core: CoordinatorCore): onRequestHookHandler {
   return (request, _reply, done) => {
-    done(authorized(request.headers, token) ? undefined : new ProtocolError('UNAUTHORIZED', TOKEN_REQUIRED));
+    const bearer = bearerOf(request.headers);
+    done(core.identify(bearer) === undefined ? refusal(bearer) : undefined);
   };
 }

@@ -4,12 +4,11 @@ import { ProtocolError } from '../../proto/errors.ts';
 import { ROUTES } from '../../proto/routes.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
-import { requireToken } from './auth.ts';
+import { requireIdentity } from './auth.ts';
 
 export interface BlobRouteOptions {
   readonly blobs: BlobStore;
   readonly core: CoordinatorCore;
-  readonly token: string | undefined;
 }
 
 /** Parses `bytes=a-b` (one range) against a blob of `size` bytes; undefined = unsatisfiable. */
@@ -29,8 +28,8 @@ export function parseRange(value: string, size: number): { start: number; end: n
 }
 
 /** GET blob: immutable, content-addressed, cacheable, with single ranges. Workers only. */
-export const blobRoutes: FastifyPluginCallback<BlobRouteOptions> = (app, { blobs, core, token }, done) => {
-  app.addHook('onRequest', requireToken(token));
+export const blobRoutes: FastifyPluginCallback<BlobRouteOptions> = (app, { blobs, core }, done) => {
+  app.addHook('onRequest', requireIdentity(core));
   app.get<{ Params: { sha256: string } }>(ROUTES.blob.pattern, async (request, reply) => {
     const { sha256 } = request.params;
     if (!blobs.has(sha256)) throw new ProtocolError('NOT_FOUND', `no blob ${sha256.slice(0, 80)}`);

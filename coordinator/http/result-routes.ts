@@ -3,11 +3,11 @@ import { ERRORS, ProtocolError } from '../../proto/errors.ts';
 import { parseResultMetrics } from '../../proto/parse.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
-import { requireToken } from './auth.ts';
+import { ownedWorkerId } from '../core/identity.ts';
+import { bearerOf, requireIdentity } from './auth.ts';
 
 export interface ResultRouteOptions {
   readonly core: CoordinatorCore;
-  readonly token: string | undefined;
   readonly maxResultBytes: number;
   readonly maxConcurrentUploads: number;
 }
@@ -21,7 +21,7 @@ function header(request: FastifyRequest, name: string): string {
 
 /** PUT a unit's result: a safetensors delta, answered accepted (200) or rejected with the rule's code. */
 export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, options, done) => {
-  app.addHook('onRequest', requireToken(options.token));
+  app.addHook('onRequest', requireIdentity(options.core));
   let uploading = 0;
   // Before a byte of the body is read: the sender must hold the lease, and there must be room.
   app.addHook('onRequest', (request: FastifyRequest<{ Params: { id: string } }>, _reply, done) => {
@@ -29,9 +29,16 @@ export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, opt
       const length = Number(request.headers['content-length'] ?? NaN);
       if (length > options.maxResultBytes)
         throw new ProtocolError('FRAME_TOO_LARGE', `a result is at most ${options.maxResultBytes} bytes`);
+      const workerId = header(request, HEADERS.worker);
+      const owned = ownedWorkerId(options.core.identify(bearerOf(request.headers))!);
+      if (owned !== undefined && workerId !== owned && !workerId.startsWith(`${owned}-`))
+        throw new ProtocolError(
+          'UNAUTHORIZED',
+          `this token does not speak for worker ${workerId.slice(0, 40)}`,
+        );
       options.core.checkLease({
         unitId: request.params.id,
-        workerId: header(request, HEADERS.worker),
+        workerId,
         leaseToken: header(request, HEADERS.lease),
       });
       if (uploading >= options.maxConcurrentUploads)

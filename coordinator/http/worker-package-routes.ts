@@ -12,7 +12,8 @@ export interface PackagedWorker {
 export interface WorkerPackageOptions {
   /** The tarball, built on first use; rejects when it cannot be. */
   readonly workerPackage: () => Promise<PackagedWorker>;
-  readonly tokenRequired: boolean;
+  /** Whether a worker without a token would be refused (changes as volunteer tokens are issued). */
+  readonly tokenRequired: () => boolean;
 }
 
 /**
@@ -45,7 +46,7 @@ export const workerPackageRoutes: FastifyPluginCallback<WorkerPackageOptions> = 
       .send(Buffer.from(pkg.bytes));
   });
   app.get('/v1/join', async (): Promise<Join> => {
-    const join = { version: ARBOR_VERSION, token_required: options.tokenRequired };
+    const join = { version: ARBOR_VERSION, token_required: options.tokenRequired() };
     try {
       const pkg = await ready();
       return { ...join, package_path: ROUTES.workerPackagePinned.path(pkg.sha256), error: null };

@@ -8,7 +8,8 @@ import type { CoordinatorMessage, WorkerMessage } from '../../proto/messages.ts'
 import { parseWorkerMessage } from '../../proto/parse.ts';
 import { ROUTES } from '../../proto/routes.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
-import { authorized } from './auth.ts';
+import type { Identity } from '../core/identity.ts';
+import { bearerOf } from './auth.ts';
 import type { ServerLimits } from './limits.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
@@ -16,7 +17,6 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 export interface WorkerSocketOptions {
   readonly core: CoordinatorCore;
   readonly log: Logger;
-  readonly token: string | undefined;
   readonly heartbeatMs: number;
   readonly retryAfterMs: number;
   readonly maxResultBytes: number;
@@ -42,7 +42,7 @@ function fail(ws: WebSocket, error: ProtocolError): void {
 }
 
 /** One worker's socket: hello first, then work requests, heartbeats and hand-backs, all via the core. */
-function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
+function attachSession(ws: WebSocket, identity: Identity, options: WorkerSocketOptions): void {
   const { core, log } = options;
   let workerId: string | undefined;
   const helloDeadline = setTimeout(
@@ -54,7 +54,7 @@ function attachSession(ws: WebSocket, options: WorkerSocketOptions): void {
     if (message.type === 'hello') {
       if (workerId !== undefined) throw new ProtocolError('BAD_MESSAGE', 'hello was already sent');
       clearTimeout(helloDeadline);
-      workerId = core.connect(message).id;
+      workerId = core.connect(message, identity).id;
       send(ws, {
         type: 'welcome',
         worker_id: workerId,
@@ -147,7 +147,8 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     if ((request.url ?? '').split('?')[0] !== ROUTES.workerSocket) return refuse('404 Not Found');
-    if (!authorized(request.headers, options.token)) {
+    const identity = options.core.identify(bearerOf(request.headers));
+    if (identity === undefined) {
       options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: bad or missing token');
       return refuse('401 Unauthorized');
     }
@@ -157,7 +158,7 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       wss.emit('connection', ws, request);
-      attachSession(ws, options);
+      attachSession(ws, identity, options);
     });
   });
 

@@ -93,6 +93,15 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE units ADD COLUMN leased_ms INTEGER;
   `,
+  `
+  CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+  );
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -1,5 +1,21 @@
 /** Row shapes of the SQLite tables and their mapping to the Store's types. */
-import type { EvalRow, ResultRow, Shard, Unit, UnitState, Worker } from './store.ts';
+import type { EvalRow, ResultRow, Shard, TokenRow, Unit, UnitState, Worker } from './store.ts';
+
+export interface TokenDbRow {
+  id: string;
+  hash: string;
+  name: string;
+  created_ms: number;
+  revoked_ms: number | null;
+}
+
+export const toToken = (r: TokenDbRow): TokenRow => ({
+  id: r.id,
+  hash: r.hash,
+  name: r.name,
+  createdMs: r.created_ms,
+  revokedMs: r.revoked_ms,
+});
 
 export interface ShardRow {
   id: number;

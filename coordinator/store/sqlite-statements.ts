@@ -1,7 +1,7 @@
 /** Every SQL statement of the SQLite store, prepared once per connection. */
 import type Database from 'better-sqlite3';
 import type { JobPhase, UnitState } from './store.ts';
-import type { EvalDbRow, ResultDbRow, ShardRow, UnitRow, WorkerRow } from './sqlite-rows.ts';
+import type { EvalDbRow, ResultDbRow, ShardRow, TokenDbRow, UnitRow, WorkerRow } from './sqlite-rows.ts';
 
 export function prepareStatements(db: Database.Database) {
   return {
@@ -89,6 +89,17 @@ export function prepareStatements(db: Database.Database) {
     ),
     leasesHeldBy: db.prepare<[string], { n: number }>(
       `SELECT COUNT(*) AS n FROM units WHERE worker_id = ? AND state = 'leased'`,
+    ),
+    createToken: db.prepare<[string, string, string, number]>(
+      'INSERT INTO tokens (id, hash, name, created_ms) VALUES (?, ?, ?, ?)',
+    ),
+    listTokens: db.prepare<[], TokenDbRow>('SELECT * FROM tokens ORDER BY created_ms, id'),
+    tokenByHash: db.prepare<[string], TokenDbRow>('SELECT * FROM tokens WHERE hash = ?'),
+    revokeToken: db.prepare<[number, string]>(
+      'UPDATE tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL',
+    ),
+    activeToken: db.prepare<[], { one: number }>(
+      'SELECT 1 AS one FROM tokens WHERE revoked_ms IS NULL LIMIT 1',
     ),
     lastEventId: db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM events'),
     listWorkers: db.prepare<[], WorkerRow>('SELECT * FROM workers ORDER BY credit DESC, id'),

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { DatabaseError } from './database-error.ts';
 import { migrate } from './migrations.ts';
-import { toEval, toResult, toShard, toUnit, toWorker } from './sqlite-rows.ts';
+import { toEval, toResult, toShard, toToken, toUnit, toWorker } from './sqlite-rows.ts';
 import { prepareStatements } from './sqlite-statements.ts';
 import type {
   AcceptInput,
@@ -16,6 +16,7 @@ import type {
   Shard,
   ShardActivity,
   Store,
+  TokenRow,
   Unit,
   UnitState,
   Worker,
@@ -214,6 +215,27 @@ export class SqliteStore implements Store {
 
   leasesHeldBy(workerId: string): number {
     return this.s.leasesHeldBy.get(workerId)?.n ?? 0;
+  }
+
+  createToken(token: Omit<TokenRow, 'revokedMs'>): void {
+    this.s.createToken.run(token.id, token.hash, token.name, token.createdMs);
+  }
+
+  listTokens(): TokenRow[] {
+    return this.s.listTokens.all().map(toToken);
+  }
+
+  tokenByHash(hash: string): TokenRow | undefined {
+    const row = this.s.tokenByHash.get(hash);
+    return row === undefined ? undefined : toToken(row);
+  }
+
+  revokeToken(id: string, now: number): boolean {
+    return this.s.revokeToken.run(now, id).changes === 1;
+  }
+
+  hasActiveTokens(): boolean {
+    return this.s.activeToken.get() !== undefined;
   }
 
   lastEventId(): number {

@@ -123,6 +123,15 @@ export interface ShardActivity extends ResultCounts {
   leased: number;
 }
 
+/** A volunteer's token: only its SHA-256 is stored. */
+export interface TokenRow {
+  id: string;
+  hash: string;
+  name: string;
+  createdMs: number;
+  revokedMs: number | null;
+}
+
 /** Persistence for the coordinator. Time is always passed in; nothing reads the clock. */
 export interface Store {
   upsertShard(shard: Shard): void;
@@ -180,6 +189,13 @@ export interface Store {
   listEvals(): EvalRow[];
   latestEval(): EvalRow | undefined;
   addToCounter(name: string, amount: number): void;
+  createToken(token: Omit<TokenRow, 'revokedMs'>): void;
+  listTokens(): TokenRow[];
+  tokenByHash(hash: string): TokenRow | undefined;
+  /** False when there is no such token or it was revoked already. */
+  revokeToken(id: string, now: number): boolean;
+  /** Whether any token that is not revoked exists: then every worker needs one. */
+  hasActiveTokens(): boolean;
   counters(): Record<string, number>;
   /** Runs `fn` as one immediate transaction (nested calls become savepoints). */
   transaction<T>(fn: () => T): T;

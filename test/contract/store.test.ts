@@ -290,6 +290,32 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(store.getResult('u')?.receivedMs, 2);
     });
 
+    void it('keeps volunteer tokens by hash; a revoked one stays listed but inactive', () => {
+      assert.equal(store.hasActiveTokens(), false);
+      store.createToken({ id: 't1', hash: 'h1', name: 'alice', createdMs: 5 });
+      assert.equal(store.hasActiveTokens(), true);
+      assert.deepEqual(store.tokenByHash('h1'), {
+        id: 't1',
+        hash: 'h1',
+        name: 'alice',
+        createdMs: 5,
+        revokedMs: null,
+      });
+      assert.equal(store.tokenByHash('h2'), undefined);
+      assert.throws(
+        () => store.createToken({ id: 't2', hash: 'h1', name: 'eve', createdMs: 6 }),
+        'hashes are unique',
+      );
+      assert.equal(store.revokeToken('t1', 9), true);
+      assert.equal(store.revokeToken('t1', 10), false, 'once');
+      assert.equal(store.tokenByHash('h1')?.revokedMs, 9);
+      assert.equal(store.hasActiveTokens(), false);
+      assert.deepEqual(
+        store.listTokens().map((t) => t.id),
+        ['t1'],
+      );
+    });
+
     void it('keeps the best validation loss of a shard: merges lower it, never raise it', () => {
       store.upsertShard({ ...store.getShard(0)!, valLoss: 1 });
       assert.equal(store.getShard(0)?.bestValLoss, 1, "starts at the shard's loss");

@@ -90,7 +90,10 @@ export interface SeededCore {
 }
 
 /** A core on an in-memory store with a hand-driven clock, routed and ready to lease. */
-export async function seededCore(settings: Record<string, unknown> = {}): Promise<SeededCore> {
+export async function seededCore(
+  settings: Record<string, unknown> = {},
+  options: { sharedToken?: string } = {},
+): Promise<SeededCore> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-core-'));
   const config = parseJobConfig({ ...SMALL_JOB, data: 'tiny', ...settings });
   const data = tinyData();
@@ -100,7 +103,7 @@ export async function seededCore(settings: Record<string, unknown> = {}): Promis
   seedPretrained(store, blobs, config, data);
   const finalModelPath = join(dir, 'final.safetensors');
   const job = new TrainingJob({ store, blobs, config, data, log: silent, clock, finalModelPath });
-  const core = new CoordinatorCore({ job, store, blobs, clock, log: silent });
+  const core = new CoordinatorCore({ job, store, blobs, clock, log: silent, ...options });
   await core.prepare();
   return {
     core,

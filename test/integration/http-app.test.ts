@@ -24,11 +24,10 @@ afterEach(async () => {
 });
 
 async function app(): Promise<{ s: SeededCore; built: CoordinatorApp }> {
-  const s = await seededCore();
+  const s = await seededCore({}, { sharedToken: TOKEN });
   const built = buildApp(
     { core: s.core, read: new ReadModel(s.core, s.store, s.blobs, s.clock), blobs: s.blobs },
     {
-      token: TOKEN,
       maxResultBytes: 1 << 20,
       limits: DEFAULT_LIMITS,
       heartbeatMs: 1000,
