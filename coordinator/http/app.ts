@@ -41,7 +41,18 @@ const send = (reply: FastifyReply, error: ProtocolError): FastifyReply =>
 /** The coordinator's HTTP and WebSocket surface, not yet listening. Every error is `{code, message, retryable}`. */
 export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): CoordinatorApp {
   const { log } = config;
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const { requestTimeoutMs } = config.limits;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    requestTimeout: requestTimeoutMs,
+    // Node reads both when the server is made (the property fastify sets afterwards is not
+    // enough on Node 20) and checks on this interval (30 s by default).
+    http: {
+      requestTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeoutMs / 4))),
+    },
+  });
 
   app.setErrorHandler((error, _request, reply) => {
     if (error instanceof ProtocolError) return send(reply, error);

@@ -10,6 +10,8 @@ export interface ServerLimits {
   readonly maxConnectionsPerIp: number;
   /** Dashboard event streams open at once; more are answered RATE_LIMITED. */
   readonly maxEventStreams: number;
+  /** A request (headers and body) not received in full by then is answered 408 and closed. */
+  readonly requestTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -18,4 +20,5 @@ export const DEFAULT_LIMITS: ServerLimits = {
   pingIntervalMs: 30_000,
   maxConnectionsPerIp: 64,
   maxEventStreams: 64,
+  requestTimeoutMs: 300_000,
 };

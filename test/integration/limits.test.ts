@@ -21,7 +21,14 @@ const sockets: WebSocket[] = [];
 before(async () => {
   small = await startSmallCoordinator({
     token: TOKEN,
-    limits: { maxConcurrentUploads: 1, helloTimeoutMs: 300, maxConnectionsPerIp: 6, maxEventStreams: 2 },
+    settings: { shard_epochs: 4 },
+    limits: {
+      maxConcurrentUploads: 1,
+      helloTimeoutMs: 300,
+      maxConnectionsPerIp: 6,
+      maxEventStreams: 2,
+      requestTimeoutMs: 1_000,
+    },
   });
 });
 after(async () => {
@@ -157,6 +164,35 @@ void describe('limits', { timeout: 60_000 }, () => {
     } finally {
       slow.destroy();
     }
+  });
+
+  void it('answers a body that trickles in slower than the request timeout with 408 and closes', async () => {
+    const { workerId, assign } = await holdLease('trickle');
+    const url = new URL(small.coordinator.url);
+    const req = request({
+      host: url.hostname,
+      port: url.port,
+      path: ROUTES.unitResult.path(assign.unit_id),
+      method: 'PUT',
+      headers: {
+        ...auth,
+        'content-type': 'application/octet-stream',
+        'content-length': String(small.coordinator.job.resultBytes),
+        [HEADERS.worker]: workerId,
+        [HEADERS.lease]: assign.lease_token,
+        [HEADERS.metrics]: metrics,
+      },
+    });
+    req.on('error', () => undefined);
+    req.write(Buffer.alloc(1)); // and nothing more
+    const response = await Promise.race([
+      once(req, 'response').then(([r]) => r as IncomingMessage),
+      once(req, 'close').then(() => undefined),
+    ]);
+    assert.ok(response, 'closed without an answer');
+    response.resume();
+    assert.equal(response.statusCode, 408);
+    req.destroy();
   });
 
   void it('checks the token on the matched route, however the path is spelled', async () => {
