@@ -39,7 +39,8 @@ export const ERRORS = {
     wsClose: 4009,
     httpStatus: 413,
     retryable: false,
-    description: 'The frame or body exceeds the advertised size limit.',
+    description:
+      'The frame or body exceeds the advertised size limit. (A WebSocket frame over max_frame_bytes is closed by the socket layer with 1009.)',
   },
   UNKNOWN_UNIT: {
     httpStatus: 404,
