@@ -7,13 +7,11 @@
  * last two moved the loss by under 1% and merged within the tolerance: measured, 2.33 -> 2.35.)
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import type { Assign, CoordinatorMessage, Welcome } from '../../proto/messages.ts';
-import { parseCoordinatorMessage, parseResultResponse } from '../../proto/parse.ts';
+import type { Assign } from '../../proto/messages.ts';
+import { parseResultResponse } from '../../proto/parse.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
-import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { Dataset } from '../../shared/data/dataset.ts';
@@ -23,6 +21,7 @@ import { type FFFWeights, TENSOR_NAMES, cloneWeights } from '../../shared/fff/we
 import { createRng } from '../../shared/random.ts';
 import { spawnArbor } from '../helpers/processes.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
+import { holdLease } from '../helpers/volunteer.ts';
 
 const TOKEN = 'hostile-token';
 const JOB = { shard_epochs: 3, local_epochs: 1, eval_every: 1000, validation: { max_retries: 10 } };
@@ -42,27 +41,7 @@ async function leaseAsVolunteer(
   small: SmallCoordinator,
   name: string,
 ): Promise<{ workerId: string; assign: Assign; base: FFFWeights; data: Dataset }> {
-  const ws = new WebSocket(small.wsUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
-  sockets.push(ws);
-  const frames: CoordinatorMessage[] = [];
-  ws.on('message', (raw: Buffer) => frames.push(parseCoordinatorMessage(raw, 1 << 20)));
-  const next = async (): Promise<CoordinatorMessage> => {
-    while (frames.length === 0) await once(ws, 'message');
-    return frames.shift()!;
-  };
-  await once(ws, 'open');
-  ws.send(
-    JSON.stringify({
-      type: 'hello',
-      protocol: PROTOCOL_VERSION,
-      name,
-      capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1000 },
-    }),
-  );
-  const welcome = (await next()) as Welcome;
-  ws.send(JSON.stringify({ type: 'request_work' }));
-  const assign = (await next()) as Assign;
-  assert.equal(assign.type, 'assign');
+  const { workerId, assign } = await holdLease(small.wsUrl, TOKEN, name, sockets);
   const blob = async (sha256: string) => {
     const response = await fetch(`${small.coordinator.url}${ROUTES.blob.path(sha256)}`, {
       headers: { authorization: `Bearer ${TOKEN}` },
@@ -70,7 +49,7 @@ async function leaseAsVolunteer(
     return new Uint8Array(await response.arrayBuffer());
   };
   return {
-    workerId: welcome.worker_id,
+    workerId,
     assign,
     base: decodeFFF(await blob(assign.base_blob.sha256)),
     data: decodeShardData(await blob(assign.data_blob.sha256)),

@@ -8,11 +8,10 @@ import { once } from 'node:events';
 import { type IncomingMessage, request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import type { Assign, CoordinatorMessage, Welcome } from '../../proto/messages.ts';
-import { parseCoordinatorMessage } from '../../proto/parse.ts';
+import type { Assign } from '../../proto/messages.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
-import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
+import { helloFrame, holdLease as holdLeaseAs } from '../helpers/volunteer.ts';
 
 const TOKEN = 'limits-token';
 let small: SmallCoordinator;
@@ -36,33 +35,7 @@ after(async () => {
   await small?.close();
 });
 
-/** A worker holding one lease, over the real control socket. */
-async function holdLease(name: string): Promise<{ workerId: string; assign: Assign }> {
-  const ws = new WebSocket(small.wsUrl, { headers: { authorization: `Bearer ${TOKEN}` } });
-  sockets.push(ws);
-  const frames: CoordinatorMessage[] = [];
-  const next = async (): Promise<CoordinatorMessage> => {
-    while (frames.length === 0) {
-      const [raw] = (await once(ws, 'message')) as [Buffer];
-      frames.push(parseCoordinatorMessage(raw, 1 << 20));
-    }
-    return frames.shift()!;
-  };
-  await once(ws, 'open');
-  ws.send(
-    JSON.stringify({
-      type: 'hello',
-      protocol: PROTOCOL_VERSION,
-      name,
-      capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1 },
-    }),
-  );
-  const welcome = (await next()) as Welcome;
-  ws.send(JSON.stringify({ type: 'request_work' }));
-  const assign = await next();
-  assert.equal(assign.type, 'assign');
-  return { workerId: welcome.worker_id, assign: assign as Assign };
-}
+const holdLease = (name: string) => holdLeaseAs(small.wsUrl, TOKEN, name, sockets);
 
 /**
  * Sends the headers of a PUT announcing a `length`-byte body and never sends the body:
@@ -235,14 +208,7 @@ void describe('limits', { timeout: 60_000 }, () => {
       ]);
       if (outcome === 'open') {
         // Said at once, so that the hello deadline frees no place during the count.
-        ws.send(
-          JSON.stringify({
-            type: 'hello',
-            protocol: PROTOCOL_VERSION,
-            name: `counted-${i}`,
-            capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1 },
-          }),
-        );
+        ws.send(JSON.stringify(helloFrame(`counted-${i}`)));
         open.push(ws);
       } else refused = outcome;
     }

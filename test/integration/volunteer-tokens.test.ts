@@ -14,8 +14,8 @@ import WebSocket from 'ws';
 import type { CoordinatorMessage, Welcome } from '../../proto/messages.ts';
 import { parseCoordinatorMessage } from '../../proto/parse.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
-import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
+import { helloFrame } from '../helpers/volunteer.ts';
 
 const run = promisify(execFile);
 let small: SmallCoordinator;
@@ -46,14 +46,7 @@ async function connect(token: string | undefined, name: string): Promise<Welcome
     once(ws, 'unexpected-response').then(([, response]) => (response as IncomingMessage).statusCode ?? 0),
   ]);
   if (opened !== true) return opened as number;
-  ws.send(
-    JSON.stringify({
-      type: 'hello',
-      protocol: PROTOCOL_VERSION,
-      name,
-      capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1 },
-    }),
-  );
+  ws.send(JSON.stringify(helloFrame(name)));
   const [raw] = (await once(ws, 'message')) as [Buffer];
   return parseCoordinatorMessage(raw, 1 << 20) as CoordinatorMessage as Welcome;
 }
