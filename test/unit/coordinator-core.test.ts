@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
 import { ACCEPTANCE_RULES, type Submission } from '../../coordinator/core/acceptance.ts';
 import { ProtocolError } from '../../proto/errors.ts';
-import type { Assign, Hello } from '../../proto/messages.ts';
+import type { Assign, Heartbeat, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
@@ -35,6 +35,14 @@ function leaseOne(s: SeededCore, name = 'alice'): { workerId: string; assign: As
   assert.equal(assign.type, 'assign');
   return { workerId, assign: assign as Assign };
 }
+
+const beat = (assign: Assign): Heartbeat => ({
+  type: 'heartbeat',
+  unit_id: assign.unit_id,
+  lease_token: assign.lease_token,
+  step: 1,
+  total_steps: 2,
+});
 
 const zeros = (s: SeededCore): FFFWeights => zeroWeights(s.job.subtreeShape);
 
@@ -77,13 +85,7 @@ void describe('leases', () => {
     const unit = s.store.getUnit(assign.unit_id);
     assert.equal(unit?.state, 'ready');
     assert.equal(unit.attempts, 1);
-    const heartbeat = {
-      type: 'heartbeat',
-      unit_id: assign.unit_id,
-      lease_token: assign.lease_token,
-      step: 1,
-      total_steps: 2,
-    } as const;
+    const heartbeat = beat(assign);
     assert.equal(s.core.heartbeat(workerId, heartbeat), false, 'the lost lease cannot be renewed');
   });
 
@@ -91,13 +93,7 @@ void describe('leases', () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
     const other = s.core.connect(hello('mallory')).id;
-    const heartbeat = {
-      type: 'heartbeat',
-      unit_id: assign.unit_id,
-      lease_token: assign.lease_token,
-      step: 1,
-      total_steps: 2,
-    } as const;
+    const heartbeat = beat(assign);
     s.clock.advance(s.job.config.lease_ms - 1);
     assert.equal(s.core.heartbeat(other, heartbeat), false);
     assert.equal(s.core.heartbeat(workerId, { ...heartbeat, lease_token: 'forged' }), false);
@@ -136,21 +132,15 @@ void describe('leases', () => {
   void it('ends a lease at max_lease_ms however many heartbeats it gets', async () => {
     const s = await setup({ lease_ms: 1_000, max_lease_ms: 2_500 });
     const { workerId, assign } = leaseOne(s);
-    const beat = {
-      type: 'heartbeat',
-      unit_id: assign.unit_id,
-      lease_token: assign.lease_token,
-      step: 1,
-      total_steps: 2,
-    } as const;
+    const heartbeat = beat(assign);
     const started = s.clock.now();
     for (let t = 900; t < 2_500; t += 900) {
       s.clock.advance(900);
-      assert.equal(s.core.heartbeat(workerId, beat), true, `renewed at +${t} ms`);
+      assert.equal(s.core.heartbeat(workerId, heartbeat), true, `renewed at +${t} ms`);
     }
     assert.equal(s.store.getUnit(assign.unit_id)?.deadlineMs, started + 2_500, 'never past the lifetime');
     s.clock.advance(900);
-    assert.equal(s.core.heartbeat(workerId, beat), false, 'the lifetime is over');
+    assert.equal(s.core.heartbeat(workerId, heartbeat), false, 'the lifetime is over');
     s.clock.advance(1);
     assert.equal(s.core.expire(), 1);
   });
@@ -170,13 +160,7 @@ void describe('leases', () => {
     const { workerId, assign } = leaseOne(s);
     const connected = s.clock.now();
     s.clock.advance(1234);
-    s.core.heartbeat(workerId, {
-      type: 'heartbeat',
-      unit_id: assign.unit_id,
-      lease_token: assign.lease_token,
-      step: 1,
-      total_steps: 2,
-    });
+    s.core.heartbeat(workerId, beat(assign));
     assert.equal(s.core.presence.get(workerId)?.connectedMs, connected);
     assert.equal(s.core.presence.get(workerId)?.lastSeenMs, connected + 1234);
     s.core.disconnect(workerId);
