@@ -8,6 +8,8 @@ export interface ServerLimits {
   readonly pingIntervalMs: number;
   /** Worker sockets from one address at once; more upgrades are refused with 429. */
   readonly maxConnectionsPerIp: number;
+  /** New worker sockets from one address per minute (reconnect storms, name spam); then 429. */
+  readonly maxConnectsPerIpPerMinute: number;
   /** Dashboard event streams open at once; more are answered RATE_LIMITED. */
   readonly maxEventStreams: number;
   /** A request (headers and body) not received in full by then is answered 408 and closed. */
@@ -19,6 +21,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   helloTimeoutMs: 10_000,
   pingIntervalMs: 30_000,
   maxConnectionsPerIp: 64,
+  maxConnectsPerIpPerMinute: 120,
   maxEventStreams: 64,
   requestTimeoutMs: 300_000,
 };

@@ -20,7 +20,10 @@ export interface WorkerSocketOptions {
   readonly heartbeatMs: number;
   readonly retryAfterMs: number;
   readonly maxResultBytes: number;
-  readonly limits: Pick<ServerLimits, 'helloTimeoutMs' | 'pingIntervalMs' | 'maxConnectionsPerIp'>;
+  readonly limits: Pick<
+    ServerLimits,
+    'helloTimeoutMs' | 'pingIntervalMs' | 'maxConnectionsPerIp' | 'maxConnectsPerIpPerMinute'
+  >;
 }
 
 /** The open worker sockets, so that the job's end reaches them all and close() can wait for them. */
@@ -110,6 +113,19 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const emptied = new Set<() => void>();
   const perIp = new Map<string, number>();
+  // Upgrades per address in the current minute; the map is cleared as each minute starts.
+  const recentConnects = new Map<string, number>();
+  let minuteStarted = Date.now();
+  const tooManyConnects = (ip: string): boolean => {
+    const now = Date.now();
+    if (now - minuteStarted >= 60_000) {
+      recentConnects.clear();
+      minuteStarted = now;
+    }
+    const count = (recentConnects.get(ip) ?? 0) + 1;
+    recentConnects.set(ip, count);
+    return count > options.limits.maxConnectsPerIpPerMinute;
+  };
   const alive = new WeakSet<WebSocket>();
   wss.on('connection', (ws: WebSocket, request: IncomingMessage) => {
     const ip = request.socket.remoteAddress ?? '';
@@ -152,7 +168,8 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
       options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: bad or missing token');
       return refuse('401 Unauthorized');
     }
-    if ((perIp.get(request.socket.remoteAddress ?? '') ?? 0) >= options.limits.maxConnectionsPerIp) {
+    const ip = request.socket.remoteAddress ?? '';
+    if ((perIp.get(ip) ?? 0) >= options.limits.maxConnectionsPerIp || tooManyConnects(ip)) {
       options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: too many connections');
       return refuse('429 Too Many Requests');
     }

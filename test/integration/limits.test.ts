@@ -245,3 +245,28 @@ void describe('limits', { timeout: 60_000 }, () => {
     }
   });
 });
+
+void describe('reconnect storms', { timeout: 60_000 }, () => {
+  void it('refuses a fourth new socket from one address within a minute when three are allowed', async () => {
+    const storm = await startSmallCoordinator({ limits: { maxConnectsPerIpPerMinute: 3 } });
+    try {
+      const outcomes: (number | 'open')[] = [];
+      for (let i = 0; i < 4; i++) {
+        const ws = new WebSocket(storm.wsUrl);
+        sockets.push(ws);
+        ws.on('error', () => undefined);
+        outcomes.push(
+          await Promise.race([
+            once(ws, 'open').then(() => 'open' as const),
+            once(ws, 'unexpected-response').then(([, r]) => (r as IncomingMessage).statusCode ?? 0),
+          ]),
+        );
+        ws.close();
+      }
+      assert.deepEqual(outcomes, ['open', 'open', 'open', 429]);
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await storm.close();
+    }
+  });
+});
