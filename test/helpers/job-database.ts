@@ -1,0 +1,40 @@
+/** Read-only looks into a coordinator's SQLite file, as an auditor would take them. */
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+
+export interface Row {
+  [key: string]: number | string | null;
+}
+export const query = (db: string, sql: string): Row[] => {
+  const handle = new Database(db, { readonly: true, fileMustExist: true });
+  try {
+    return handle.prepare(sql).all() as Row[];
+  } finally {
+    handle.close();
+  }
+};
+
+/** Every accepted result merged exactly once: one version bump and its samples per result. */
+export function assertMergedExactlyOnce(db: string): void {
+  const units = query(db, 'SELECT state, COUNT(*) AS n FROM units GROUP BY state');
+  assert.deepEqual(
+    units.filter((u) => u['state'] !== 'accepted' && u['state'] !== 'rejected'),
+    [],
+    'no unit left open',
+  );
+  const shards = query(db, 'SELECT id, version, trained_samples, budget_samples FROM shards');
+  for (const shard of shards) {
+    const [merged] = query(
+      db,
+      `SELECT COUNT(*) AS n, COUNT(DISTINCT merged_version) AS versions, COALESCE(MAX(merged_version), 0) AS top
+       FROM results WHERE status = 'accepted' AND shard = ${Number(shard['id'])}`,
+    );
+    assert.equal(shard['version'], merged!['n'], `shard ${shard['id']}: one version per accepted result`);
+    assert.equal(merged!['versions'], merged!['n'], `shard ${shard['id']}: versions are distinct`);
+    assert.equal(merged!['top'], merged!['n']);
+    assert.ok(Number(shard['trained_samples']) >= Number(shard['budget_samples']), 'budget trained');
+  }
+  const [workers] = query(db, 'SELECT SUM(units_done) AS units FROM workers');
+  const [accepted] = query(db, "SELECT COUNT(*) AS n FROM results WHERE status = 'accepted'");
+  assert.equal(workers!['units'], accepted!['n'], 'each accepted result credited once');
+}
