@@ -58,8 +58,4 @@ export class Presence {
   get size(): number {
     return this.workers.size;
   }
-
-  ids(): IterableIterator<string> {
-    return this.workers.keys();
-  }
 }

@@ -8,7 +8,7 @@ export function bearerOf(headers: IncomingHttpHeaders): string | undefined {
   return /^Bearer (.+)$/.exec(headers.authorization ?? '')?.[1];
 }
 
-export const TOKEN_REQUIRED =
+const TOKEN_REQUIRED =
   'this coordinator requires a token: pass --token or set ARBOR_TOKEN (Authorization: Bearer TOKEN)';
 
 /** Why a request without an identity is refused: no token, or one that admits no one. */
