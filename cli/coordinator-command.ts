@@ -140,7 +140,7 @@ export function jobConfigFromOptions(opts: Record<string, unknown>) {
 }
 
 /** The one-line volunteer install, with this machine's name when listening on every address. */
-async function announceJoinCommand(coordinator: RunningCoordinator, host: string, tokenRequired: boolean) {
+async function announceJoinCommand(coordinator: RunningCoordinator, host: string, enrolment: boolean) {
   try {
     const pkg = await coordinator.workerPackage();
     const url = new URL(coordinator.url);
@@ -149,7 +149,8 @@ async function announceJoinCommand(coordinator: RunningCoordinator, host: string
     const command = joinCommand(base, {
       package_path: ROUTES.workerPackagePinned.path(pkg.sha256),
       version: pkg.version,
-      token_required: tokenRequired,
+      token_required: coordinator.core.identify(undefined) === undefined,
+      enrolment,
       error: null,
     });
     process.stdout.write(`volunteers join with: ${command}\n`);
@@ -172,6 +173,19 @@ export function coordinatorCommand(): Command {
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free port)', integer('--port', 0, 65535), 7070)
     .option('--token <secret>', 'workers must present this token (default: $ARBOR_TOKEN, else open)')
+    .option(
+      '--admin-token <secret>',
+      'the operator token for /v1/admin (pause, resume, cancel, revoke, model) (default: $ARBOR_ADMIN_TOKEN)',
+    )
+    .option(
+      '--read-token <secret>',
+      'the dashboard data and /metrics need this token (default: $ARBOR_READ_TOKEN, else open)',
+    )
+    .addOption(
+      new Option('--enrolment <mode>', 'open: a volunteer without a token is issued one (rate-limited)')
+        .choices(['closed', 'open'])
+        .default('closed'),
+    )
     .option('--out <file>', 'final model (default: arbor-final.safetensors beside the database)')
     .addOption(
       new Option('--backend <name>', 'tensor backend for pretraining')
@@ -186,6 +200,9 @@ export function coordinatorCommand(): Command {
       const backend = await selectBackend(opts['backend'] as BackendChoice, false);
       log.info({ backend: backend.name }, 'tensor backend selected');
       const token = (opts['token'] as string | undefined) ?? process.env['ARBOR_TOKEN'];
+      const adminToken = (opts['adminToken'] as string | undefined) ?? process.env['ARBOR_ADMIN_TOKEN'];
+      const readToken = (opts['readToken'] as string | undefined) ?? process.env['ARBOR_READ_TOKEN'];
+      const enrolment = opts['enrolment'] === 'open';
       const coordinator = await startCoordinator({
         config,
         requested: requestedJobSettings(opts),
@@ -194,13 +211,16 @@ export function coordinatorCommand(): Command {
         port: opts['port'] as number,
         log,
         ...(token ? { token } : {}),
+        ...(adminToken ? { adminToken } : {}),
+        ...(readToken ? { readToken } : {}),
+        enrolment,
         ...(typeof opts['out'] === 'string' ? { finalModelPath: opts['out'] } : {}),
       });
       const ws = coordinator.url.replace(/^http/, 'ws');
       process.stdout.write(
         `arbor coordinator listening on ${coordinator.url} (workers: arbor worker --url ${ws})\n`,
       );
-      void announceJoinCommand(coordinator, opts['host'] as string, token !== undefined);
+      void announceJoinCommand(coordinator, opts['host'] as string, enrolment);
       const stop = async () => {
         await coordinator.close();
         process.exit(130);

@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   worker: async () => (await import('../worker/command.ts')).workerCommand(),
   status: async () => (await import('./status-command.ts')).statusCommand(),
   token: async () => (await import('./token-command.ts')).tokenCommand(),
+  admin: async () => (await import('./admin-command.ts')).adminCommand(),
   eval: async () => (await import('./eval-command.ts')).evalCommand(),
   bench: async () => (await import('./bench-command.ts')).benchCommand(),
 };

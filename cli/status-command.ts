@@ -54,13 +54,18 @@ export function coordinatorBase(url: string): string {
   return `${protocol}//${parsed.host}`;
 }
 
-async function getChecked<T extends TSchema>(url: string, schema: T, timeoutMs: number): Promise<Static<T>> {
+async function getChecked<T extends TSchema>(
+  url: string,
+  schema: T,
+  timeoutMs: number,
+  token: string | undefined,
+): Promise<Static<T>> {
   let response: Response;
   let text: string;
   try {
     response = await fetch(url, {
       signal: AbortSignal.timeout(timeoutMs),
-      headers: { accept: 'application/json' },
+      headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     });
     text = await response.text();
   } catch (error) {
@@ -96,12 +101,16 @@ async function getChecked<T extends TSchema>(url: string, schema: T, timeoutMs: 
 }
 
 /** GET /v1/status, /v1/shards and /v1/workers?limit=10, validated; throws StatusError. */
-export async function fetchStatus(url: string, timeoutMs = TIMEOUT_MS): Promise<StatusReport> {
+export async function fetchStatus(
+  url: string,
+  timeoutMs = TIMEOUT_MS,
+  token?: string,
+): Promise<StatusReport> {
   const base = coordinatorBase(url);
   const [status, shards, workers] = await Promise.all([
-    getChecked(`${base}/v1/status`, StatusSchema, timeoutMs),
-    getChecked(`${base}/v1/shards`, ShardsSchema, timeoutMs),
-    getChecked(`${base}/v1/workers?limit=${TOP_WORKERS}`, WorkersSchema, timeoutMs),
+    getChecked(`${base}/v1/status`, StatusSchema, timeoutMs, token),
+    getChecked(`${base}/v1/shards`, ShardsSchema, timeoutMs, token),
+    getChecked(`${base}/v1/workers?limit=${TOP_WORKERS}`, WorkersSchema, timeoutMs, token),
   ]);
   return { status, shards, workers };
 }
@@ -200,7 +209,7 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
     `job        ${status.data} · depth ${status.model.depth}, frozen ${status.model.frozen}, leaf ${status.model.leaf}`,
     status.pretraining !== null
       ? `phase      pretraining the top · epoch ${status.pretraining.epoch} of ${status.pretraining.epochs} · ${percent(status.pretraining.fraction)}`
-      : `phase      ${status.phase} · ${percent(progress.fraction)} trained (${count(progress.trained_samples)} / ${count(progress.budget_samples)} samples) · ${eta}`,
+      : `phase      ${status.paused ? 'training, paused by the operator' : status.phase} · ${percent(progress.fraction)} trained (${count(progress.trained_samples)} / ${count(progress.budget_samples)} samples) · ${eta}`,
     `accuracy   hard test ${percent(accuracy.hard_test_acc, 2)}${central} · val loss ${fixed(accuracy.val_loss, 4)}`,
     `workers    ${status.workers.connected} connected / ${status.workers.known} known`,
     `units      ${Object.entries(status.units)
@@ -224,9 +233,11 @@ export function statusCommand(): Command {
       'the coordinator, http://HOST:PORT (the ws:// address given to workers works too)',
       coordinatorBase,
     )
+    .option('--token <secret>', "the coordinator's read token, if it has one (default: $ARBOR_READ_TOKEN)")
     .option('--json', 'print {status, shards, workers} as one JSON object on stdout')
-    .action(async (opts: { url: string; json: boolean }) => {
-      const report = await fetchStatus(opts.url);
+    .action(async (opts: { url: string; json: boolean; token?: string }) => {
+      const token = opts.token ?? process.env['ARBOR_READ_TOKEN'];
+      const report = await fetchStatus(opts.url, undefined, token);
       process.stdout.write(
         opts.json
           ? `${JSON.stringify(report)}\n`

@@ -59,7 +59,9 @@ export function tokenCommand(): Command {
     });
   token
     .command('revoke')
-    .description('Refuse a token from now on (the volunteer keeps the credit already earned).')
+    .description(
+      'Refuse a token from now on: a running coordinator drops its workers within a second (the credit earned stays).',
+    )
     .argument('<id>', 'the token id shown by create and list')
     .option('--db <file>', DB_HELP, 'arbor.db')
     .action((id: string, opts: { db: string }) => {

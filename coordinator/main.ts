@@ -32,6 +32,12 @@ export interface CoordinatorOptions {
   readonly host: string;
   readonly port: number;
   readonly token?: string;
+  /** The operator's token for the control endpoints (/v1/admin/…). */
+  readonly adminToken?: string;
+  /** When set, the dashboard's data and /metrics need it. */
+  readonly readToken?: string;
+  /** Open enrolment: newcomers get a volunteer token of their own from POST /v1/enrol. */
+  readonly enrolment?: boolean;
   readonly finalModelPath?: string;
   readonly log: Logger;
   /** Already loaded data (tests, demo); loaded from the config otherwise. */
@@ -114,6 +120,7 @@ async function serve(
     clock,
     log,
     ...(options.token !== undefined ? { sharedToken: options.token } : {}),
+    enrolment: options.enrolment === true,
   });
   const read = new ReadModel(core, store, blobs, clock);
   let packaged: ReturnType<typeof buildWorkerPackage> | undefined;
@@ -136,6 +143,10 @@ async function serve(
       heartbeatMs: config.heartbeat_ms,
       retryAfterMs: config.retry_after_ms,
       eventPollMs: EVENT_POLL_MS,
+      ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+      ...(options.readToken !== undefined ? { readToken: options.readToken } : {}),
+      enrolment: options.enrolment === true,
+      clock,
       workerPackage,
       log,
     },
@@ -143,7 +154,13 @@ async function serve(
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const sweeper = setInterval(() => core.expire(), Math.max(50, Math.min(1000, config.lease_ms / 4)));
+  const sweeper = setInterval(
+    () => {
+      core.expire();
+      core.upkeep();
+    },
+    Math.max(50, Math.min(1000, config.lease_ms / 4)),
+  );
   const prepared = core.prepare(options.onPretrainStep);
   prepared.catch(() => undefined);
 

@@ -18,6 +18,7 @@ export const JobPhaseSchema = Type.Union([
 
 export const StatusSchema = Type.Object({
   phase: JobPhaseSchema,
+  paused: Type.Boolean({ description: 'the operator paused leasing (/v1/admin/pause)' }),
   data: Type.String(),
   model: Type.Object({
     depth: Count('tree depth D'),
@@ -153,6 +154,9 @@ export const JoinSchema = Type.Object({
   }),
   version: Type.String({ description: 'Arbor version of the package' }),
   token_required: Type.Boolean({ description: 'whether workers must present a token' }),
+  enrolment: Type.Boolean({
+    description: 'open enrolment: a worker without a token asks POST /v1/enrol for one',
+  }),
   error: Type.Union([Type.String(), Type.Null()], { description: 'why the package is not available' }),
 });
 export type Join = Static<typeof JoinSchema>;
@@ -163,6 +167,6 @@ export function joinCommand(httpBase: string, join: Join): string | null {
   const ws = httpBase.replace(/^http/, 'ws');
   return (
     `npx --yes --package ${httpBase}${join.package_path} arbor-worker --url ${ws}` +
-    (join.token_required ? ' --token YOUR_TOKEN' : '')
+    (join.token_required && !join.enrolment ? ' --token YOUR_TOKEN' : '')
   );
 }

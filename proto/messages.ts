@@ -141,6 +141,9 @@ export const NoWork = Type.Object(
     type: Type.Literal('no_work'),
     retry_after_ms: Count('ask again after this long'),
     done: Type.Optional(Type.Boolean({ description: 'the job is finished: there will be no more work' })),
+    reason: Type.Optional(
+      Text(256, 'why there is no unit for this worker now (job paused, standing after rejected results)'),
+    ),
   },
   { ...closed, description: 'nothing to do right now' },
 );
@@ -196,11 +199,27 @@ export const ResultResponse = Type.Object(
 );
 export type ResultResponse = Static<typeof ResultResponse>;
 
+export const EnrolRequest = Type.Object(
+  { name: Text(64, 'the volunteer name shown on the dashboard') },
+  { ...closed, description: 'body of POST /v1/enrol (open enrolment only)' },
+);
+export type EnrolRequest = Static<typeof EnrolRequest>;
+
+export const EnrolResponse = Type.Object(
+  {
+    token: Token('the new volunteer token: keep it, it is shown once'),
+    token_id: Id('public id of the token'),
+    worker_id: Id('the worker id this token fixes'),
+  },
+  { ...closed, description: 'answer to POST /v1/enrol' },
+);
+export type EnrolResponse = Static<typeof EnrolResponse>;
+
 /** Every schema that the docs render, in order. */
 export const WIRE: Readonly<Record<'worker' | 'coordinator' | 'http', Record<string, TSchema>>> = {
   worker: WORKER_MESSAGES,
   coordinator: COORDINATOR_MESSAGES,
-  http: { ResultMetrics, ResultResponse },
+  http: { ResultMetrics, ResultResponse, EnrolRequest, EnrolResponse },
 };
 
 export type Hello = Static<typeof Hello>;

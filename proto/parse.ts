@@ -9,6 +9,8 @@ import { ProtocolError } from './errors.ts';
 import {
   COORDINATOR_MESSAGES,
   type CoordinatorMessage,
+  EnrolRequest,
+  EnrolResponse,
   ResultMetrics,
   ResultResponse,
   WORKER_MESSAGES,
@@ -32,6 +34,8 @@ const workerChecks = compileByType<TObject>(Object.values(WORKER_MESSAGES));
 const coordinatorChecks = compileByType<TObject>(Object.values(COORDINATOR_MESSAGES));
 const resultMetricsCheck = TypeCompiler.Compile(ResultMetrics);
 const resultResponseCheck = TypeCompiler.Compile(ResultResponse);
+const enrolRequestCheck = TypeCompiler.Compile(EnrolRequest);
+const enrolResponseCheck = TypeCompiler.Compile(EnrolResponse);
 
 function decodeJson(raw: Raw, maxBytes: number): unknown {
   const bytes = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.byteLength;
@@ -94,4 +98,14 @@ export function parseResultMetrics(raw: Raw, maxBytes = 4096): ResultMetrics {
 /** Parse the coordinator's answer to a result upload. */
 export function parseResultResponse(raw: Raw, maxBytes = 4096): ResultResponse {
   return check(resultResponseCheck, decodeJson(raw, maxBytes), 'result response');
+}
+
+/** Parse the body of POST /v1/enrol. */
+export function parseEnrolRequest(raw: Raw, maxBytes = 4096): EnrolRequest {
+  return check(enrolRequestCheck, decodeJson(raw, maxBytes), 'enrolment request');
+}
+
+/** Parse the coordinator's answer to an enrolment. */
+export function parseEnrolResponse(raw: Raw, maxBytes = 4096): EnrolResponse {
+  return check(enrolResponseCheck, decodeJson(raw, maxBytes), 'enrolment response');
 }

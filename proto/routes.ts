@@ -18,6 +18,24 @@ export const ROUTES = {
     pattern: '/v1/worker/:file',
     path: (sha256: string) => `/v1/worker/arbor-worker-${sha256}.tgz`,
   },
+  /** Open enrolment: POST {name}, answered {token, token_id, worker_id} (no token needed). */
+  enrol: '/v1/enrol',
+} as const;
+
+/** The operator's control endpoints: every one needs `Authorization: Bearer ADMIN_TOKEN`. */
+export const ADMIN_ROUTES = {
+  pause: '/v1/admin/pause',
+  resume: '/v1/admin/resume',
+  cancelUnit: {
+    pattern: '/v1/admin/units/:id/cancel',
+    path: (unitId: string) => `/v1/admin/units/${encodeURIComponent(unitId)}/cancel`,
+  },
+  revokeToken: {
+    pattern: '/v1/admin/tokens/:id/revoke',
+    path: (tokenId: string) => `/v1/admin/tokens/${encodeURIComponent(tokenId)}/revoke`,
+  },
+  /** GET: the current model as an Arbor safetensors checkpoint. */
+  model: '/v1/admin/model',
 } as const;
 
 /** Headers of PUT unitResult. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,8 +61,10 @@ export class BlobCache {
     if (this.cacheDir !== undefined) {
       await mkdir(this.cacheDir, { recursive: true });
       const path = join(this.cacheDir, ref.sha256);
-      await writeFile(`${path}.tmp`, bytes);
-      await rename(`${path}.tmp`, path);
+      // Two workers may share a cache directory: each writes its own temporary file.
+      const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+      await writeFile(temp, bytes);
+      await rename(temp, path);
     }
     return bytes;
   }

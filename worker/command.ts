@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
+import { DEFAULT_TOKEN_FILE, enrolledToken } from './enrolment.ts';
 import { measureTrainingSpeed } from './speed-probe.ts';
 import { runWorker } from './run-worker.ts';
 import { TerminalProgress } from './terminal-progress.ts';
@@ -34,6 +35,11 @@ export function workerCommand(name = 'worker'): Command {
     .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
+    .option(
+      '--token-file <file>',
+      'where a token from open enrolment is kept, by coordinator',
+      DEFAULT_TOKEN_FILE,
+    )
     .action(
       async (opts: {
         url: string;
@@ -43,6 +49,7 @@ export function workerCommand(name = 'worker'): Command {
         gpu?: boolean;
         maxUnits?: number;
         cacheDir?: string;
+        tokenFile: string;
       }) => {
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
         const log = createLogger('worker', undefined, terminal?.write);
@@ -56,7 +63,10 @@ export function workerCommand(name = 'worker'): Command {
           process.once('SIGINT', () => process.exit(130));
         });
         process.once('SIGTERM', () => controller.abort());
-        const token = opts.token ?? process.env['ARBOR_TOKEN'];
+        const token =
+          opts.token ??
+          process.env['ARBOR_TOKEN'] ??
+          (await enrolledToken(opts.url, opts.name, opts.tokenFile, log));
         const summary = await runWorker({
           url: opts.url,
           ...(token ? { token } : {}),

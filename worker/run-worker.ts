@@ -60,6 +60,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const backoff = options.reconnect ?? { initialMs: 500, maxMs: 30_000 };
   let failures = 0;
   let workerId = '';
+  let lastNoWorkReason: string | undefined;
 
   const session = async (): Promise<never> => {
     const connection = await CoordinatorConnection.open(socketUrl(options.url), options.token);
@@ -91,8 +92,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         const message = await connection.next();
         if (message.type === 'no_work') {
           if (message.done) throw new StopWorker('done');
+          if (message.reason !== undefined && message.reason !== lastNoWorkReason)
+            log.warn({ retry_after_ms: message.retry_after_ms }, message.reason);
+          lastNoWorkReason = message.reason;
           await sleep(message.retry_after_ms, undefined, signal ? { signal } : {}).catch(() => undefined);
         } else if (message.type === 'assign') {
+          lastNoWorkReason = undefined;
           await runUnit(connection, welcome, message);
         } else if (message.type === 'error') {
           throw new ProtocolError(message.code, message.message);

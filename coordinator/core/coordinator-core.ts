@@ -9,7 +9,10 @@ import type { Clock } from '../../shared/clock.ts';
 import { type IntakeOutcome, type IntakeTimings, ResultIntake } from './intake.ts';
 import { type Identity, identify, ownedWorkerId } from './identity.ts';
 import { Leases } from './leases.ts';
+import { OperatorControls, type WorkerSignals } from './operator-controls.ts';
 import { type ConnectedWorker, Presence } from './presence.ts';
+import { standingOf, standingRefusal } from './standing.ts';
+import { DEFAULT_RETENTION, type Retention, pruneStore } from './upkeep.ts';
 
 export interface CoreDeps {
   readonly job: TrainingJob;
@@ -19,6 +22,9 @@ export interface CoreDeps {
   readonly log: Logger;
   /** The job's shared worker token (`--token`), if any. */
   readonly sharedToken?: string;
+  /** Open enrolment: newcomers may ask for a volunteer token (and then must use one). */
+  readonly enrolment?: boolean;
+  readonly retention?: Retention;
 }
 
 export interface PretrainProgress {
@@ -29,8 +35,8 @@ export interface PretrainProgress {
   readonly fraction: number;
 }
 
-/** What the outside may watch: timings for /metrics, and the end of the job. */
-export interface CoreListener extends Partial<IntakeTimings> {
+/** What the outside may watch: timings for /metrics, the end of the job; and signals for workers. */
+export interface CoreListener extends Partial<IntakeTimings>, Partial<WorkerSignals> {
   finished?(final: EvalRow): void;
 }
 
@@ -41,6 +47,7 @@ export interface CoreListener extends Partial<IntakeTimings> {
  */
 export class CoordinatorCore {
   readonly presence = new Presence();
+  readonly controls: OperatorControls;
   readonly done: Promise<EvalRow>;
   private readonly leases: Leases;
   private readonly intake: ResultIntake;
@@ -48,6 +55,7 @@ export class CoordinatorCore {
   private accepted: number;
   private dataBlobs = new Set<string>();
   private pretraining: PretrainProgress | undefined;
+  private lastPruneMs = -Infinity;
   private resolveDone!: (row: EvalRow) => void;
   private rejectDone!: (error: Error) => void;
 
@@ -58,6 +66,17 @@ export class CoordinatorCore {
       validated: (seconds) => this.listeners.forEach((l) => l.validated?.(seconds)),
       merged: (seconds) => this.listeners.forEach((l) => l.merged?.(seconds)),
     });
+    this.controls = new OperatorControls(
+      job,
+      store,
+      this.presence,
+      {
+        cancelUnit: (...args) => this.listeners.forEach((l) => l.cancelUnit?.(...args)),
+        dropWorker: (...args) => this.listeners.forEach((l) => l.dropWorker?.(...args)),
+      },
+      clock,
+      log,
+    );
     this.accepted = store.resultCounts().accepted;
     this.done = new Promise<EvalRow>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -116,7 +135,7 @@ export class CoordinatorCore {
 
   /** Who a bearer token is, here: undefined when it admits no one. */
   identify(bearer: string | undefined): Identity | undefined {
-    return identify(this.deps.store, this.deps.sharedToken, bearer);
+    return identify(this.deps.store, this.deps, bearer);
   }
 
   connect(hello: Hello, identity: Identity = { kind: 'open' }): ConnectedWorker {
@@ -150,7 +169,17 @@ export class CoordinatorCore {
   }
 
   assign(workerId: string): Assign | NoWork {
-    this.presence.seen(workerId, this.deps.clock.now());
+    const { clock, store, job } = this.deps;
+    const now = clock.now();
+    this.presence.seen(workerId, now);
+    if (this.phase === 'training') {
+      const retry = job.config.retry_after_ms;
+      if (this.controls.paused)
+        return { type: 'no_work', retry_after_ms: retry, reason: 'the operator paused the job' };
+      const refusal = standingRefusal(standingOf(store, job.config.standing, workerId, now), now, retry);
+      if (refusal !== undefined)
+        return { type: 'no_work', retry_after_ms: refusal.retryAfterMs, reason: refusal.reason };
+    }
     return this.leases.assign(workerId, this.presence.get(workerId)?.name);
   }
 
@@ -190,6 +219,18 @@ export class CoordinatorCore {
   /** Leases past their deadline go back to ready; the sweeper calls this. */
   expire(): number {
     return this.leases.expire();
+  }
+
+  /** The sweeper's other chores: drop workers of revoked tokens; now and then, prune the store. */
+  upkeep(): void {
+    this.controls.enforceRevocations();
+    const now = this.deps.clock.now();
+    const retention = this.deps.retention ?? DEFAULT_RETENTION;
+    if (now - this.lastPruneMs < retention.everyMs) return;
+    this.lastPruneMs = now;
+    const connected = this.presence.all().map((w) => w.id);
+    const pruned = pruneStore(this.deps.store, retention, now, connected);
+    if (pruned.events + pruned.workers > 0) this.deps.log.info(pruned, 'pruned old events and idle workers');
   }
 
   private finishIfComplete(): void {

@@ -32,13 +32,17 @@ export function issueVolunteerToken(
   return { token, row: { ...row, revokedMs: null } };
 }
 
-/** The identity a bearer token gives, or undefined when it gives none here. */
+/**
+ * The identity a bearer token gives, or undefined when it gives none here. A coordinator
+ * is open (no token needed) only with no shared token, no volunteer token and enrolment closed.
+ */
 export function identify(
   store: Store,
-  sharedToken: string | undefined,
+  access: { readonly sharedToken?: string | undefined; readonly enrolment?: boolean | undefined },
   bearer: string | undefined,
 ): Identity | undefined {
-  const open = sharedToken === undefined && !store.hasActiveTokens();
+  const { sharedToken } = access;
+  const open = sharedToken === undefined && access.enrolment !== true && !store.hasActiveTokens();
   if (bearer !== undefined) {
     if (sharedToken !== undefined && sameSecret(bearer, sharedToken)) return { kind: 'shared' };
     const row = store.tokenByHash(hashOf(bearer));
@@ -48,6 +52,10 @@ export function identify(
   return open ? { kind: 'open' } : undefined;
 }
 
-/** The worker-id prefix an identity owns (`w-<token id>`), or undefined when ids follow names. */
-export const ownedWorkerId = (identity: Identity): string | undefined =>
-  identity.kind === 'volunteer' ? `w-${identity.tokenId}` : undefined;
+/** The worker id an identity owns (`w-<token id>`), or undefined when ids follow names. */
+export const ownedWorkerId = (identity: Identity): { id: string; tokenId: string } | undefined =>
+  identity.kind === 'volunteer' ? { id: `w-${identity.tokenId}`, tokenId: identity.tokenId } : undefined;
+
+/** Compares a secret in constant time; false when no secret is configured. */
+export const matchesSecret = (given: string | undefined, expected: string | undefined): boolean =>
+  given !== undefined && expected !== undefined && sameSecret(given, expected);

@@ -6,6 +6,8 @@ export interface ConnectedWorker {
   readonly name: string;
   readonly samplesPerSecond: number;
   readonly connectedMs: number;
+  /** The volunteer token it came with, if any. */
+  readonly tokenId?: string;
   lastSeenMs: number;
 }
 
@@ -25,8 +27,8 @@ export class Presence {
    * A fresh id for this connection: `owned` when the token fixes it, else derived from the
    * name; a second connection with the same id gets a suffix.
    */
-  join(hello: Hello, now: number, owned?: string): ConnectedWorker {
-    const base = owned ?? workerIdFor(hello);
+  join(hello: Hello, now: number, owned?: { id: string; tokenId: string }): ConnectedWorker {
+    const base = owned?.id ?? workerIdFor(hello);
     let id = base;
     for (let n = 2; this.workers.has(id); n++) id = `${base}-${n}`;
     const worker = {
@@ -35,6 +37,7 @@ export class Presence {
       samplesPerSecond: hello.capabilities.samples_per_s,
       connectedMs: now,
       lastSeenMs: now,
+      ...(owned !== undefined ? { tokenId: owned.tokenId } : {}),
     };
     this.workers.set(id, worker);
     return worker;
@@ -53,6 +56,10 @@ export class Presence {
 
   get(id: string): ConnectedWorker | undefined {
     return this.workers.get(id);
+  }
+
+  all(): ConnectedWorker[] {
+    return [...this.workers.values()];
   }
 
   get size(): number {

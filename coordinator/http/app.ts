@@ -4,7 +4,10 @@ import { ProtocolError } from '../../proto/errors.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { ReadModel } from '../read/read-model.ts';
+import { type Clock, systemClock } from '../../shared/clock.ts';
+import { adminRoutes } from './admin-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
+import { enrolRoutes } from './enrol-routes.ts';
 import type { ServerLimits } from './limits.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { metricsRoutes } from './metrics.ts';
@@ -19,6 +22,13 @@ export interface HttpConfig {
   readonly retryAfterMs: number;
   /** How often an event stream looks for new events. */
   readonly eventPollMs: number;
+  /** The operator's token for the control endpoints (none: they refuse everyone). */
+  readonly adminToken?: string;
+  /** When set, the dashboard's data, event stream and /metrics need it (or the admin token). */
+  readonly readToken?: string;
+  /** Open enrolment: POST /v1/enrol issues volunteer tokens. */
+  readonly enrolment?: boolean;
+  readonly clock?: Clock;
   /** The volunteer package served at /v1/worker.tgz, built on first use. */
   readonly workerPackage: () => Promise<PackagedWorker>;
   readonly log: Logger;
@@ -74,15 +84,25 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     maxResultBytes: config.maxResultBytes,
     maxConcurrentUploads: config.limits.maxConcurrentUploads,
   });
+  const reader = { readToken: config.readToken, adminToken: config.adminToken };
   void app.register(dashboardRoutes, {
     read,
     pollMs: config.eventPollMs,
     maxEventStreams: config.limits.maxEventStreams,
+    ...reader,
   });
-  void app.register(metricsRoutes, { read, core });
+  void app.register(metricsRoutes, { read, core, ...reader });
+  void app.register(adminRoutes, { core, adminToken: config.adminToken });
+  void app.register(enrolRoutes, {
+    core,
+    open: config.enrolment === true,
+    clock: config.clock ?? systemClock,
+    limits: config.limits,
+  });
   void app.register(workerPackageRoutes, {
     workerPackage: config.workerPackage,
     tokenRequired: () => core.identify(undefined) === undefined,
+    enrolment: config.enrolment === true,
   });
   const sockets = attachWorkerSockets(app, {
     core,

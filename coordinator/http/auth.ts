@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { onRequestHookHandler } from 'fastify';
 import { ProtocolError } from '../../proto/errors.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
+import { matchesSecret } from '../core/identity.ts';
 
 /** The token of `Authorization: Bearer <token>`, if the header has that form. */
 export function bearerOf(headers: IncomingHttpHeaders): string | undefined {
@@ -23,5 +24,50 @@ export function requireIdentity(core: CoordinatorCore): onRequestHookHandler {
   return (request, _reply, done) => {
     const bearer = bearerOf(request.headers);
     done(core.identify(bearer) === undefined ? refusal(bearer) : undefined);
+  };
+}
+
+/**
+ * A hook for the operator's routes: the admin token, compared in constant time. Without a
+ * configured admin token the control endpoints refuse everyone.
+ */
+export function requireAdmin(adminToken: string | undefined): onRequestHookHandler {
+  return (request, _reply, done) => {
+    if (adminToken === undefined)
+      return done(
+        new ProtocolError(
+          'UNAUTHORIZED',
+          'this coordinator has no admin token: start it with --admin-token or ARBOR_ADMIN_TOKEN',
+        ),
+      );
+    const bearer = bearerOf(request.headers);
+    done(
+      matchesSecret(bearer, adminToken)
+        ? undefined
+        : new ProtocolError('UNAUTHORIZED', 'admin token required'),
+    );
+  };
+}
+
+/**
+ * A hook for the dashboard's data and /metrics when a read token is set: the read token or
+ * the admin token, as a Bearer header or a `token` query parameter (EventSource sends no
+ * headers). Without a read token these stay open.
+ */
+export function requireReader(
+  readToken: string | undefined,
+  adminToken: string | undefined,
+): onRequestHookHandler {
+  return (request, _reply, done) => {
+    if (readToken === undefined) return done();
+    const query = (request.query ?? {}) as Record<string, unknown>;
+    const given =
+      bearerOf(request.headers) ?? (typeof query['token'] === 'string' ? query['token'] : undefined);
+    const allowed = matchesSecret(given, readToken) || matchesSecret(given, adminToken);
+    done(
+      allowed
+        ? undefined
+        : new ProtocolError('UNAUTHORIZED', 'this dashboard needs its read token (?token=…)'),
+    );
   };
 }

@@ -6,12 +6,16 @@ import type { FastifyPluginCallback } from 'fastify';
 import type { EventItem } from '../../proto/dashboard.ts';
 import { ProtocolError } from '../../proto/errors.ts';
 import type { ReadModel } from '../read/read-model.ts';
+import { requireReader } from './auth.ts';
 
 export interface DashboardOptions {
   readonly read: ReadModel;
   /** How often the event streams look for new events. */
   readonly pollMs: number;
   readonly maxEventStreams: number;
+  /** When set, the JSON views and the event stream need it (the page and assets stay open). */
+  readonly readToken?: string | undefined;
+  readonly adminToken?: string | undefined;
 }
 
 const require = createRequire(import.meta.url);
@@ -36,9 +40,10 @@ function integerQuery(value: unknown, name: string, fallback: number, max: numbe
 
 export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
   app,
-  { read, pollMs, maxEventStreams },
+  { read, pollMs, maxEventStreams, readToken, adminToken },
   done,
 ) => {
+  const reader = { onRequest: requireReader(readToken, adminToken) };
   const page = readFileSync(here('./page/index.html'), 'utf8');
   const assets = new Map(
     Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]),
@@ -52,21 +57,21 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
     return reply.type(asset.type).header('cache-control', 'public, max-age=3600').send(asset.body);
   });
 
-  app.get('/v1/status', () => read.status());
-  app.get('/v1/shards', () => read.shards());
-  app.get<{ Params: { id: string } }>('/v1/shards/:id/samples', (request) => {
+  app.get('/v1/status', reader, () => read.status());
+  app.get('/v1/shards', reader, () => read.shards());
+  app.get<{ Params: { id: string } }>('/v1/shards/:id/samples', reader, (request) => {
     const id = Number(request.params.id);
     const samples = Number.isInteger(id) ? read.shardSamples(id) : undefined;
     if (!samples) throw new ProtocolError('NOT_FOUND', `no shard ${request.params.id.slice(0, 20)}`);
     return samples;
   });
-  app.get<{ Querystring: { offset?: string; limit?: string } }>('/v1/workers', (request) =>
+  app.get<{ Querystring: { offset?: string; limit?: string } }>('/v1/workers', reader, (request) =>
     read.workers(
       integerQuery(request.query.offset, 'offset', 0, 2 ** 31),
       integerQuery(request.query.limit, 'limit', 50, MAX_WORKERS_PAGE),
     ),
   );
-  app.get('/v1/series', () => read.series());
+  app.get('/v1/series', reader, () => read.series());
 
   // One poll of the event table serves every open stream.
   let cursor = read.lastEventId();
@@ -80,7 +85,7 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
     }
   };
 
-  app.get<{ Querystring: { after?: string } }>('/v1/events', (request, reply) => {
+  app.get<{ Querystring: { after?: string } }>('/v1/events', reader, (request, reply) => {
     const lastEventId = request.headers['last-event-id'];
     let after = integerQuery(
       typeof lastEventId === 'string' ? lastEventId : request.query.after,

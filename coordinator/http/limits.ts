@@ -14,6 +14,10 @@ export interface ServerLimits {
   readonly maxEventStreams: number;
   /** A request (headers and body) not received in full by then is answered 408 and closed. */
   readonly requestTimeoutMs: number;
+  /** Open enrolment: volunteer tokens issued to one address per hour. */
+  readonly maxEnrolmentsPerIpPerHour: number;
+  /** Open enrolment: volunteer tokens issued per hour in all. */
+  readonly maxEnrolmentsPerHour: number;
 }
 
 export const DEFAULT_LIMITS: ServerLimits = {
@@ -24,4 +28,6 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxConnectsPerIpPerMinute: 120,
   maxEventStreams: 64,
   requestTimeoutMs: 300_000,
+  maxEnrolmentsPerIpPerHour: 5,
+  maxEnrolmentsPerHour: 500,
 };

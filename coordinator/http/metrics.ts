@@ -8,16 +8,21 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { ReadModel } from '../read/read-model.ts';
 import { JOB_PHASES, UNIT_STATES } from '../store/store.ts';
+import { requireReader } from './auth.ts';
 
 export interface MetricsOptions {
   readonly read: ReadModel;
   /** Where the validation and merge timings come from. */
   readonly core: CoordinatorCore;
+  /** When set, a scrape needs it (or the admin token) as a Bearer token. */
+  readonly readToken?: string | undefined;
+  readonly adminToken?: string | undefined;
 }
 
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export const metricsRoutes: FastifyPluginCallback<MetricsOptions> = (app, { read, core }, done) => {
+export const metricsRoutes: FastifyPluginCallback<MetricsOptions> = (app, options, done) => {
+  const { read, core } = options;
   const registers = [new Registry()];
   const [register] = registers as [Registry];
   collectDefaultMetrics({ register });
@@ -123,10 +128,14 @@ export const metricsRoutes: FastifyPluginCallback<MetricsOptions> = (app, { read
   });
   core.listen({ validated: (s) => validation.observe(s), merged: (s) => merge.observe(s) });
 
-  app.get('/metrics', async (_request, reply) => {
-    snapshot = undefined;
-    return reply.type(register.contentType).send(await register.metrics());
-  });
+  app.get(
+    '/metrics',
+    { onRequest: requireReader(options.readToken, options.adminToken) },
+    async (_request, reply) => {
+      snapshot = undefined;
+      return reply.type(register.contentType).send(await register.metrics());
+    },
+  );
   app.addHook('onClose', (_instance, done) => {
     register.clear();
     done();

@@ -30,7 +30,7 @@ export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, opt
       if (length > options.maxResultBytes)
         throw new ProtocolError('FRAME_TOO_LARGE', `a result is at most ${options.maxResultBytes} bytes`);
       const workerId = header(request, HEADERS.worker);
-      const owned = ownedWorkerId(options.core.identify(bearerOf(request.headers))!);
+      const owned = ownedWorkerId(options.core.identify(bearerOf(request.headers))!)?.id;
       if (owned !== undefined && workerId !== owned && !workerId.startsWith(`${owned}-`))
         throw new ProtocolError(
           'UNAUTHORIZED',

@@ -14,6 +14,8 @@ export interface WorkerPackageOptions {
   readonly workerPackage: () => Promise<PackagedWorker>;
   /** Whether a worker without a token would be refused (changes as volunteer tokens are issued). */
   readonly tokenRequired: () => boolean;
+  /** Open enrolment: a worker without a token asks for one. */
+  readonly enrolment: boolean;
 }
 
 /**
@@ -46,7 +48,11 @@ export const workerPackageRoutes: FastifyPluginCallback<WorkerPackageOptions> = 
       .send(Buffer.from(pkg.bytes));
   });
   app.get('/v1/join', async (): Promise<Join> => {
-    const join = { version: ARBOR_VERSION, token_required: options.tokenRequired() };
+    const join = {
+      version: ARBOR_VERSION,
+      token_required: options.tokenRequired(),
+      enrolment: options.enrolment,
+    };
     try {
       const pkg = await ready();
       return { ...join, package_path: ROUTES.workerPackagePinned.path(pkg.sha256), error: null };

@@ -45,7 +45,12 @@ function fail(ws: WebSocket, error: ProtocolError): void {
 }
 
 /** One worker's socket: hello first, then work requests, heartbeats and hand-backs, all via the core. */
-function attachSession(ws: WebSocket, identity: Identity, options: WorkerSocketOptions): void {
+function attachSession(
+  ws: WebSocket,
+  identity: Identity,
+  options: WorkerSocketOptions,
+  byWorker: Map<string, WebSocket>,
+): void {
   const { core, log } = options;
   let workerId: string | undefined;
   const helloDeadline = setTimeout(
@@ -58,6 +63,7 @@ function attachSession(ws: WebSocket, identity: Identity, options: WorkerSocketO
       if (workerId !== undefined) throw new ProtocolError('BAD_MESSAGE', 'hello was already sent');
       clearTimeout(helloDeadline);
       workerId = core.connect(message, identity).id;
+      byWorker.set(workerId, ws);
       send(ws, {
         type: 'welcome',
         worker_id: workerId,
@@ -104,7 +110,9 @@ function attachSession(ws: WebSocket, identity: Identity, options: WorkerSocketO
   ws.on('error', (error) => log.warn({ worker: workerId, err: error.message }, 'worker socket error'));
   ws.on('close', () => {
     clearTimeout(helloDeadline);
-    if (workerId !== undefined) core.disconnect(workerId);
+    if (workerId === undefined) return;
+    byWorker.delete(workerId);
+    core.disconnect(workerId);
   });
 }
 
@@ -151,10 +159,19 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
     }
   }, options.limits.pingIntervalMs);
   pinger.unref();
+  const byWorker = new Map<string, WebSocket>();
   options.core.listen({
     finished: () => {
       for (const ws of wss.clients)
         send(ws, { type: 'no_work', retry_after_ms: options.retryAfterMs, done: true });
+    },
+    cancelUnit: (workerId, unitId, reason) => {
+      const ws = byWorker.get(workerId);
+      if (ws !== undefined) send(ws, { type: 'cancel', unit_id: unitId, reason });
+    },
+    dropWorker: (workerId, reason) => {
+      const ws = byWorker.get(workerId);
+      if (ws !== undefined) fail(ws, new ProtocolError('UNAUTHORIZED', reason));
     },
   });
 
@@ -175,7 +192,7 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
       wss.emit('connection', ws, request);
-      attachSession(ws, identity, options);
+      attachSession(ws, identity, options, byWorker);
     });
   });
 

@@ -73,6 +73,24 @@ export const JobConfigSchema = Type.Object(
       },
       { ...closed, default: {} },
     ),
+    standing: Type.Object(
+      {
+        cooldown_after: Int(
+          1,
+          1000,
+          'a worker whose last results were this many rejections in a row waits before its next unit',
+          3,
+        ),
+        cooldown_ms: Int(0, 86_400_000, 'the first wait; it doubles with each further rejection', 30_000),
+        bench_after: Int(
+          1,
+          1000,
+          'this many rejections in a row, while others were accepted, and the worker gets no more units',
+          10,
+        ),
+      },
+      { ...closed, default: {} },
+    ),
     eval_every: Int(1, 1e6, 'evaluate and checkpoint after this many accepted results', 4),
     lease_ms: Int(100, 86_400_000, 'lease length; heartbeats extend it', 60_000),
     max_leases_per_worker: Int(1, 1000, 'units one worker may hold at once', 1),

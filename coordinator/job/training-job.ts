@@ -167,6 +167,19 @@ export class TrainingJob {
     );
   }
 
+  /** A model as an Arbor checkpoint that names its data (`arbor eval` reads it). */
+  checkpoint(model: FFFWeights = this.assembled()): Uint8Array {
+    return encodeFFF(model, {
+      kind: 'arbor-checkpoint',
+      ...provenanceMetadata({
+        spec: this.config.data,
+        ...(this.config.data_dir !== undefined ? { dataDir: this.config.data_dir } : {}),
+        ...(this.config.label !== undefined ? { label: this.config.label } : {}),
+        seed: this.config.seed,
+      }),
+    });
+  }
+
   /** Hard test accuracy of the assembled model, a checkpoint blob, and a row in the series. */
   evaluate(): EvalRow {
     const { store, blobs, data } = this.ctx;
@@ -184,17 +197,7 @@ export class TrainingJob {
       accepted: store.resultCounts().accepted,
       hardTestAcc: correct / Math.max(1, data.test.n),
       valLoss,
-      checkpointBlob: blobs.put(
-        encodeFFF(model, {
-          kind: 'arbor-checkpoint',
-          ...provenanceMetadata({
-            spec: this.config.data,
-            ...(this.config.data_dir !== undefined ? { dataDir: this.config.data_dir } : {}),
-            ...(this.config.label !== undefined ? { label: this.config.label } : {}),
-            seed: this.config.seed,
-          }),
-        }),
-      ),
+      checkpointBlob: blobs.put(this.checkpoint(model)),
     };
     const id = store.transaction(() => {
       const inserted = store.addEval(row);

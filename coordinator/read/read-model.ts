@@ -86,6 +86,7 @@ export class ReadModel {
           : null;
     return {
       phase,
+      paused: core.controls.paused,
       data: config.data,
       model: { depth: config.depth, frozen: config.frozen, leaf: config.leaf },
       started_ms: store.getJob()?.createdMs ?? 0,

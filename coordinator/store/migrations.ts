@@ -102,6 +102,11 @@ export const MIGRATIONS: readonly string[] = [
     revoked_ms INTEGER
   );
   `,
+  `
+  ALTER TABLE job ADD COLUMN paused_ms INTEGER;
+  CREATE INDEX results_worker_received ON results(worker_id, received_ms);
+  CREATE INDEX tokens_created ON tokens(created_ms);
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

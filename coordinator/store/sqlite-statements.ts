@@ -133,7 +133,14 @@ export function prepareStatements(db: Database.Database) {
     listResults: db.prepare<[], ResultDbRow>('SELECT * FROM results ORDER BY received_ms, unit_id'),
     getJob: db.prepare<
       [],
-      { config: string; phase: JobPhase; tree_blob: string | null; created_ms: number; updated_ms: number }
+      {
+        config: string;
+        phase: JobPhase;
+        tree_blob: string | null;
+        paused_ms: number | null;
+        created_ms: number;
+        updated_ms: number;
+      }
     >('SELECT * FROM job WHERE id = 1'),
     createJob: db.prepare<[string, number, number]>(
       `INSERT INTO job (id, config, phase, tree_blob, created_ms, updated_ms)
@@ -151,5 +158,33 @@ export function prepareStatements(db: Database.Database) {
        ON CONFLICT(name) DO UPDATE SET value = value + excluded.value`,
     ),
     counters: db.prepare<[], { name: string; value: number }>('SELECT * FROM counters'),
+    getToken: db.prepare<[string], TokenDbRow>('SELECT * FROM tokens WHERE id = ?'),
+    tokensCreatedSince: db.prepare<[number], { n: number }>(
+      'SELECT COUNT(*) AS n FROM tokens WHERE created_ms >= ?',
+    ),
+    setPaused: db.prepare<[number | null, number]>(
+      'UPDATE job SET paused_ms = ?, updated_ms = ? WHERE id = 1',
+    ),
+    cancelLease: db.prepare<[string]>(
+      `UPDATE units SET state = 'ready', lease_token = NULL, worker_id = NULL, deadline_ms = NULL
+       WHERE id = ? AND state = 'leased'`,
+    ),
+    releaseLeasesOf: db.prepare<[string]>(
+      `UPDATE units SET state = 'ready', lease_token = NULL, worker_id = NULL, deadline_ms = NULL
+       WHERE worker_id = ? AND state = 'leased'`,
+    ),
+    recentVerdicts: db.prepare<
+      [string, number],
+      { status: 'accepted' | 'rejected'; rule: string | null; received_ms: number }
+    >(
+      `SELECT status, rule, received_ms FROM results WHERE worker_id = ? ORDER BY received_ms DESC, unit_id DESC
+       LIMIT ?`,
+    ),
+    pruneEvents: db.prepare<[number]>('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
+    pruneIdleWorkers: db.prepare<[number, string]>(
+      `DELETE FROM workers WHERE last_seen_ms < ? AND units_done = 0 AND rejections = 0
+         AND id NOT IN (SELECT value FROM json_each(?))
+         AND id NOT IN (SELECT worker_id FROM units WHERE state = 'leased' AND worker_id IS NOT NULL)`,
+    ),
   };
 }

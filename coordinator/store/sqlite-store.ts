@@ -19,6 +19,7 @@ import type {
   TokenRow,
   Unit,
   UnitState,
+  Verdict,
   Worker,
   WorkerInfo,
 } from './store.ts';
@@ -238,6 +239,46 @@ export class SqliteStore implements Store {
     return this.s.activeToken.get() !== undefined;
   }
 
+  getToken(id: string): TokenRow | undefined {
+    const row = this.s.getToken.get(id);
+    return row === undefined ? undefined : toToken(row);
+  }
+
+  tokensCreatedSince(sinceMs: number): number {
+    return this.s.tokensCreatedSince.get(sinceMs)?.n ?? 0;
+  }
+
+  setPaused(pausedMs: number | null, now: number): void {
+    this.s.setPaused.run(pausedMs, now);
+  }
+
+  cancelLease(unitId: string): Unit | undefined {
+    return this.db
+      .transaction(() => {
+        const before = this.getUnit(unitId);
+        return before !== undefined && this.s.cancelLease.run(unitId).changes === 1 ? before : undefined;
+      })
+      .immediate();
+  }
+
+  releaseLeasesOf(workerId: string): number {
+    return this.s.releaseLeasesOf.run(workerId).changes;
+  }
+
+  recentVerdicts(workerId: string, limit: number): Verdict[] {
+    return this.s.recentVerdicts
+      .all(workerId, limit)
+      .map((r) => ({ status: r.status, rule: r.rule, receivedMs: r.received_ms }));
+  }
+
+  pruneEvents(keep: number): number {
+    return this.s.pruneEvents.run(keep).changes;
+  }
+
+  pruneIdleWorkers(seenBeforeMs: number, keep: readonly string[]): number {
+    return this.s.pruneIdleWorkers.run(seenBeforeMs, JSON.stringify(keep)).changes;
+  }
+
   lastEventId(): number {
     return this.s.lastEventId.get()?.id ?? 0;
   }
@@ -309,6 +350,7 @@ export class SqliteStore implements Store {
           config: r.config,
           phase: r.phase,
           treeBlob: r.tree_blob,
+          pausedMs: r.paused_ms,
           createdMs: r.created_ms,
           updatedMs: r.updated_ms,
         };

@@ -28,6 +28,8 @@ export interface JobRow {
   phase: JobPhase;
   /** The pretrained full tree, whose top K levels are frozen. */
   treeBlob: string | null;
+  /** When an operator paused the job (no new leases), or null. */
+  pausedMs: number | null;
   createdMs: number;
   updatedMs: number;
 }
@@ -132,6 +134,13 @@ export interface TokenRow {
   revokedMs: number | null;
 }
 
+export interface Verdict {
+  status: 'accepted' | 'rejected';
+  /** The rule that rejected it (null when accepted). */
+  rule: string | null;
+  receivedMs: number;
+}
+
 /** Persistence for the coordinator. Time is always passed in; nothing reads the clock. */
 export interface Store {
   upsertShard(shard: Shard): void;
@@ -196,6 +205,24 @@ export interface Store {
   revokeToken(id: string, now: number): boolean;
   /** Whether any token that is not revoked exists: then every worker needs one. */
   hasActiveTokens(): boolean;
+  getToken(id: string): TokenRow | undefined;
+  /** Tokens created at or after `sinceMs` (open enrolment's global rate). */
+  tokensCreatedSince(sinceMs: number): number;
+  /** Pauses (a time) or resumes (null) the job: a paused job leases nothing. */
+  setPaused(pausedMs: number | null, now: number): void;
+  /** leased -> ready without counting an attempt (an operator took it back); the unit as it was. */
+  cancelLease(unitId: string): Unit | undefined;
+  /** Every unit leased to `workerId` goes back to ready without counting an attempt; how many. */
+  releaseLeasesOf(workerId: string): number;
+  /** The worker's latest verdicts, newest first. */
+  recentVerdicts(workerId: string, limit: number): Verdict[];
+  /** Keeps the newest `keep` events; returns how many were deleted. */
+  pruneEvents(keep: number): number;
+  /**
+   * Deletes rows of workers that never had a result and were last seen before `seenBeforeMs`,
+   * except those in `keep` (connected now); returns how many.
+   */
+  pruneIdleWorkers(seenBeforeMs: number, keep: readonly string[]): number;
   counters(): Record<string, number>;
   /** Runs `fn` as one immediate transaction (nested calls become savepoints). */
   transaction<T>(fn: () => T): T;

@@ -30,6 +30,7 @@ import {
 
 const status: Status = {
   phase: 'training',
+  paused: false,
   data: 'mnist',
   model: { depth: 6, frozen: 2, leaf: 8 },
   started_ms: 1_700_000_000_000,

@@ -50,6 +50,7 @@ void describe('parseJobConfig', () => {
         min_delta_norm: 1e-3,
         max_retries: 5,
       },
+      standing: { cooldown_after: 3, cooldown_ms: 30_000, bench_after: 10 },
       eval_every: 4,
       lease_ms: 60_000,
       max_leases_per_worker: 1,

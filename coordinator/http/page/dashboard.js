@@ -63,8 +63,12 @@ const el = (tag, attrs = {}, text) => {
   return e;
 };
 
+// A coordinator started with --read-token is opened as /?token=…; the token goes with every read.
+const readToken = new URLSearchParams(location.search).get('token');
+
 async function getJson(path) {
-  const response = await fetch(path, { cache: 'no-store' });
+  const headers = readToken ? { authorization: `Bearer ${readToken}` } : {};
+  const response = await fetch(path, { cache: 'no-store', headers });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -73,7 +77,7 @@ function renderStatus(s) {
   state.status = s;
   $('job').textContent =
     `${s.data} · depth ${s.model.depth}, ${s.model.frozen} frozen levels (${2 ** s.model.frozen} shards), leaf ${s.model.leaf}`;
-  $('phase').textContent = s.phase;
+  $('phase').textContent = s.paused && s.phase === 'training' ? 'paused' : s.phase;
   $('phase').className = `badge ${s.phase}`;
   const pretraining = s.phase === 'pretraining' ? s.pretraining : null;
   const fraction = s.phase === 'pretraining' ? (pretraining?.fraction ?? 0) : s.progress.fraction;
@@ -382,7 +386,9 @@ function describe(event) {
 }
 
 function listen() {
-  const source = new EventSource('/v1/events');
+  const source = new EventSource(
+    readToken ? `/v1/events?token=${encodeURIComponent(readToken)}` : '/v1/events',
+  );
   source.onopen = () => $('live').classList.add('on');
   source.onerror = () => $('live').classList.remove('on');
   source.onmessage = (message) => {

@@ -1,0 +1,65 @@
+/**
+ * A worker's standing, as BOINC's host reliability: results that keep failing cost it first
+ * time (a cooldown that doubles with each further rejection), then its units. A rejection
+ * for staleness is slowness, not a fault, and does not count. Benching also needs others to
+ * have been accepted during the streak, so a job with one honest worker on an overfitting
+ * shard slows down instead of stalling.
+ */
+import type { JobConfig } from '../job/config.ts';
+import type { Store } from '../store/store.ts';
+
+export type Standing =
+  | { readonly kind: 'good' }
+  | { readonly kind: 'cooling'; readonly untilMs: number; readonly streak: number }
+  | { readonly kind: 'benched'; readonly streak: number };
+
+const LONGEST_COOLDOWN_MS = 3_600_000;
+/** Rules whose rejection says nothing about the worker's honesty. */
+const NOT_A_FAULT = new Set(['not-too-stale']);
+
+export function standingOf(
+  store: Store,
+  rules: JobConfig['standing'],
+  workerId: string,
+  now: number,
+): Standing {
+  const window = Math.max(rules.bench_after, rules.cooldown_after);
+  const verdicts = store.recentVerdicts(workerId, window);
+  let streak = 0;
+  let firstMs = now;
+  let lastMs = 0;
+  for (const verdict of verdicts) {
+    if (verdict.status === 'accepted') break;
+    if (verdict.rule !== null && NOT_A_FAULT.has(verdict.rule)) continue;
+    streak++;
+    firstMs = verdict.receivedMs;
+    lastMs = Math.max(lastMs, verdict.receivedMs);
+  }
+  if (streak >= rules.bench_after && store.acceptedSince(firstMs).results > 0)
+    return { kind: 'benched', streak };
+  if (streak < rules.cooldown_after) return { kind: 'good' };
+  const wait = Math.min(LONGEST_COOLDOWN_MS, rules.cooldown_ms * 2 ** (streak - rules.cooldown_after));
+  return lastMs + wait > now ? { kind: 'cooling', untilMs: lastMs + wait, streak } : { kind: 'good' };
+}
+
+/** What the worker is told instead of a unit, or undefined when it may have one. */
+export function standingRefusal(
+  standing: Standing,
+  now: number,
+  retryAfterMs: number,
+): { retryAfterMs: number; reason: string } | undefined {
+  switch (standing.kind) {
+    case 'good':
+      return undefined;
+    case 'cooling':
+      return {
+        retryAfterMs: Math.max(retryAfterMs, standing.untilMs - now),
+        reason: `your last ${standing.streak} results were rejected: next unit in ${Math.ceil((standing.untilMs - now) / 1000)} s`,
+      };
+    case 'benched':
+      return {
+        retryAfterMs: LONGEST_COOLDOWN_MS,
+        reason: `your last ${standing.streak} results were rejected while others were accepted: no more units for this worker in this job`,
+      };
+  }
+}

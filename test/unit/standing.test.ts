@@ -1,0 +1,117 @@
+/**
+ * Standing (BOINC's host reliability): a worker whose results keep being rejected waits
+ * longer and longer for its next unit, and once others are accepted meanwhile, gets none.
+ * Seeded core, hand-driven clock: the cooldowns are read off the clock, not waited for.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import type { Submission } from '../../coordinator/core/acceptance.ts';
+import type { Assign, Hello, NoWork } from '../../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
+import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
+
+let seeded: SeededCore | undefined;
+afterEach(() => seeded?.cleanup());
+
+const STANDING = { cooldown_after: 2, cooldown_ms: 10_000, bench_after: 4 };
+
+const hello = (name: string): Hello => ({
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  name,
+  capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1000 },
+});
+
+function submit(s: SeededCore, workerId: string, assign: Assign, delta: FFFWeights): string {
+  const submission: Submission = {
+    unitId: assign.unit_id,
+    workerId,
+    leaseToken: assign.lease_token,
+    body: encodeFFF(delta),
+    metrics: { train_loss: 0.5, samples: s.job.unitSamples(s.store.getShard(assign.shard)!), seconds: 1 },
+  };
+  return s.core.submit(submission).response.status;
+}
+
+const lease = (s: SeededCore, workerId: string): Assign => {
+  const answer = s.core.assign(workerId);
+  assert.equal(answer.type, 'assign', JSON.stringify(answer));
+  return answer as Assign;
+};
+
+const refused = (s: SeededCore, workerId: string): NoWork => {
+  const answer = s.core.assign(workerId);
+  assert.equal(answer.type, 'no_work', JSON.stringify(answer));
+  return answer as NoWork;
+};
+
+/** One zero delta from `workerId`: rejected by shows-work. */
+function failOnce(s: SeededCore, workerId: string): void {
+  assert.equal(submit(s, workerId, lease(s, workerId), zeroWeights(s.job.subtreeShape)), 'rejected');
+}
+
+async function setup(): Promise<SeededCore> {
+  seeded = await seededCore({ standing: STANDING, validation: { max_retries: 50 }, shard_epochs: 8 });
+  return seeded;
+}
+
+void describe('standing', () => {
+  void it('a worker waits after repeated rejections, twice as long after each further one', async () => {
+    const s = await setup();
+    const mallory = s.core.connect(hello('mallory')).id;
+    failOnce(s, mallory);
+    failOnce(s, mallory);
+    const first = refused(s, mallory);
+    assert.equal(first.retry_after_ms, 10_000);
+    assert.match(first.reason ?? '', /last 2 results were rejected/);
+    s.clock.advance(10_000);
+    failOnce(s, mallory);
+    assert.equal(refused(s, mallory).retry_after_ms, 20_000);
+    s.clock.advance(19_999);
+    refused(s, mallory);
+    s.clock.advance(1);
+    lease(s, mallory);
+  });
+
+  void it('an accepted result restores standing; others keep theirs throughout', async () => {
+    const s = await setup();
+    const mallory = s.core.connect(hello('mallory')).id;
+    const honest = s.core.connect(hello('honest')).id;
+    failOnce(s, mallory);
+    failOnce(s, mallory);
+    refused(s, mallory);
+    assert.equal(submit(s, honest, lease(s, honest), smallDelta(s.job.subtreeShape)), 'accepted');
+    s.clock.advance(10_000);
+    assert.equal(submit(s, mallory, lease(s, mallory), smallDelta(s.job.subtreeShape)), 'accepted');
+    lease(s, mallory);
+  });
+
+  void it('benches a worker whose rejections continue while others are accepted', async () => {
+    const s = await setup();
+    const mallory = s.core.connect(hello('mallory')).id;
+    const honest = s.core.connect(hello('honest')).id;
+    for (let i = 0; i < STANDING.bench_after; i++) {
+      s.clock.advance(3_600_000);
+      failOnce(s, mallory);
+      if (i === 0)
+        assert.equal(submit(s, honest, lease(s, honest), smallDelta(s.job.subtreeShape)), 'accepted');
+    }
+    s.clock.advance(30 * 86_400_000);
+    const benched = refused(s, mallory);
+    assert.match(benched.reason ?? '', /no more units for this worker/);
+    lease(s, honest);
+  });
+
+  void it('does not bench a lone worker: a stalled job is worse than a slow one', async () => {
+    const s = await setup();
+    const lone = s.core.connect(hello('lone')).id;
+    for (let i = 0; i < STANDING.bench_after + 2; i++) {
+      s.clock.advance(3_600_000);
+      failOnce(s, lone);
+    }
+    s.clock.advance(3_600_000);
+    lease(s, lone);
+  });
+});
