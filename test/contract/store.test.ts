@@ -357,6 +357,7 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
         config: '{"depth":6}',
         phase: 'pretraining',
         treeBlob: null,
+        pausedMs: null,
         createdMs: 10,
         updatedMs: 10,
       });
@@ -369,6 +370,7 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
         config: '{"depth":6}',
         phase: 'routing',
         treeBlob: 'tree-1',
+        pausedMs: null,
         createdMs: 10,
         updatedMs: 30,
       });
@@ -551,6 +553,46 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(results[0]?.reason, 'too stale');
       assert.equal(results[0]?.deltaBlob, null);
       assert.equal(results[2]?.deltaBlob, 'da');
+    });
+
+    void it('pruneEvents keeps the newest events, and ids keep growing after it', () => {
+      for (let i = 0; i < 10; i++) store.appendEvent('e', { i }, i);
+      assert.equal(store.pruneEvents(3), 7);
+      assert.deepEqual(
+        store.eventsAfter(0, 100).map((e) => (e.data as { i: number }).i),
+        [7, 8, 9],
+      );
+      assert.equal(store.appendEvent('e', { i: 10 }, 10), 11);
+      assert.equal(store.pruneEvents(100), 0);
+    });
+
+    void it('pruneIdleWorkers forgets idle workers without results, never connected or credited ones', () => {
+      store.upsertWorker({ id: 'idle', name: 'idle', tokenHash: '', backend: 'cpu', lastSeenMs: 10 });
+      store.upsertWorker({ id: 'fresh', name: 'fresh', tokenHash: '', backend: 'cpu', lastSeenMs: 5_000 });
+      store.upsertWorker({ id: 'online', name: 'online', tokenHash: '', backend: 'cpu', lastSeenMs: 10 });
+      store.upsertWorker({ id: 'holder', name: 'holder', tokenHash: '', backend: 'cpu', lastSeenMs: 10 });
+      store.createUnit({ id: 'u1', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.createUnit({ id: 'u2', shard: 0, baseVersion: 0, createdMs: 1 });
+      store.leaseUnit('w1', 0, LEASE, 't1');
+      store.submitResult('u1', 't1', 0);
+      store.acceptResult({
+        unitId: 'u1',
+        workerId: 'w1',
+        shard: 0,
+        baseVersion: 0,
+        deltaBlob: 'd',
+        samples: 5,
+        now: 0,
+      });
+      store.leaseUnit('holder', 0, LEASE, 't2');
+      assert.equal(store.pruneIdleWorkers(1_000, ['online']), 2);
+      assert.deepEqual(
+        store
+          .listWorkers()
+          .map((w) => w.id)
+          .sort(),
+        ['fresh', 'holder', 'online', 'w1'],
+      );
     });
 
     void it('transaction() commits and returns the value of its callback', () => {

@@ -9,12 +9,17 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { BlobStore } from '../../coordinator/store/blob-store.ts';
 import { CoordinatorCore } from '../../coordinator/core/coordinator-core.ts';
+import type { Retention } from '../../coordinator/core/upkeep.ts';
 import { type JobConfig, parseJobConfig } from '../../coordinator/job/config.ts';
 import { loadJobData } from '../../coordinator/job/job-data.ts';
 import { treeShape } from '../../coordinator/job/pretrain.ts';
 import { TrainingJob } from '../../coordinator/job/training-job.ts';
 import type { ServerLimits } from '../../coordinator/http/limits.ts';
-import { type RunningCoordinator, startCoordinator } from '../../coordinator/main.ts';
+import {
+  type CoordinatorOptions,
+  type RunningCoordinator,
+  startCoordinator,
+} from '../../coordinator/main.ts';
 import { SqliteStore } from '../../coordinator/store/sqlite-store.ts';
 import type { Store } from '../../coordinator/store/store.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
@@ -92,7 +97,7 @@ export interface SeededCore {
 /** A core on an in-memory store with a hand-driven clock, routed and ready to lease. */
 export async function seededCore(
   settings: Record<string, unknown> = {},
-  options: { sharedToken?: string } = {},
+  options: { sharedToken?: string; retention?: Retention } = {},
 ): Promise<SeededCore> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-core-'));
   const config = parseJobConfig({ ...SMALL_JOB, data: 'tiny', ...settings });
@@ -140,6 +145,8 @@ export async function startSmallCoordinator(
     settings?: Record<string, unknown>;
     clock?: ManualClock;
     limits?: Partial<ServerLimits>;
+    /** Admin and read tokens, open enrolment. */
+    access?: Pick<CoordinatorOptions, 'adminToken' | 'readToken' | 'enrolment'>;
   } = {},
 ): Promise<SmallCoordinator> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-small-'));
@@ -158,6 +165,7 @@ export async function startSmallCoordinator(
     ...(options.token !== undefined ? { token: options.token } : {}),
     ...(options.clock !== undefined ? { clock: options.clock } : {}),
     ...(options.limits !== undefined ? { limits: options.limits } : {}),
+    ...options.access,
   });
   await coordinator.prepared;
   return {

@@ -325,7 +325,8 @@ void describe('free riders and stalls', () => {
   });
 
   void it('retire a unit after max_retries rejections, with ids of bounded length', async () => {
-    const s = await setup({ validation: { max_retries: 2 } });
+    // Standing would make mallory wait after its third rejection; this is about the unit.
+    const s = await setup({ validation: { max_retries: 2 }, standing: { cooldown_after: 100 } });
     const id = s.core.connect(hello('mallory')).id;
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -365,5 +366,27 @@ void describe('evaluation and the end of the job', () => {
     assert.deepEqual(finished, [total]);
     assert.equal(s.core.phase, 'done');
     assert.ok(existsSync(s.job.finalModelPath), 'the final model is written');
+  });
+});
+
+void describe('upkeep', () => {
+  void it('bounds the event log and forgets idle strangers, on its own schedule', async () => {
+    const s = await seededCore({}, { retention: { maxEvents: 5, idleWorkerRowMs: 60_000, everyMs: 10_000 } });
+    seeded = s;
+    for (let i = 0; i < 20; i++) s.core.disconnect(s.core.connect(hello(`passer-${i}`)).id);
+    const online = s.core.connect(hello('online')).id;
+    s.clock.advance(60_001);
+    s.core.upkeep();
+    assert.deepEqual(
+      s.store.listWorkers().map((w) => w.id),
+      [online],
+    );
+    assert.equal(s.store.eventsAfter(0, 1000).length, 5);
+    for (let i = 0; i < 20; i++) s.store.appendEvent('noise', {}, s.clock.now());
+    s.core.upkeep();
+    assert.equal(s.store.eventsAfter(0, 1000).length, 25, 'not again before everyMs');
+    s.clock.advance(10_000);
+    s.core.upkeep();
+    assert.equal(s.store.eventsAfter(0, 1000).length, 5);
   });
 });
