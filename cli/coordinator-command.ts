@@ -37,6 +37,7 @@ const JOB_FLAGS = {
   maxStaleness: 'outer.max_staleness',
   valFraction: 'validation.fraction',
   valTolerance: 'validation.tolerance',
+  quorum: 'validation.quorum',
   evalEvery: 'eval_every',
   leaseMs: 'lease_ms',
   heartbeatMs: 'heartbeat_ms',
@@ -117,6 +118,11 @@ function withJobOptions(command: Command): Command {
       '--val-tolerance <f>',
       'allowed relative rise of validation loss',
       positiveNumber('--val-tolerance'),
+    )
+    .option(
+      '--quorum <n>',
+      '2: every unit is computed by two workers and merged only if their deltas agree',
+      integer('--quorum', 1, 2),
     )
     .option('--eval-every <n>', 'evaluate after this many accepted results', integer('--eval-every', 1))
     .option('--lease-ms <ms>', 'lease length', integer('--lease-ms', 100))

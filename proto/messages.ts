@@ -194,6 +194,9 @@ export const ResultResponse = Type.Object(
     status: Type.Union([Type.Literal('accepted'), Type.Literal('rejected')]),
     reason: Type.Optional(Text(1024, 'why the result was rejected')),
     version: Type.Optional(Count('model version after accepting')),
+    held: Type.Optional(
+      Type.Boolean({ description: 'quorum mode: valid, held until a second worker computes the unit alike' }),
+    ),
   },
   { ...closed, description: 'answer to PUT /v1/units/:id/result' },
 );

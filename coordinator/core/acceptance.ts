@@ -10,7 +10,7 @@ import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { Shard, Unit } from '../store/store.ts';
-import { deltaNorm, nonFiniteValue, shapeMismatch } from './delta-check.ts';
+import { deltaNorm, nonFiniteValue, relativeDistance, shapeMismatch } from './delta-check.ts';
 import { OuterOptimizer } from './outer-optimizer.ts';
 
 export interface Submission {
@@ -31,6 +31,8 @@ export interface Candidate {
   staleness?: number;
   norm?: number;
   merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
+  /** Quorum mode: the first worker's delta for this unit, held until this one agrees. */
+  held?: FFFWeights;
 }
 
 export interface AcceptanceRule {
@@ -124,6 +126,19 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
       const expected = job.unitSamples(shardOf(c));
       const claimed = c.submission.metrics.samples;
       return claimed !== expected ? `claims ${claimed} samples; the unit trains ${expected}` : undefined;
+    },
+  },
+  {
+    name: 'quorum-agrees',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      if (c.held === undefined) return undefined;
+      const distance = relativeDistance(deltaOf(c), c.held);
+      const tolerance = job.config.validation.quorum_tolerance;
+      return distance > tolerance
+        ? `differs from the other worker's result for this unit by ${distance.toPrecision(3)} (tolerance ${tolerance})`
+        : undefined;
     },
   },
   {

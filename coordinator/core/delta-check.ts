@@ -38,3 +38,15 @@ export function deltaNorm(delta: FFFWeights): number {
   for (const name of TENSOR_NAMES) for (const v of delta.tensors[name]) squares += v * v;
   return Math.sqrt(squares);
 }
+
+/** ‖a − b‖ / max(‖a‖, ‖b‖): 0 for equal deltas, about 1.4 for unrelated ones of one size. */
+export function relativeDistance(a: FFFWeights, b: FFFWeights): number {
+  let diff = 0;
+  for (const name of TENSOR_NAMES) {
+    const x = a.tensors[name];
+    const y = b.tensors[name];
+    for (let i = 0; i < x.length; i++) diff += (x[i]! - y[i]!) ** 2;
+  }
+  const scale = Math.max(deltaNorm(a), deltaNorm(b));
+  return scale === 0 ? 0 : Math.sqrt(diff) / scale;
+}

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { type ErrorCode, ProtocolError } from '../../proto/errors.ts';
 import type { ResultResponse } from '../../proto/messages.ts';
-import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { ResultRow, Store, Unit } from '../store/store.ts';
@@ -96,6 +96,7 @@ export class ResultIntake {
     if (candidate.shard === undefined)
       throw new ProtocolError('INTERNAL', `unit ${submission.unitId} names an unknown shard`);
     this.store.addToCounter('model_bytes_in', submission.body.byteLength);
+    if (unit!.heldBlob !== null) candidate.held = decodeFFF(this.blobs.read(unit!.heldBlob));
 
     const started = performance.now();
     const verdict = judge(candidate, this.job, 'delta');
@@ -104,9 +105,25 @@ export class ResultIntake {
       this.reject(unit!, { id: submission.workerId, name }, verdict.rule, verdict.reason, candidate.now);
       return { response: { status: 'rejected', reason: verdict.reason }, code: verdict.rule.code };
     }
+    if (this.job.config.validation.quorum > 1 && unit!.heldBy === null)
+      return this.hold(unit!, candidate, name);
     const version = this.merge(unit!, candidate, name);
     this.timings.merged((performance.now() - started) / 1000);
     return { response: { status: 'accepted', version } };
+  }
+
+  /** Quorum mode: a first valid result waits for a second worker to compute the unit alike. */
+  private hold(unit: Unit, candidate: Candidate, name: string | undefined): IntakeOutcome {
+    const { workerId, leaseToken, body } = candidate.submission;
+    const deltaBlob = this.blobs.put(body);
+    const details = { unit: unit.id, shard: unit.shard, worker: workerId };
+    this.store.transaction(() => {
+      if (!this.store.holdResult(unit.id, leaseToken, workerId, deltaBlob))
+        throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
+      this.store.appendEvent('held', { ...details, name }, candidate.now);
+    });
+    this.log.info(details, 'result held for a second worker');
+    return { response: { status: 'accepted', held: true } };
   }
 
   private reject(
@@ -154,13 +171,21 @@ export class ResultIntake {
         baseVersion: unit.baseVersion,
         deltaBlob,
         samples: this.job.unitSamples(candidate.shard!),
+        alsoCredit: unit.heldBy,
         now: candidate.now,
         merged: { weightsBlob, momentumBlob, valLoss: merged.valLoss },
       });
       if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
       store.appendEvent(
         'accepted',
-        { ...details, name, version: v, staleness: candidate.staleness, train_loss: metrics.train_loss },
+        {
+          ...details,
+          name,
+          version: v,
+          staleness: candidate.staleness,
+          train_loss: metrics.train_loss,
+          ...(unit.heldBy !== null ? { agreed_with: unit.heldBy } : {}),
+        },
         candidate.now,
       );
       return v;

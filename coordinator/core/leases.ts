@@ -53,7 +53,10 @@ export class Leases {
       shard: unit.shard,
       base_version: unit.baseVersion,
       deadline_ms: unit.deadlineMs ?? 0,
-      base_blob: { sha256: shard.weightsBlob, bytes: this.blobs.size(shard.weightsBlob) },
+      base_blob: {
+        sha256: unit.baseBlob ?? shard.weightsBlob,
+        bytes: this.blobs.size(unit.baseBlob ?? shard.weightsBlob),
+      },
       data_blob: { sha256: shard.dataBlob, bytes: this.blobs.size(shard.dataBlob) },
       recipe: {
         local_epochs: config.local_epochs,

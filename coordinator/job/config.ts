@@ -70,6 +70,13 @@ export const JobConfigSchema = Type.Object(
         max_delta_norm: Num(0, 1e9, 'reject deltas with a larger global L2 norm', 1000),
         min_delta_norm: Num(0, 1e9, 'reject deltas with a smaller global L2 norm: they show no work', 1e-3),
         max_retries: Int(0, 100, 'a unit rejected this many more times is retired, not reissued', 5),
+        quorum: Int(1, 2, '2: each unit is computed by two workers, merged only when their deltas agree', 1),
+        quorum_tolerance: Num(
+          0,
+          10,
+          'quorum: largest relative L2 distance between the two deltas of a unit',
+          0.05,
+        ),
       },
       { ...closed, default: {} },
     ),

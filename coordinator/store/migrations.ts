@@ -107,6 +107,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX results_worker_received ON results(worker_id, received_ms);
   CREATE INDEX tokens_created ON tokens(created_ms);
   `,
+  `
+  ALTER TABLE units ADD COLUMN base_blob TEXT;
+  ALTER TABLE units ADD COLUMN held_by TEXT;
+  ALTER TABLE units ADD COLUMN held_blob TEXT;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

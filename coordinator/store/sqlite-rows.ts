@@ -40,6 +40,9 @@ export interface UnitRow {
   deadline_ms: number | null;
   attempts: number;
   created_ms: number;
+  base_blob: string | null;
+  held_by: string | null;
+  held_blob: string | null;
 }
 export interface WorkerRow {
   id: string;
@@ -96,6 +99,9 @@ export const toUnit = (r: UnitRow): Unit => ({
   deadlineMs: r.deadline_ms,
   attempts: r.attempts,
   createdMs: r.created_ms,
+  baseBlob: r.base_blob,
+  heldBy: r.held_by,
+  heldBlob: r.held_blob,
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

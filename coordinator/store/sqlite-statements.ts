@@ -22,13 +22,23 @@ export function prepareStatements(db: Database.Database) {
       `INSERT INTO units (id, shard, base_version, state, attempts, created_ms) VALUES (?, ?, ?, 'ready', 0, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
-    oldestReady: db.prepare<[], { id: string }>(
-      `SELECT id FROM units WHERE state = 'ready' ORDER BY created_ms, id LIMIT 1`,
+    oldestReady: db.prepare<[string], { id: string }>(
+      `SELECT id FROM units WHERE state = 'ready' AND (held_by IS NULL OR held_by != ?)
+       ORDER BY created_ms, id LIMIT 1`,
     ),
+    // A held unit keeps the base its first result was computed from.
     lease: db.prepare<[string, string, number, number, string]>(
       `UPDATE units SET state = 'leased', worker_id = ?, lease_token = ?, deadline_ms = ?, leased_ms = ?,
-         base_version = (SELECT version FROM shards WHERE shards.id = units.shard)
+         base_version = CASE WHEN held_by IS NULL
+           THEN (SELECT version FROM shards WHERE shards.id = units.shard) ELSE base_version END,
+         base_blob = CASE WHEN held_by IS NULL
+           THEN (SELECT weights_blob FROM shards WHERE shards.id = units.shard) ELSE base_blob END
        WHERE id = ? AND state = 'ready'`,
+    ),
+    hold: db.prepare<[{ id: string; token: string; worker: string; blob: string }]>(
+      `UPDATE units SET state = 'ready', held_by = @worker, held_blob = @blob, lease_token = NULL,
+         worker_id = NULL, deadline_ms = NULL
+       WHERE id = @id AND lease_token = @token AND state = 'leased' AND held_by IS NULL`,
     ),
     renew: db.prepare<[{ id: string; token: string; now: number; lease: number; lifetime: number }]>(
       `UPDATE units SET deadline_ms = MIN(@now + @lease, COALESCE(leased_ms, @now) + @lifetime)

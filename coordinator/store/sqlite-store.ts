@@ -56,7 +56,7 @@ export class SqliteStore implements Store {
 
     const s = this.s;
     this.leaseTx = db.transaction((workerId: string, now: number, leaseMs: number, token: string) => {
-      const next = s.oldestReady.get();
+      const next = s.oldestReady.get(workerId);
       if (next === undefined) return undefined;
       s.lease.run(workerId, token, now + leaseMs, now, next.id);
       const row = s.getUnit.get(next.id);
@@ -90,6 +90,7 @@ export class SqliteStore implements Store {
         received_ms: input.now,
       });
       s.creditWorker.run(input.samples, input.workerId);
+      if (input.alsoCredit != null) s.creditWorker.run(input.samples, input.alsoCredit);
       return bumped.version;
     });
     this.rejectTx = db.transaction((input: RejectInput) => {
@@ -160,6 +161,10 @@ export class SqliteStore implements Store {
 
   releaseUnit(unitId: string, token: string): boolean {
     return this.s.release.run(unitId, token).changes === 1;
+  }
+
+  holdResult(unitId: string, token: string, workerId: string, deltaBlob: string): boolean {
+    return this.s.hold.run({ id: unitId, token, worker: workerId, blob: deltaBlob }).changes === 1;
   }
 
   submitResult(unitId: string, token: string, now: number): boolean {

@@ -63,6 +63,11 @@ export interface Unit extends NewUnit {
   leaseToken: string | null;
   deadlineMs: number | null;
   attempts: number;
+  /** The subtree weights it was leased from (kept while a result is held for a quorum). */
+  baseBlob: string | null;
+  /** Quorum mode: the worker whose valid result waits for a second, agreeing one. */
+  heldBy: string | null;
+  heldBlob: string | null;
 }
 
 export interface WorkerInfo {
@@ -87,6 +92,8 @@ export interface AcceptInput {
   deltaBlob: string;
   /** Samples the unit trained: added to the shard's trained_samples and the worker's credit. */
   samples: number;
+  /** Quorum mode: the worker whose held result this one agreed with, credited the same. */
+  alsoCredit?: string | null;
   now: number;
   /** The shard after merging this delta, written in the same transaction. */
   merged?: { weightsBlob: string; momentumBlob: string; valLoss: number };
@@ -148,7 +155,10 @@ export interface Store {
   listShards(): Shard[];
   createUnit(unit: NewUnit): void;
   getUnit(id: string): Unit | undefined;
-  /** The oldest 'ready' unit becomes 'leased' to `workerId` with `token`; undefined if none. */
+  /**
+   * The oldest 'ready' unit that `workerId` did not already compute (quorum) becomes 'leased'
+   * to it with `token`; undefined if none.
+   */
   leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined;
   /**
    * Extends the deadline to now + leaseMs, never past `lifetimeMs` after the lease began.
@@ -157,6 +167,11 @@ export interface Store {
   renewLease(unitId: string, token: string, now: number, leaseMs: number, lifetimeMs?: number): boolean;
   /** leased -> ready (attempts + 1), token-fenced: the worker hands the unit back. */
   releaseUnit(unitId: string, token: string): boolean;
+  /**
+   * Quorum mode: leased -> ready with the sender's valid delta held, token-fenced; the unit is
+   * leased next to another worker, from the same base. False means the lease was lost.
+   */
+  holdResult(unitId: string, token: string, workerId: string, deltaBlob: string): boolean;
   /** leased -> submitted, token-fenced; false means the lease was lost. */
   submitResult(unitId: string, token: string, now: number): boolean;
   /** One transaction; returns the shard's new version, or undefined on replay / unknown unit. */

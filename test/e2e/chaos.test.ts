@@ -1,7 +1,8 @@
 /**
  * Chaos: the coordinator process is killed with SIGKILL ten times during one job, at
  * moments drawn from a seeded generator, and restarted from its database on the same port;
- * two worker processes reconnect on their own. The job finishes, every accepted result is
+ * two worker processes reconnect on their own, and are themselves SIGKILLed at random
+ * moments (mid-unit: their leases expire) and restarted. The job finishes, every accepted result is
  * merged and credited exactly once, and the model is within 3 pp of the same job undisturbed.
  * (The random pause before each kill is the chaos schedule, not a wait for something.)
  */
@@ -47,10 +48,13 @@ void describe('chaos', { timeout: 600_000 }, () => {
     let coordinator = spawnArbor([...args, '--port', '0']);
     const port = new URL(await coordinatorUrl(coordinator)).port;
     const url = `ws://127.0.0.1:${port}`;
-    const workers: Spawned[] = ['one', 'two'].map((name) =>
-      spawnArbor(['worker', '--url', url, '--name', name, '--backend', 'wasm']),
-    );
+    const names = ['one', 'two'];
+    const startWorker = (name: string) =>
+      spawnArbor(['worker', '--url', url, '--name', name, '--backend', 'wasm']);
+    const workers: Spawned[] = names.map(startWorker);
     const rng = createRng(2026);
+    const pause = () => new Promise((resolve) => setTimeout(resolve, Math.floor(rng() * 700)));
+    let workerKills = 0;
     try {
       for (let kill = 0; kill < KILLS; kill++) {
         // Some progress since the last restart, then a moment drawn at random.
@@ -60,7 +64,16 @@ void describe('chaos', { timeout: 600_000 }, () => {
           () => (accepted(db) > before ? true : undefined),
           120_000,
         );
-        await new Promise((resolve) => setTimeout(resolve, Math.floor(rng() * 700)));
+        await pause();
+        if (rng() < 0.6) {
+          // A volunteer's machine dies mid-unit; it comes back under the same name.
+          const which = Math.floor(rng() * workers.length);
+          workers[which]!.child.kill('SIGKILL');
+          await workers[which]!.exited;
+          workers[which] = startWorker(names[which]!);
+          workerKills++;
+          await pause();
+        }
         coordinator.child.kill('SIGKILL');
         assert.equal(await coordinator.exited, null, `kill ${kill + 1} hit a live coordinator`);
         coordinator = spawnArbor([...args, '--port', port]);
@@ -75,7 +88,10 @@ void describe('chaos', { timeout: 600_000 }, () => {
     assert.equal(jobRow!['phase'], 'done');
     assertMergedExactlyOnce(db);
     const disturbed = finalAccuracy(coordinator);
-    t.diagnostic(`hard test accuracy: ${disturbed} after ${KILLS} kills, ${reference} undisturbed`);
+    t.diagnostic(
+      `hard test accuracy: ${disturbed} after ${KILLS} coordinator and ${workerKills} worker kills, ${reference} undisturbed`,
+    );
+    assert.ok(workerKills >= 3, `only ${workerKills} worker kills`);
     assert.ok(
       Math.abs(disturbed - reference) <= 0.03,
       `final hard test accuracy ${disturbed} after ${KILLS} kills, ${reference} undisturbed`,

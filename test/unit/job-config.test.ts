@@ -49,6 +49,8 @@ void describe('parseJobConfig', () => {
         max_delta_norm: 1000,
         min_delta_norm: 1e-3,
         max_retries: 5,
+        quorum: 1,
+        quorum_tolerance: 0.05,
       },
       standing: { cooldown_after: 3, cooldown_ms: 30_000, bench_after: 10 },
       eval_every: 4,

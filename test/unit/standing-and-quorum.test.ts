@@ -1,7 +1,9 @@
 /**
- * Standing (BOINC's host reliability): a worker whose results keep being rejected waits
- * longer and longer for its next unit, and once others are accepted meanwhile, gets none.
- * Seeded core, hand-driven clock: the cooldowns are read off the clock, not waited for.
+ * Trust in volunteers, on a seeded core with a hand-driven clock (cooldowns are read off
+ * the clock, not waited for). Standing, as BOINC's host reliability: a worker whose results
+ * keep being rejected waits longer and longer for its next unit, and once others are
+ * accepted meanwhile, gets none. Quorum: a unit computed by two workers is merged only when
+ * their deltas agree.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
@@ -113,5 +115,56 @@ void describe('standing', () => {
     }
     s.clock.advance(3_600_000);
     lease(s, lone);
+  });
+});
+
+void describe('quorum', () => {
+  const quorumCore = async (): Promise<SeededCore> => {
+    seeded = await seededCore({ validation: { quorum: 2 }, standing: { cooldown_after: 100 } });
+    return seeded;
+  };
+  const scaled = (delta: FFFWeights, factor: number): FFFWeights => {
+    for (const tensor of Object.values(delta.tensors)) tensor.forEach((v, i, a) => (a[i] = v * factor));
+    return delta;
+  };
+
+  void it('merges a unit once two workers computed it alike from the same base, crediting both', async () => {
+    const s = await quorumCore();
+    const alice = s.core.connect(hello('alice')).id;
+    const bob = s.core.connect(hello('bob')).id;
+    const first = lease(s, alice);
+    const shard = s.store.getShard(first.shard)!;
+    const outcome = s.core.submit({
+      unitId: first.unit_id,
+      workerId: alice,
+      leaseToken: first.lease_token,
+      body: encodeFFF(smallDelta(s.job.subtreeShape)),
+      metrics: { train_loss: 0.5, samples: s.job.unitSamples(shard), seconds: 1 },
+    });
+    assert.deepEqual(outcome.response, { status: 'accepted', held: true });
+    assert.equal(s.store.getShard(first.shard)!.version, 0, 'nothing merged yet');
+    assert.notEqual(lease(s, alice).unit_id, first.unit_id, 'never the same worker twice');
+    const second = lease(s, bob);
+    assert.equal(second.unit_id, first.unit_id);
+    assert.equal(second.base_blob.sha256, first.base_blob.sha256);
+    assert.equal(second.recipe.seed, first.recipe.seed);
+    assert.equal(submit(s, bob, second, scaled(smallDelta(s.job.subtreeShape), 1.01)), 'accepted');
+    assert.equal(s.store.getShard(first.shard)!.version, 1);
+    const credit = s.job.unitSamples(shard);
+    assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(bob)!.credit], [credit, credit]);
+  });
+
+  void it('rejects a unit whose two results disagree, credits no one, and issues it afresh', async () => {
+    const s = await quorumCore();
+    const alice = s.core.connect(hello('alice')).id;
+    const mallory = s.core.connect(hello('mallory')).id;
+    const first = lease(s, alice);
+    submit(s, alice, first, smallDelta(s.job.subtreeShape));
+    const second = lease(s, mallory);
+    assert.equal(submit(s, mallory, second, scaled(smallDelta(s.job.subtreeShape), 2)), 'rejected');
+    assert.equal(s.store.getResult(first.unit_id)?.rule, 'quorum-agrees');
+    assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(mallory)!.credit], [0, 0]);
+    const reissued = s.store.getUnit(`${first.unit_id}-x1`)!;
+    assert.deepEqual([reissued.state, reissued.heldBy], ['ready', null]);
   });
 });
