@@ -15,7 +15,7 @@ import {
   WorkersSchema,
 } from './dashboard.ts';
 import { WIRE } from './messages.ts';
-import { HEADERS, ROUTES } from './routes.ts';
+import { ADMIN_ROUTES, HEADERS, ROUTES } from './routes.ts';
 import { PROTOCOL_VERSION } from './version.ts';
 
 interface Row {
@@ -116,8 +116,16 @@ export function renderProtocolDoc(): string {
         `\`assign\`) and \`${HEADERS.metrics}\` (the result metrics object above, as JSON).`,
       `The volunteer package: \`GET ${ROUTES.workerPackage}\` redirects to \`${ROUTES.workerPackagePinned.path('SHA256')}\`, ` +
         'an npm tarball (immutable, named by its sha256) whose `arbor-worker` command joins this coordinator.',
+      `Open enrolment (a coordinator started with \`--enrolment open\`): \`POST ${ROUTES.enrol}\` with an ` +
+        'EnrolRequest, no token, answered 201 with an EnrolResponse; a few per address an hour (RATE_LIMITED past them). ' +
+        'From then on the worker presents that token.',
+      `Operator controls, each with \`Authorization: Bearer ADMIN_TOKEN\` (UNAUTHORIZED without): ` +
+        `\`POST ${ADMIN_ROUTES.pause}\` and \`POST ${ADMIN_ROUTES.resume}\` (leasing), ` +
+        `\`POST ${ADMIN_ROUTES.cancelUnit.pattern}\` (takes a lease back; its worker gets \`cancel\`), ` +
+        `\`POST ${ADMIN_ROUTES.revokeToken.pattern}\` (revokes a volunteer token; its sockets close with 4003), ` +
+        `\`GET ${ADMIN_ROUTES.model}\` (the current model as a safetensors checkpoint).`,
       section(
-        'Dashboard API (read-only, no token: GET /v1/status, /v1/shards, /v1/shards/:id/samples, /v1/workers?offset&limit, /v1/series; /v1/events streams EventItem as server-sent events, resumable with Last-Event-ID)',
+        'Dashboard API (read-only; no token unless the coordinator has a read token, then `Authorization: Bearer READ_TOKEN` or `?token=`: GET /v1/status, /v1/shards, /v1/shards/:id/samples, /v1/workers?offset&limit, /v1/series; /v1/events streams EventItem as server-sent events, resumable with Last-Event-ID)',
         {
           Status: StatusSchema,
           Shards: ShardsSchema,
