@@ -14,6 +14,8 @@ export type Standing =
   | { readonly kind: 'benched'; readonly streak: number };
 
 const LONGEST_COOLDOWN_MS = 3_600_000;
+/** The worker asks again at least this often, so its socket never looks idle. */
+const LONGEST_RETRY_HINT_MS = 600_000;
 /** Rules whose rejection says nothing about the worker's honesty. */
 const NOT_A_FAULT = new Set(['not-too-stale']);
 
@@ -53,12 +55,12 @@ export function standingRefusal(
       return undefined;
     case 'cooling':
       return {
-        retryAfterMs: Math.max(retryAfterMs, standing.untilMs - now),
+        retryAfterMs: Math.min(LONGEST_RETRY_HINT_MS, Math.max(retryAfterMs, standing.untilMs - now)),
         reason: `your last ${standing.streak} results were rejected: next unit in ${Math.ceil((standing.untilMs - now) / 1000)} s`,
       };
     case 'benched':
       return {
-        retryAfterMs: LONGEST_COOLDOWN_MS,
+        retryAfterMs: LONGEST_RETRY_HINT_MS,
         reason: `your last ${standing.streak} results were rejected while others were accepted: no more units for this worker in this job`,
       };
   }

@@ -4,6 +4,11 @@ export interface ServerLimits {
   readonly maxConcurrentUploads: number;
   /** A worker socket that has not said hello by then is closed. */
   readonly helloTimeoutMs: number;
+  /**
+   * A worker socket that sent no frame for this long is closed (honest workers speak at
+   * least every heartbeat or no_work retry, both far shorter); checked at each ping.
+   */
+  readonly idleTimeoutMs: number;
   /** Sockets are pinged this often; one that has not answered the last ping is dropped. */
   readonly pingIntervalMs: number;
   /** Worker sockets from one address at once; more upgrades are refused with 429. */
@@ -24,6 +29,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxConcurrentUploads: 8,
   helloTimeoutMs: 10_000,
   pingIntervalMs: 30_000,
+  idleTimeoutMs: 15 * 60_000,
   maxConnectionsPerIp: 64,
   maxConnectsPerIpPerMinute: 120,
   maxEventStreams: 64,

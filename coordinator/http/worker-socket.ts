@@ -22,7 +22,11 @@ export interface WorkerSocketOptions {
   readonly maxResultBytes: number;
   readonly limits: Pick<
     ServerLimits,
-    'helloTimeoutMs' | 'pingIntervalMs' | 'maxConnectionsPerIp' | 'maxConnectsPerIpPerMinute'
+    | 'helloTimeoutMs'
+    | 'pingIntervalMs'
+    | 'idleTimeoutMs'
+    | 'maxConnectionsPerIp'
+    | 'maxConnectsPerIpPerMinute'
   >;
 }
 
@@ -43,6 +47,9 @@ function fail(ws: WebSocket, error: ProtocolError): void {
   send(ws, { type: 'error', ...error.toWire(), message: error.message.slice(0, 1024) });
   ws.close(error.spec.wsClose ?? 4000, error.code);
 }
+
+/** When each socket last sent a frame (for the idle timeout). */
+const lastFrame = new WeakMap<WebSocket, number>();
 
 /** One worker's socket: hello first, then work requests, heartbeats and hand-backs, all via the core. */
 function attachSession(
@@ -92,6 +99,7 @@ function attachSession(
   };
 
   ws.on('message', (raw: RawData, isBinary: boolean) => {
+    lastFrame.set(ws, Date.now());
     // A socket already failed answers nothing more (no lease goes to a closing socket).
     if (ws.readyState !== ws.OPEN) return;
     try {
@@ -139,6 +147,7 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
     const ip = request.socket.remoteAddress ?? '';
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
     alive.add(ws);
+    lastFrame.set(ws, Date.now());
     ws.on('pong', () => alive.add(ws));
     ws.once('close', () => {
       const left = (perIp.get(ip) ?? 1) - 1;
@@ -149,7 +158,19 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
   });
   // A peer that has not answered the last ping is gone (ws README: broken connections).
   const pinger = setInterval(() => {
+    const now = Date.now();
     for (const ws of wss.clients) {
+      const idleMs = now - (lastFrame.get(ws) ?? now);
+      if (idleMs > options.limits.idleTimeoutMs) {
+        fail(
+          ws,
+          new ProtocolError(
+            'BAD_MESSAGE',
+            `no message for ${Math.round(idleMs / 1000)} s: idle socket closed`,
+          ),
+        );
+        continue;
+      }
       if (!alive.has(ws)) {
         ws.terminate();
         continue;

@@ -114,6 +114,7 @@ void describe('buildApp', () => {
         package_path: null,
         version: 'x',
         token_required: true,
+        enrolment: false,
         error: 'the volunteer package could not be built: not built in this test',
       },
     );

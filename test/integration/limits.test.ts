@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import type { Assign } from '../../proto/messages.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
-import { helloFrame, holdLease as holdLeaseAs } from '../helpers/volunteer.ts';
+import { helloFrame, holdLease as holdLeaseAs, joinAs } from '../helpers/volunteer.ts';
 
 const TOKEN = 'limits-token';
 let small: SmallCoordinator;
@@ -193,6 +193,22 @@ void describe('limits', { timeout: 60_000 }, () => {
     const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
     assert.equal(code, 4000);
     assert.equal(reason.toString(), 'BAD_MESSAGE');
+  });
+
+  void it('closes a socket that said hello and then nothing, though it answers pings', async () => {
+    const quiet = await startSmallCoordinator({
+      token: TOKEN,
+      limits: { pingIntervalMs: 100, idleTimeoutMs: 300 },
+    });
+    try {
+      const volunteer = await joinAs(quiet.wsUrl, TOKEN, 'quiet', sockets);
+      const [code] = (await once(volunteer.ws, 'close')) as [number];
+      assert.equal(code, 4000);
+      const error = await volunteer.next();
+      assert.match(error.type === 'error' ? error.message : '', /idle socket closed/);
+    } finally {
+      await quiet.close();
+    }
   });
 
   void it('caps sockets from one address, and frees the place when one closes', async () => {
