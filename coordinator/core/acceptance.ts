@@ -33,6 +33,8 @@ export interface Candidate {
   merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
   /** Quorum mode: the first worker's delta for this unit, held until this one agrees. */
   held?: FFFWeights;
+  /** Relative L2 distance between this delta and the held one. */
+  quorumDistance?: number;
 }
 
 export interface AcceptanceRule {
@@ -134,7 +136,7 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     code: 'DELTA_REJECTED',
     check: (c, job) => {
       if (c.held === undefined) return undefined;
-      const distance = relativeDistance(deltaOf(c), c.held);
+      const distance = (c.quorumDistance = relativeDistance(deltaOf(c), c.held));
       const tolerance = job.config.validation.quorum_tolerance;
       return distance > tolerance
         ? `differs from the other worker's result for this unit by ${distance.toPrecision(3)} (tolerance ${tolerance})`

@@ -184,7 +184,9 @@ export class ResultIntake {
           version: v,
           staleness: candidate.staleness,
           train_loss: metrics.train_loss,
-          ...(unit.heldBy !== null ? { agreed_with: unit.heldBy } : {}),
+          ...(unit.heldBy !== null
+            ? { agreed_with: unit.heldBy, quorum_distance: candidate.quorumDistance }
+            : {}),
         },
         candidate.now,
       );

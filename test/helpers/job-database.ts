@@ -14,8 +14,11 @@ export const query = (db: string, sql: string): Row[] => {
   }
 };
 
-/** Every accepted result merged exactly once: one version bump and its samples per result. */
-export function assertMergedExactlyOnce(db: string): void {
+/**
+ * Every accepted result merged exactly once: one version bump and its samples per result;
+ * credited to one worker, or to both of its workers in quorum mode.
+ */
+export function assertMergedExactlyOnce(db: string, workersPerResult = 1): void {
   const units = query(db, 'SELECT state, COUNT(*) AS n FROM units GROUP BY state');
   assert.deepEqual(
     units.filter((u) => u['state'] !== 'accepted' && u['state'] !== 'rejected'),
@@ -36,5 +39,9 @@ export function assertMergedExactlyOnce(db: string): void {
   }
   const [workers] = query(db, 'SELECT SUM(units_done) AS units FROM workers');
   const [accepted] = query(db, "SELECT COUNT(*) AS n FROM results WHERE status = 'accepted'");
-  assert.equal(workers!['units'], accepted!['n'], 'each accepted result credited once');
+  assert.equal(
+    workers!['units'],
+    workersPerResult * Number(accepted!['n']),
+    `each accepted result credited to ${workersPerResult} worker(s)`,
+  );
 }
