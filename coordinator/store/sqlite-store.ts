@@ -3,6 +3,7 @@ import { DatabaseError } from './database-error.ts';
 import { migrate } from './migrations.ts';
 import { toEval, toResult, toShard, toToken, toUnit, toWorker } from './sqlite-rows.ts';
 import { prepareStatements } from './sqlite-statements.ts';
+import { prepareTransactions } from './sqlite-transactions.ts';
 import type {
   AcceptInput,
   EvalRow,
@@ -31,11 +32,7 @@ export class SqliteStore implements Store {
   readonly migrationsApplied: number;
 
   private readonly s;
-  private readonly leaseTx: Database.Transaction<
-    (workerId: string, now: number, leaseMs: number, token: string) => Unit | undefined
-  >;
-  private readonly acceptTx: Database.Transaction<(input: AcceptInput) => number | undefined>;
-  private readonly rejectTx: Database.Transaction<(input: RejectInput) => boolean>;
+  private readonly tx: ReturnType<typeof prepareTransactions>;
 
   constructor(path: string) {
     let opened: Database.Database | undefined;
@@ -54,66 +51,7 @@ export class SqliteStore implements Store {
     const db = this.db;
     this.s = prepareStatements(db);
 
-    const s = this.s;
-    this.leaseTx = db.transaction((workerId: string, now: number, leaseMs: number, token: string) => {
-      const next = s.oldestReady.get(workerId);
-      if (next === undefined) return undefined;
-      s.lease.run(workerId, token, now + leaseMs, now, next.id);
-      const row = s.getUnit.get(next.id);
-      return row === undefined ? undefined : toUnit(row);
-    });
-    this.acceptTx = db.transaction((input: AcceptInput) => {
-      if (s.resultExists.get(input.unitId) !== undefined) return undefined;
-      if (s.finishUnit.run('accepted', input.unitId).changes !== 1) return undefined;
-      const bumped = s.bumpShard.get(input.samples, input.shard);
-      if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
-      if (input.merged !== undefined) {
-        const { weightsBlob, momentumBlob, valLoss } = input.merged;
-        s.setShardWeights.run({
-          weights: weightsBlob,
-          momentum: momentumBlob,
-          val: valLoss,
-          id: input.shard,
-        });
-      }
-      s.insertResult.run({
-        unit_id: input.unitId,
-        worker_id: input.workerId,
-        shard: input.shard,
-        base_version: input.baseVersion,
-        merged_version: bumped.version,
-        status: 'accepted',
-        rule: null,
-        reason: null,
-        delta_blob: input.deltaBlob,
-        samples: input.samples,
-        received_ms: input.now,
-      });
-      s.creditWorker.run(input.samples, input.workerId);
-      if (input.alsoCredit != null) s.creditWorker.run(input.samples, input.alsoCredit);
-      return bumped.version;
-    });
-    this.rejectTx = db.transaction((input: RejectInput) => {
-      if (s.resultExists.get(input.unitId) !== undefined) return false;
-      const unit = s.getUnit.get(input.unitId);
-      if (unit === undefined) return false;
-      if (s.finishUnit.run('rejected', input.unitId).changes !== 1) return false;
-      s.insertResult.run({
-        unit_id: input.unitId,
-        worker_id: input.workerId,
-        shard: unit.shard,
-        base_version: unit.base_version,
-        merged_version: null,
-        status: 'rejected',
-        rule: input.rule,
-        reason: input.reason,
-        delta_blob: null,
-        samples: 0,
-        received_ms: input.now,
-      });
-      s.penalizeWorker.run(input.workerId);
-      return true;
-    });
+    this.tx = prepareTransactions(db, this.s);
   }
 
   upsertShard(shard: Shard): void {
@@ -151,7 +89,7 @@ export class SqliteStore implements Store {
   }
 
   leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined {
-    return this.leaseTx.immediate(workerId, now, leaseMs, token);
+    return this.tx.lease.immediate(workerId, now, leaseMs, token);
   }
 
   renewLease(unitId: string, token: string, now: number, leaseMs: number, lifetimeMs = Infinity): boolean {
@@ -172,11 +110,11 @@ export class SqliteStore implements Store {
   }
 
   acceptResult(input: AcceptInput): number | undefined {
-    return this.acceptTx.immediate(input);
+    return this.tx.accept.immediate(input);
   }
 
   rejectResult(input: RejectInput): boolean {
-    return this.rejectTx.immediate(input);
+    return this.tx.reject.immediate(input);
   }
 
   getResult(unitId: string): ResultRow | undefined {
