@@ -750,6 +750,9 @@ void describe('Store migrations', () => {
         deadlineMs: 500,
         attempts: 2,
         createdMs: 11,
+        baseBlob: null,
+        heldBy: null,
+        heldBlob: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

@@ -183,6 +183,7 @@ void describe('acceptance rules', () => {
         'delta:norm-bounded:DELTA_REJECTED',
         'delta:shows-work:DELTA_REJECTED',
         'delta:claim-matches-unit:DELTA_REJECTED',
+        'delta:quorum-agrees:DELTA_REJECTED',
         'delta:not-too-stale:DELTA_REJECTED',
         'delta:validation-loss:DELTA_REJECTED',
       ],

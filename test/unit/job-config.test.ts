@@ -80,6 +80,8 @@ void describe('parseJobConfig', () => {
       max_delta_norm: 1000,
       min_delta_norm: 1e-3,
       max_retries: 5,
+      quorum: 1,
+      quorum_tolerance: 0.05,
     });
   });
 
