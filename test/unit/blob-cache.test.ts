@@ -1,0 +1,63 @@
+/**
+ * The worker's blob cache against a real HTTP server on loopback: blobs are verified by
+ * size and SHA-256, kept on disk, and written through a temporary file of their own, so
+ * workers sharing a cache directory never trip over each other's half-written files.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ROUTES } from '../../proto/routes.ts';
+import { sha256Hex } from '../../shared/content-hash.ts';
+import { BlobCache, BlobError } from '../../worker/blob-cache.ts';
+
+const blob = new TextEncoder().encode('shard data '.repeat(100));
+const sha256 = sha256Hex(blob);
+const dir = mkdtempSync(join(tmpdir(), 'arbor-blob-cache-'));
+let server: Server;
+let base = '';
+let served = 0;
+
+before(async () => {
+  server = createServer((request, response) => {
+    served++;
+    if (request.url === ROUTES.blob.path(sha256)) response.end(blob);
+    else response.end('not the blob you asked for');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => {
+  server.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+void describe('BlobCache', () => {
+  void it('writes through a temporary file of its own, whatever another writer left behind', async () => {
+    const cacheDir = join(dir, 'shared');
+    // Another worker's temporary file under the name a fixed scheme would use.
+    mkdirSync(join(cacheDir, `${sha256}.tmp`), { recursive: true });
+    const bytes = await new BlobCache(base, undefined, cacheDir).get({ sha256, bytes: blob.byteLength });
+    assert.deepEqual(bytes, blob);
+    assert.deepEqual(readFileSync(join(cacheDir, sha256)), Buffer.from(blob));
+    assert.deepEqual(readdirSync(cacheDir).sort(), [sha256, `${sha256}.tmp`]);
+  });
+
+  void it('downloads a blob once per cache directory, and refuses one that does not match its hash', async () => {
+    const cacheDir = join(dir, 'once');
+    const before = served;
+    await new BlobCache(base, undefined, cacheDir).get({ sha256, bytes: blob.byteLength });
+    await new BlobCache(base, undefined, cacheDir).get({ sha256, bytes: blob.byteLength });
+    assert.equal(served - before, 1);
+    const other = 'f'.repeat(64);
+    await assert.rejects(
+      new BlobCache(base, undefined, cacheDir).get({ sha256: other, bytes: 26 }),
+      BlobError,
+    );
+  });
+});
