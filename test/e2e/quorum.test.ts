@@ -58,6 +58,13 @@ void describe('quorum', { timeout: 300_000 }, () => {
       2 * samples,
       'every unit credited to both of its workers',
     );
+    const events = query(db, 'SELECT data FROM events').map((r) => String(r['data']));
+    assert.ok(events.some((data) => data.includes('"phase":"done"')));
+    assert.deepEqual(
+      events.filter((data) => data.includes(dir)),
+      [],
+      'no file path of the coordinator reaches the public event stream',
+    );
     const distances = accepted.map((e) => e.quorum_distance!);
     t.diagnostic(
       `units ${units}; largest relative distance between the two deltas ${Math.max(...distances)}`,
