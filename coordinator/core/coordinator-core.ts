@@ -202,12 +202,14 @@ export class CoordinatorCore {
   submit(submission: Submission): IntakeOutcome {
     this.presence.seen(submission.workerId, this.deps.clock.now());
     const outcome = this.intake.submit(submission, this.presence.get(submission.workerId)?.name);
-    if (outcome.response.status === 'accepted' && outcome.replay !== true && this.phase === 'training') {
+    if (outcome.replay === true || this.phase !== 'training') return outcome;
+    if (outcome.response.status === 'accepted' && outcome.response.held !== true) {
       this.accepted++;
       if (this.accepted % this.deps.job.config.eval_every === 0 && this.deps.job.openUnits() > 0)
         this.deps.job.evaluate();
-      this.finishIfComplete();
     }
+    // A rejection may have retired the last open unit: the job ends then too, never stalls.
+    this.finishIfComplete();
     return outcome;
   }
 

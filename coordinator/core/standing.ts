@@ -1,9 +1,11 @@
 /**
  * A worker's standing, as BOINC's host reliability: results that keep failing cost it first
- * time (a cooldown that doubles with each further rejection), then its units. A rejection
- * for staleness is slowness, not a fault, and does not count. Benching also needs others to
- * have been accepted during the streak, so a job with one honest worker on an overfitting
- * shard slows down instead of stalling.
+ * time (a cooldown that doubles with each further rejection), then its units. Only faults
+ * count: a rejection for staleness is slowness, and one for validation loss is what honest
+ * overfitting gets too (measured: honest workers on 1-epoch units were rejected several
+ * times in a row and spent most of the job cooling down), so plausible-but-harmful deltas
+ * are left to the validation rule and to quorum. Benching also needs others to have been
+ * accepted during the streak.
  */
 import type { JobConfig } from '../job/config.ts';
 import type { Store } from '../store/store.ts';
@@ -17,7 +19,7 @@ const LONGEST_COOLDOWN_MS = 3_600_000;
 /** The worker asks again at least this often, so its socket never looks idle. */
 const LONGEST_RETRY_HINT_MS = 600_000;
 /** Rules whose rejection says nothing about the worker's honesty. */
-const NOT_A_FAULT = new Set(['not-too-stale']);
+const NOT_A_FAULT = new Set(['not-too-stale', 'validation-loss']);
 
 export function standingOf(
   store: Store,

@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { ProtocolError } from '../../proto/errors.ts';
@@ -48,6 +50,37 @@ export interface CoordinatorApp {
 const send = (reply: FastifyReply, error: ProtocolError): FastifyReply =>
   reply.code(error.spec.httpStatus ?? 500).send(error.toWire());
 
+/**
+ * Bytes that are not HTTP, headers over Node's limit, a request past its timeout: answered
+ * from the catalogue too (with the HTTP status that names the case), then closed.
+ */
+function answerClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // An answer to HEAD has no body, even when the request could not be parsed to the end.
+  const head =
+    Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD ';
+  const [status, reason, problem] =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? ([
+          408,
+          'Request Timeout',
+          new ProtocolError('BAD_MESSAGE', 'the request was not received in time'),
+        ] as const)
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? ([
+            431,
+            'Request Header Fields Too Large',
+            new ProtocolError('FRAME_TOO_LARGE', 'headers too large'),
+          ] as const)
+        : ([400, 'Bad Request', new ProtocolError('BAD_MESSAGE', 'not a valid HTTP request')] as const);
+  const body = head ? '' : JSON.stringify(problem.toWire());
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  socket.destroy();
+}
+
 /** The coordinator's HTTP and WebSocket surface, not yet listening. Every error is `{code, message, retryable}`. */
 export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): CoordinatorApp {
   const { log } = config;
@@ -55,13 +88,30 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
   const app = Fastify({
     logger: false,
     bodyLimit: 1024 * 1024,
+    // Unit ids are up to 128 characters, percent-encoded up to three times as long.
+    maxParamLength: 512,
     requestTimeout: requestTimeoutMs,
+    frameworkErrors: (error, _request, reply) => {
+      void send(reply, new ProtocolError('BAD_MESSAGE', error.message));
+    },
+    clientErrorHandler: answerClientError,
     // Node reads both when the server is made (the property fastify sets afterwards is not
     // enough on Node 20) and checks on this interval (30 s by default).
     http: {
       requestTimeout: requestTimeoutMs,
       connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(requestTimeoutMs / 4))),
+      requireHostHeader: false,
     },
+  });
+  // Node would answer an unknown Expect with a bare 417.
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const body = JSON.stringify(
+      new ProtocolError(
+        'BAD_MESSAGE',
+        `unsupported expectation ${String(request.headers.expect).slice(0, 60)}`,
+      ).toWire(),
+    );
+    response.writeHead(417, { 'content-type': 'application/json', connection: 'close' }).end(body);
   });
 
   app.setErrorHandler((error, _request, reply) => {

@@ -85,7 +85,9 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
     }
   };
 
-  app.get<{ Querystring: { after?: string } }>('/v1/events', reader, (request, reply) => {
+  // No HEAD: a stream's headers are never sent for one, and it would hold a stream's place.
+  const events = { ...reader, exposeHeadRoute: false };
+  app.get<{ Querystring: { after?: string } }>('/v1/events', events, (request, reply) => {
     const lastEventId = request.headers['last-event-id'];
     let after = integerQuery(
       typeof lastEventId === 'string' ? lastEventId : request.query.after,

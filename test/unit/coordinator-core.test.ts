@@ -325,6 +325,27 @@ void describe('free riders and stalls', () => {
     assert.equal(after.bestValLoss, Math.min(before.valLoss!, after.valLoss!));
   });
 
+  void it('ends the job when rejections retire its last open units, instead of stalling', async () => {
+    const s = await setup({
+      validation: { max_retries: 0 },
+      standing: { cooldown_after: 100 },
+      shard_epochs: 1,
+      local_epochs: 1,
+    });
+    const finished: number[] = [];
+    s.core.listen({ finished: (row) => finished.push(row.accepted) });
+    const id = s.core.connect(hello('mallory')).id;
+    for (let answer = s.core.assign(id); answer.type === 'assign'; answer = s.core.assign(id))
+      s.core.submit(submission(id, answer, new Uint8Array([1])));
+    assert.equal(s.core.phase, 'done');
+    assert.deepEqual(finished, [0]);
+    assert.deepEqual(s.core.assign(id), {
+      type: 'no_work',
+      retry_after_ms: s.job.config.retry_after_ms,
+      done: true,
+    });
+  });
+
   void it('retire a unit after max_retries rejections, with ids of bounded length', async () => {
     // Standing would make mallory wait after its third rejection; this is about the unit.
     const s = await setup({ validation: { max_retries: 2 }, standing: { cooldown_after: 100 } });
