@@ -112,6 +112,18 @@ export const Recipe = Type.Object(
     hardening: Finite('routing hardening weight', 0),
     leak: Type.Number({ minimum: 0, maximum: 1, description: 'region leak probability' }),
     seed: Count('seed for shuffling and leak'),
+    schedule: Type.Object(
+      {
+        epochs: Count("epochs of the shard's whole schedule", 1),
+        from: Type.Number({ minimum: 0, maximum: 1, description: 'where this unit starts in it (fraction)' }),
+        to: Type.Number({ minimum: 0, maximum: 1, description: 'where it ends (fraction)' }),
+      },
+      {
+        ...closed,
+        description:
+          "the unit trains this window of its shard's schedule (soft, hardening, hard leaves), so that short units follow one long recipe",
+      },
+    ),
   },
   closed,
 );

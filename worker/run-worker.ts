@@ -10,6 +10,7 @@ import { decodeShardData } from '../shared/data/shard-blob.ts';
 import { trainUnit } from '../shared/fff/local-training.ts';
 import type { StepReport } from '../shared/fff/trainer.ts';
 import { sameShape } from '../shared/fff/weights.ts';
+import { assignedRecipe } from './assigned-recipe.ts';
 import { BlobCache } from './blob-cache.ts';
 import { CoordinatorConnection } from './connection.ts';
 
@@ -152,18 +153,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     );
     let result;
     try {
+      const { options: recipe, window } = assignedRecipe(assign);
       result = await trainUnit(
         baseWeights,
         data,
-        {
-          epochs: assign.recipe.local_epochs,
-          batchSize: assign.recipe.batch,
-          lr: assign.recipe.lr,
-          optimizer: assign.recipe.optimizer,
-          hardening: assign.recipe.hardening,
-          leak: assign.recipe.leak,
-          seed: assign.recipe.seed,
-        },
+        recipe,
         {
           yieldEvery: 1,
           reportEvery: 10,
@@ -174,6 +168,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           },
           shouldStop: () => cancelled !== undefined || signal?.aborted === true,
         },
+        window,
       );
     } finally {
       clearInterval(heartbeat);

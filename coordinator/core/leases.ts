@@ -66,6 +66,7 @@ export class Leases {
         hardening: config.hardening,
         leak: config.leak,
         seed: unitSeed(config.seed, unit.id),
+        schedule: this.job.scheduleOf(unit.id),
       },
       subtree_depth: sub.depth,
       leaf_width: sub.leafWidth,

@@ -32,6 +32,9 @@ export interface JobContext {
 export const unitId = (round: number, shard: number, retry = 0): string =>
   `r${String(round).padStart(4, '0')}-s${String(shard).padStart(4, '0')}${retry > 0 ? `-x${retry}` : ''}`;
 
+/** The round of a unit id (`r0003-s0001-x2` is round 3). */
+export const roundOf = (id: string): number => Number(/^r(\d+)-/.exec(id)?.[1] ?? 0);
+
 /**
  * The job's model-side state: the pretrained tree with its frozen top, each shard's
  * current subtree and validation slice, evaluation and the end of the job. Everything it
@@ -209,6 +212,17 @@ export class TrainingJob {
       return inserted;
     });
     return { id, ...row };
+  }
+
+  /**
+   * The shard's schedule (soft, hardening, hard leaves) runs over all its rounds; a unit
+   * trains its round's window of it, so that short units follow one long recipe.
+   */
+  scheduleOf(unitIdentifier: string): { epochs: number; from: number; to: number } {
+    const { shard_epochs: shardEpochs, local_epochs: localEpochs } = this.config;
+    const rounds = Math.ceil(shardEpochs / localEpochs);
+    const round = Math.min(rounds - 1, roundOf(unitIdentifier));
+    return { epochs: rounds * localEpochs, from: round / rounds, to: (round + 1) / rounds };
   }
 
   /** Samples one unit of `shard` trains: what its result is credited with. */

@@ -1,4 +1,4 @@
-import { buildRecipe, type RecipeOptions } from './recipe.ts';
+import { type RecipeOptions, type ScheduleWindow, WHOLE_RUN, buildRecipe } from './recipe.ts';
 import { TrainableFFF } from './soft-model.ts';
 import { type TrainHooks, type TrainingSet, trainFFF } from './trainer.ts';
 import { type FFFWeights, TENSOR_NAMES, cloneWeights, sameShape } from './weights.ts';
@@ -25,7 +25,8 @@ export function subtractWeights(a: FFFWeights, b: FFFWeights): FFFWeights {
 
 /**
  * A work unit's training, as a worker runs it: start from the shard's base subtree, train
- * on the shard's samples with the unit's recipe, return the delta to send back.
+ * on the shard's samples with the unit's window of the shard's schedule (`recipe.epochs`
+ * are the whole schedule's), return the delta to send back.
  * No balance term: inside a shard there is nothing left to route between shards.
  */
 export async function trainUnit(
@@ -33,10 +34,12 @@ export async function trainUnit(
   data: TrainingSet,
   recipe: Omit<RecipeOptions, 'balance' | 'frozenLevels'>,
   hooks: TrainHooks = {},
+  window: ScheduleWindow = WHOLE_RUN,
 ): Promise<UnitResult> {
   const model = new TrainableFFF(base);
   try {
-    const stats = await trainFFF(model, data, buildRecipe({ ...recipe, balance: 0, frozenLevels: 0 }), hooks);
+    const built = buildRecipe({ ...recipe, balance: 0, frozenLevels: 0 }, window);
+    const stats = await trainFFF(model, data, built, hooks);
     return {
       delta: subtractWeights(model.toWeights(), base),
       samples: stats.samplesSeen,

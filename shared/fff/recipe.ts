@@ -13,12 +13,25 @@ export interface RecipeOptions {
 }
 
 /**
+ * A stretch of a run's schedule as fractions of the run, [from, to): a work unit trains
+ * its window of the shard's schedule, so that a sequence of short units follows the same
+ * recipe as one long one.
+ */
+export interface ScheduleWindow {
+  readonly from: number;
+  readonly to: number;
+}
+
+export const WHOLE_RUN: ScheduleWindow = { from: 0, to: 1 };
+
+/**
  * The default schedule (see BENCHMARKS.md for the experiments behind it):
  * a third of the epochs soft without hardening, then hardening h, then ~27% of
  * hard-routed leaf fine-tuning at 0.3x the rate, which trains exactly the function
- * that serving computes.
+ * that serving computes. With a window, only that stretch of the schedule (phases cut
+ * where the window cuts them, a decaying rate continuing where it was).
  */
-export function buildRecipe(options: RecipeOptions): Recipe {
+export function buildRecipe(options: RecipeOptions, window: ScheduleWindow = WHOLE_RUN): Recipe {
   const total = Math.max(1, Math.round(options.epochs));
   const hardLeaves = total >= 3 ? Math.max(1, Math.round(total * 0.27)) : 0;
   const soft = Math.round(total / 3);
@@ -41,11 +54,37 @@ export function buildRecipe(options: RecipeOptions): Recipe {
   return {
     batchSize: options.batchSize,
     optimizer: options.optimizer,
-    phases: phases.filter((phase) => phase.epochs > 0),
+    phases: clipToWindow(
+      phases.filter((phase) => phase.epochs > 0),
+      total,
+      window,
+    ),
     balance: options.balance,
     balanceLevels: options.frozenLevels,
     seed: options.seed,
   };
+}
+
+/** The phases of a run of `total` epochs that fall inside `window`, with fractional epochs. */
+function clipToWindow(phases: readonly Phase[], total: number, window: ScheduleWindow): Phase[] {
+  if (window.from <= 0 && window.to >= 1) return [...phases];
+  const clipped: Phase[] = [];
+  let at = 0;
+  for (const phase of phases) {
+    const start = at / total;
+    const end = (at + phase.epochs) / total;
+    at += phase.epochs;
+    const from = Math.max(start, window.from);
+    const to = Math.min(end, window.to);
+    if (to <= from) continue;
+    const span = end - start;
+    clipped.push({
+      ...phase,
+      epochs: (to - from) * total,
+      lrWindow: { from: (from - start) / span, to: (to - start) / span },
+    });
+  }
+  return clipped;
 }
 
 /** Optimizer steps a run needs for hardening and leaf tuning to converge (BENCHMARKS.md). */

@@ -13,6 +13,7 @@ import type { TensorName } from './weights.ts';
 /** One stretch of training with fixed settings. */
 export interface Phase {
   readonly name: string;
+  /** Passes over the data; may be fractional (a unit's window of a longer schedule). */
   readonly epochs: number;
   readonly routing: Routing;
   /** Weight h of the mean decision entropy. */
@@ -23,6 +24,8 @@ export interface Phase {
   /** Which parameters the phase updates. */
   readonly train: 'all' | 'leaves';
   readonly leak: number;
+  /** The part of the phase's rate schedule this run covers (a window of a longer run). */
+  readonly lrWindow?: { readonly from: number; readonly to: number };
 }
 
 export interface Recipe {
@@ -101,13 +104,16 @@ export async function trainFFF(
   const xBatch = new Float32Array(batchSize * data.inputWidth);
   const yBatch = new Int32Array(batchSize);
   const stepsPerEpoch = Math.ceil(data.n / batchSize);
-  const totalEpochs = recipe.phases.reduce((sum, p) => sum + p.epochs, 0);
+  const totalEpochs = Math.ceil(recipe.phases.reduce((sum, p) => sum + p.epochs, 0) - 1e-9);
   const reportEvery = hooks.reportEvery ?? 20;
   const started = performance.now();
   let samplesSeen = 0;
   let steps = 0;
-  let epochIndex = 0;
   let lastLoss = Number.NaN;
+  // Phase boundaries fall on whole steps, rounded from the running sum of phase epochs, so
+  // that phases of fractional epochs add up to whole passes over the data.
+  let epochsBefore = 0;
+  let report: StepReport | undefined;
 
   for (const phase of recipe.phases) {
     const optimizer = makeOptimizer(recipe.optimizer, phase.lr);
@@ -115,75 +121,74 @@ export async function trainFFF(
     const varList = names.map((name) => model.vars[name]);
     const balanceOn =
       recipe.balance > 0 && recipe.balanceLevels > 0 && phase.routing === 'soft' && phase.train === 'all';
-    const phaseSteps = phase.epochs * stepsPerEpoch;
-    let phaseStep = 0;
+    const phaseEnd = Math.round((epochsBefore + phase.epochs) * stepsPerEpoch);
+    epochsBefore += phase.epochs;
+    const phaseSteps = Math.max(1, phaseEnd - steps);
+    const lrFrom = phase.lrWindow?.from ?? 0;
+    const lrTo = phase.lrWindow?.to ?? 1;
 
-    for (let epoch = 0; epoch < phase.epochs; epoch++, epochIndex++) {
-      shuffleInPlace(order, rng);
-      let report: StepReport | undefined;
-      for (let step = 0; step < stepsPerEpoch; step++) {
-        if (hooks.shouldStop?.()) {
-          optimizer.dispose();
-          return summary(true);
-        }
-        const begin = step * batchSize;
-        const size = Math.min(batchSize, data.n - begin);
-        for (let r = 0; r < size; r++) {
-          const row = order[begin + r]!;
-          xBatch.set(
-            data.x.subarray(row * data.inputWidth, (row + 1) * data.inputWidth),
-            r * data.inputWidth,
-          );
-          yBatch[r] = data.y[row]!;
-        }
-        setLearningRate(optimizer, phaseRate(phase, phaseStep / phaseSteps));
-        const leakSeed = Math.floor(rng() * 2 ** 31);
-        const wantReport = (steps + 1) % reportEvery === 0 || step === stepsPerEpoch - 1;
-        const cost: tf.Scalar | undefined = tf.tidy(() => {
-          const x = tf.tensor2d(xBatch.subarray(0, size * data.inputWidth), [size, data.inputWidth]);
-          const y = tf.tensor1d(yBatch.subarray(0, size), 'int32');
-          return (
-            optimizer.minimize(
-              () => {
-                const out = forward(model, x, {
-                  routing: phase.routing,
-                  leak: phase.leak,
-                  leakSeed,
-                  ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
-                });
-                let loss = crossEntropy(out.logits, y);
-                if (phase.hardening > 0 && phase.train === 'all') {
-                  loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(out.nodeLogits)));
-                }
-                if (out.levelMass !== undefined)
-                  loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
-                return loss as tf.Scalar;
-              },
-              wantReport,
-              varList,
-            ) ?? undefined
-          );
-        }) as tf.Scalar | undefined;
-        steps++;
-        phaseStep++;
-        samplesSeen += size;
-        if (cost) {
-          lastLoss = cost.dataSync()[0]!;
-          cost.dispose();
-          report = {
-            phase: phase.name,
-            epoch: epochIndex,
-            totalEpochs,
-            stepInEpoch: step + 1,
-            stepsPerEpoch,
-            samplesSeen,
-            loss: lastLoss,
-          };
-          hooks.onStep?.(report);
-        }
-        if (hooks.yieldEvery && steps % hooks.yieldEvery === 0) await nextTick();
+    for (let phaseStep = 0; steps < phaseEnd; phaseStep++) {
+      if (hooks.shouldStop?.()) {
+        optimizer.dispose();
+        return summary(true);
       }
-      if (report) await hooks.onEpochEnd?.(report);
+      const step = steps % stepsPerEpoch;
+      const epoch = Math.floor(steps / stepsPerEpoch);
+      if (step === 0) shuffleInPlace(order, rng);
+      const begin = step * batchSize;
+      const size = Math.min(batchSize, data.n - begin);
+      for (let r = 0; r < size; r++) {
+        const row = order[begin + r]!;
+        xBatch.set(data.x.subarray(row * data.inputWidth, (row + 1) * data.inputWidth), r * data.inputWidth);
+        yBatch[r] = data.y[row]!;
+      }
+      setLearningRate(optimizer, phaseRate(phase, lrFrom + ((lrTo - lrFrom) * phaseStep) / phaseSteps));
+      const leakSeed = Math.floor(rng() * 2 ** 31);
+      const lastOfEpoch = step === stepsPerEpoch - 1;
+      const wantReport = (steps + 1) % reportEvery === 0 || lastOfEpoch;
+      const cost: tf.Scalar | undefined = tf.tidy(() => {
+        const x = tf.tensor2d(xBatch.subarray(0, size * data.inputWidth), [size, data.inputWidth]);
+        const y = tf.tensor1d(yBatch.subarray(0, size), 'int32');
+        return (
+          optimizer.minimize(
+            () => {
+              const out = forward(model, x, {
+                routing: phase.routing,
+                leak: phase.leak,
+                leakSeed,
+                ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
+              });
+              let loss = crossEntropy(out.logits, y);
+              if (phase.hardening > 0 && phase.train === 'all') {
+                loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(out.nodeLogits)));
+              }
+              if (out.levelMass !== undefined)
+                loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
+              return loss as tf.Scalar;
+            },
+            wantReport,
+            varList,
+          ) ?? undefined
+        );
+      }) as tf.Scalar | undefined;
+      steps++;
+      samplesSeen += size;
+      if (cost) {
+        lastLoss = cost.dataSync()[0]!;
+        cost.dispose();
+        report = {
+          phase: phase.name,
+          epoch,
+          totalEpochs,
+          stepInEpoch: step + 1,
+          stepsPerEpoch,
+          samplesSeen,
+          loss: lastLoss,
+        };
+        hooks.onStep?.(report);
+      }
+      if (hooks.yieldEvery && steps % hooks.yieldEvery === 0) await nextTick();
+      if (lastOfEpoch && report) await hooks.onEpochEnd?.(report);
     }
     optimizer.dispose();
   }

@@ -19,6 +19,7 @@ import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import { type FFFWeights, TENSOR_NAMES, cloneWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
+import { assignedRecipe } from '../../worker/assigned-recipe.ts';
 import { spawnArbor } from '../helpers/processes.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
 import { holdLease } from '../helpers/volunteer.ts';
@@ -57,17 +58,8 @@ async function leaseAsVolunteer(
 }
 
 async function honestDelta(assign: Assign, base: FFFWeights, data: Dataset): Promise<FFFWeights> {
-  const { recipe } = assign;
-  const result = await trainUnit(base, data, {
-    epochs: recipe.local_epochs,
-    batchSize: recipe.batch,
-    lr: recipe.lr,
-    optimizer: recipe.optimizer,
-    hardening: recipe.hardening,
-    leak: recipe.leak,
-    seed: recipe.seed,
-  });
-  return result.delta;
+  const { options, window } = assignedRecipe(assign);
+  return (await trainUnit(base, data, options, {}, window)).delta;
 }
 
 function scaled(delta: FFFWeights, factor: number): FFFWeights {

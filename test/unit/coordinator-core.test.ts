@@ -72,6 +72,19 @@ function refusal(fn: () => unknown): ProtocolError {
 }
 
 void describe('leases', () => {
+  void it("hands each round its window of the shard's schedule", async () => {
+    const s = await setup({ shard_epochs: 4, local_epochs: 1 });
+    const workers = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((name) => s.core.connect(hello(name)).id);
+    const windows = new Map<string, unknown>();
+    for (const id of workers) {
+      const assign = s.core.assign(id) as Assign;
+      windows.set(assign.unit_id, assign.recipe.schedule);
+    }
+    assert.deepEqual(windows.get('r0000-s0000'), { epochs: 4, from: 0, to: 0.25 });
+    assert.deepEqual(windows.get('r0003-s0001'), { epochs: 4, from: 0.75, to: 1 });
+    assert.equal(s.job.scheduleOf('r0002-s0001-x3').from, 0.5, 'a retry keeps its window');
+  });
+
   void it('leases the oldest ready unit until the clock passes its deadline', async () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);

@@ -39,3 +39,47 @@ void describe('default recipe', () => {
     }
   });
 });
+
+void describe('schedule windows', () => {
+  const options = {
+    epochs: 12,
+    batchSize: 32,
+    lr: 1e-3,
+    optimizer: 'adam' as const,
+    hardening: 3,
+    leak: 0,
+    balance: 0,
+    frozenLevels: 0,
+    seed: 1,
+  };
+
+  void it('four windows of a 12-epoch schedule are its phases, cut where the windows cut them', () => {
+    const windows = [0, 1, 2, 3].map((i) => buildRecipe(options, { from: i / 4, to: (i + 1) / 4 }));
+    assert.deepEqual(
+      windows.map((w) => w.phases.map((p) => [p.name, +p.epochs.toFixed(6)])),
+      [
+        [['soft', 3]],
+        [
+          ['soft', 1],
+          ['harden', 2],
+        ],
+        [['harden', 3]],
+        [['hard-leaves', 3]],
+      ],
+    );
+    for (const w of windows)
+      assert.equal(
+        w.phases.reduce((sum, p) => sum + p.epochs, 0),
+        3,
+      );
+    assert.deepEqual(windows[3]!.phases[0]!.lrWindow, { from: 0, to: 1 });
+  });
+
+  void it('a decaying rate continues across windows where the last one stopped', () => {
+    const first = buildRecipe(options, { from: 0.75, to: 0.875 }).phases.at(-1)!;
+    const second = buildRecipe(options, { from: 0.875, to: 1 }).phases[0]!;
+    assert.equal(first.name, 'hard-leaves');
+    assert.equal(first.lrWindow!.to, second.lrWindow!.from);
+    assert.deepEqual(buildRecipe(options).phases, buildRecipe(options, { from: 0, to: 1 }).phases);
+  });
+});
