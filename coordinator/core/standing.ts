@@ -21,6 +21,12 @@ const LONGEST_RETRY_HINT_MS = 600_000;
 /** Rules whose rejection says nothing about the worker's honesty. */
 const NOT_A_FAULT = new Set(['not-too-stale', 'validation-loss']);
 
+/**
+ * Whose standing a connection shares: a volunteer's (or a name's) further connections are
+ * `<id>-2`, `<id>-3`…, and they stand or fall together.
+ */
+export const standingOwner = (workerId: string): string => /^w-[0-9a-f]{12}/.exec(workerId)?.[0] ?? workerId;
+
 export function standingOf(
   store: Store,
   rules: JobConfig['standing'],
@@ -28,7 +34,7 @@ export function standingOf(
   now: number,
 ): Standing {
   const window = Math.max(rules.bench_after, rules.cooldown_after);
-  const verdicts = store.recentVerdicts(workerId, window);
+  const verdicts = store.recentVerdicts(standingOwner(workerId), window);
   let streak = 0;
   let firstMs = now;
   let lastMs = 0;

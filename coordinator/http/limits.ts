@@ -13,6 +13,8 @@ export interface ServerLimits {
   readonly pingIntervalMs: number;
   /** Worker sockets from one address at once; more upgrades are refused with 429. */
   readonly maxConnectionsPerIp: number;
+  /** Worker sockets of one volunteer token at once (its machines); more upgrades get 429. */
+  readonly maxSocketsPerToken: number;
   /** New worker sockets from one address per minute (reconnect storms, name spam); then 429. */
   readonly maxConnectsPerIpPerMinute: number;
   /** Dashboard event streams open at once; more are answered RATE_LIMITED. */
@@ -31,6 +33,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   pingIntervalMs: 30_000,
   idleTimeoutMs: 15 * 60_000,
   maxConnectionsPerIp: 64,
+  maxSocketsPerToken: 4,
   maxConnectsPerIpPerMinute: 120,
   maxEventStreams: 64,
   requestTimeoutMs: 300_000,

@@ -11,6 +11,7 @@ import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { Identity } from '../core/identity.ts';
 import { bearerOf } from './auth.ts';
 import type { ServerLimits } from './limits.ts';
+import { SocketAdmission } from './socket-admission.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 
@@ -26,6 +27,7 @@ export interface WorkerSocketOptions {
     | 'pingIntervalMs'
     | 'idleTimeoutMs'
     | 'maxConnectionsPerIp'
+    | 'maxSocketsPerToken'
     | 'maxConnectsPerIpPerMinute'
   >;
 }
@@ -128,31 +130,13 @@ function attachSession(
 export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketOptions): WorkerSockets {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const emptied = new Set<() => void>();
-  const perIp = new Map<string, number>();
-  // Upgrades per address in the current minute; the map is cleared as each minute starts.
-  const recentConnects = new Map<string, number>();
-  let minuteStarted = Date.now();
-  const tooManyConnects = (ip: string): boolean => {
-    const now = Date.now();
-    if (now - minuteStarted >= 60_000) {
-      recentConnects.clear();
-      minuteStarted = now;
-    }
-    const count = (recentConnects.get(ip) ?? 0) + 1;
-    recentConnects.set(ip, count);
-    return count > options.limits.maxConnectsPerIpPerMinute;
-  };
+  const admission = new SocketAdmission(options.limits);
   const alive = new WeakSet<WebSocket>();
-  wss.on('connection', (ws: WebSocket, request: IncomingMessage) => {
-    const ip = request.socket.remoteAddress ?? '';
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
+  wss.on('connection', (ws: WebSocket) => {
     alive.add(ws);
     lastFrame.set(ws, Date.now());
     ws.on('pong', () => alive.add(ws));
     ws.once('close', () => {
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left > 0) perIp.set(ip, left);
-      else perIp.delete(ip);
       if (wss.clients.size === 0) for (const resolve of emptied) resolve();
     });
   });
@@ -207,11 +191,14 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
       return refuse('401 Unauthorized');
     }
     const ip = request.socket.remoteAddress ?? '';
-    if ((perIp.get(ip) ?? 0) >= options.limits.maxConnectionsPerIp || tooManyConnects(ip)) {
-      options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: too many connections');
+    const token = identity.kind === 'volunteer' ? identity.tokenId : undefined;
+    const refused = admission.refusal(ip, token);
+    if (refused !== undefined) {
+      options.log.warn({ remote: ip, ...(token ? { token } : {}) }, `worker refused: ${refused}`);
       return refuse('429 Too Many Requests');
     }
     wss.handleUpgrade(request, socket, head, (ws) => {
+      admission.opened(ws, ip, token);
       wss.emit('connection', ws, request);
       attachSession(ws, identity, options, byWorker);
     });

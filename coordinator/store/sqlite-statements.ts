@@ -184,11 +184,11 @@ export function prepareStatements(db: Database.Database) {
        WHERE worker_id = ? AND state = 'leased'`,
     ),
     recentVerdicts: db.prepare<
-      [string, number],
+      [{ id: string; limit: number }],
       { status: 'accepted' | 'rejected'; rule: string | null; received_ms: number }
     >(
-      `SELECT status, rule, received_ms FROM results WHERE worker_id = ? ORDER BY received_ms DESC, unit_id DESC
-       LIMIT ?`,
+      `SELECT status, rule, received_ms FROM results WHERE worker_id = @id OR worker_id LIKE @id || '-%'
+       ORDER BY received_ms DESC, unit_id DESC LIMIT @limit`,
     ),
     pruneEvents: db.prepare<[number]>('DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?'),
     pruneIdleWorkers: db.prepare<[number, string]>(

@@ -210,7 +210,7 @@ export class SqliteStore implements Store {
 
   recentVerdicts(workerId: string, limit: number): Verdict[] {
     return this.s.recentVerdicts
-      .all(workerId, limit)
+      .all({ id: workerId, limit })
       .map((r) => ({ status: r.status, rule: r.rule, receivedMs: r.received_ms }));
   }
 

@@ -229,7 +229,7 @@ export interface Store {
   cancelLease(unitId: string): Unit | undefined;
   /** Every unit leased to `workerId` goes back to ready without counting an attempt; how many. */
   releaseLeasesOf(workerId: string): number;
-  /** The worker's latest verdicts, newest first. */
+  /** The latest verdicts of a worker and of its further connections (`<id>-2`, …), newest first. */
   recentVerdicts(workerId: string, limit: number): Verdict[];
   /** Keeps the newest `keep` events; returns how many were deleted. */
   pruneEvents(keep: number): number;

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import type { Assign } from '../../proto/messages.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
+import { issueVolunteerToken } from '../../coordinator/core/identity.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
 import { helloFrame, holdLease as holdLeaseAs, joinAs } from '../helpers/volunteer.ts';
 
@@ -208,6 +209,26 @@ void describe('limits', { timeout: 60_000 }, () => {
       assert.match(error.type === 'error' ? error.message : '', /idle socket closed/);
     } finally {
       await quiet.close();
+    }
+  });
+
+  void it('caps the sockets of one volunteer token, and frees the place when one closes', async () => {
+    const capped = await startSmallCoordinator({ limits: { maxSocketsPerToken: 2 } });
+    try {
+      const { token } = issueVolunteerToken(capped.coordinator.store, 'many-machines', 0);
+      const [one] = [
+        await joinAs(capped.wsUrl, token, 'one', sockets),
+        await joinAs(capped.wsUrl, token, 'two', sockets),
+      ];
+      const third = new WebSocket(capped.wsUrl, { headers: { authorization: `Bearer ${token}` } });
+      third.on('error', () => undefined);
+      const [, response] = (await once(third, 'unexpected-response')) as [unknown, IncomingMessage];
+      assert.equal(response.statusCode, 429);
+      one!.ws.close();
+      await once(one!.ws, 'close');
+      await joinAs(capped.wsUrl, token, 'three', sockets);
+    } finally {
+      await capped.close();
     }
   });
 

@@ -77,6 +77,17 @@ void describe('standing', () => {
     lease(s, mallory);
   });
 
+  void it("a worker's further connections share its standing", async () => {
+    const s = await setup();
+    const first = s.core.connect(hello('mallory')).id;
+    const second = s.core.connect(hello('mallory')).id;
+    assert.equal(second, `${first}-2`);
+    failOnce(s, first);
+    failOnce(s, second);
+    assert.match(refused(s, first).reason ?? '', /last 2 results/);
+    assert.match(refused(s, second).reason ?? '', /last 2 results/);
+  });
+
   void it('an accepted result restores standing; others keep theirs throughout', async () => {
     const s = await setup();
     const mallory = s.core.connect(hello('mallory')).id;
