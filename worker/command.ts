@@ -58,7 +58,7 @@ export function workerCommand(name = 'worker'): Command {
         log.info({ backend: backend.name, samples_per_s: Math.round(samplesPerSecond) }, 'ready');
         const controller = new AbortController();
         process.once('SIGINT', () => {
-          log.info('stopping: handing the current unit back');
+          log.info('stopping: sending the passes done as a partial result, or handing the unit back');
           controller.abort();
           process.once('SIGINT', () => process.exit(130));
         });

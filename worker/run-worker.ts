@@ -179,7 +179,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       unitLog.warn({ reason: cancelled }, 'unit cancelled by the coordinator');
       return;
     }
-    if (result.stopped) {
+    // Stopping with whole passes over the shard done: they are sent as a partial result.
+    const wholePasses = Math.floor(result.samples / Math.max(1, data.n));
+    const partial = result.stopped && wholePasses >= 1 && signal?.aborted === true;
+    if (result.stopped && !partial) {
       connection.send({
         type: 'release',
         unit_id: assign.unit_id,
@@ -189,17 +192,23 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       unitLog.info('unit handed back');
       throw new StopWorker('stopped');
     }
+    const samples = partial ? wholePasses * data.n : result.samples;
     stats.units++;
     const verdict = await upload(assign, encodeFFF(result.delta), {
       train_loss: Number.isFinite(result.finalLoss) ? Math.max(0, result.finalLoss) : 0,
-      samples: result.samples,
+      samples,
       seconds: result.seconds,
     });
     if (verdict === 'accepted') {
       stats.accepted++;
-      stats.samples += result.samples;
+      stats.samples += samples;
     } else stats.rejected++;
-    unitLog.info({ verdict, samples: result.samples, seconds: result.seconds.toFixed(1) }, 'unit finished');
+    const passes = partial ? { passes: `${wholePasses}/${assign.recipe.local_epochs}` } : {};
+    unitLog.info(
+      { verdict, samples, seconds: result.seconds.toFixed(1), ...passes },
+      partial ? 'partial unit sent' : 'unit finished',
+    );
+    if (partial) throw new StopWorker('stopped');
   };
 
   const upload = async (

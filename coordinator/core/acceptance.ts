@@ -33,6 +33,8 @@ export interface Candidate {
   merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
   /** Quorum mode: the first worker's delta for this unit, held until this one agrees. */
   held?: FFFWeights;
+  /** Whole passes over the shard the result claims (fewer than the unit's when partial). */
+  epochsDone?: number;
   /** Relative L2 distance between this delta and the held one. */
   quorumDistance?: number;
 }
@@ -124,10 +126,18 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     name: 'claim-matches-unit',
     stage: 'delta',
     code: 'DELTA_REJECTED',
+    // A worker that had to stop may send what it has: whole passes over the shard, at least one.
     check: (c, job) => {
-      const expected = job.unitSamples(shardOf(c));
+      const perEpoch = shardOf(c).samples;
+      const { epochs } = job.windowOf(unitOf(c));
       const claimed = c.submission.metrics.samples;
-      return claimed !== expected ? `claims ${claimed} samples; the unit trains ${expected}` : undefined;
+      const done = perEpoch > 0 ? claimed / perEpoch : 0;
+      const partialAllowed = job.config.validation.quorum === 1;
+      if (Number.isInteger(done) && done >= 1 && done <= epochs && (done === epochs || partialAllowed)) {
+        c.epochsDone = done;
+        return undefined;
+      }
+      return `claims ${claimed} samples; the unit trains ${perEpoch * epochs}${partialAllowed ? ` (or whole passes of ${perEpoch})` : ''}`;
     },
   },
   {

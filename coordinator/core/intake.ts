@@ -4,7 +4,7 @@ import type { ResultResponse } from '../../proto/messages.ts';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
-import type { ResultRow, Store, Unit } from '../store/store.ts';
+import type { NewUnit, ResultRow, Store, Unit, UnitWindow } from '../store/store.ts';
 import { type AcceptanceRule, type Candidate, type Submission, judge } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 
@@ -42,6 +42,23 @@ export function nextRetry(unitId: string, maxRetries: number): string | undefine
   const match = /^(.*?)(?:-x(\d+))?$/.exec(unitId)!;
   const retry = Number(match[2] ?? 0) + 1;
   return retry > maxRetries ? undefined : `${match[1]}-x${retry}`;
+}
+
+/**
+ * What is left of a unit whose worker sent `done` of its `window.epochs` passes: the rest of
+ * the window, as a unit of its own (`r<round>-s<shard>-p<where it starts, in permille of the
+ * shard's schedule>`).
+ */
+function restOf(unit: Unit, window: UnitWindow, done: number): NewUnit {
+  const from = window.from + ((window.to - window.from) * done) / window.epochs;
+  const base = /^r\d+-s\d+/.exec(unit.id)?.[0] ?? unit.id;
+  return {
+    id: `${base}-p${Math.round(from * 1000)}`,
+    shard: unit.shard,
+    baseVersion: unit.baseVersion,
+    createdMs: unit.createdMs,
+    window: { from, to: window.to, epochs: window.epochs - done },
+  };
 }
 
 /**
@@ -145,6 +162,7 @@ export class ResultIntake {
           shard: unit.shard,
           baseVersion: store.getShard(unit.shard)?.version ?? unit.baseVersion,
           createdMs: unit.createdMs,
+          window: unit.window,
         });
       store.appendEvent(
         'rejected',
@@ -163,6 +181,9 @@ export class ResultIntake {
     const momentumBlob = blobs.put(encodeFFF(merged.momentum));
     const deltaBlob = blobs.put(body);
     const details = { unit: unit.id, shard: unit.shard, worker: workerId, val_loss: merged.valLoss };
+    const window = this.job.windowOf(unit);
+    const done = candidate.epochsDone ?? window.epochs;
+    const rest = done < window.epochs ? restOf(unit, window, done) : undefined;
     const version = store.transaction(() => {
       const v = store.acceptResult({
         unitId: unit.id,
@@ -170,12 +191,13 @@ export class ResultIntake {
         shard: unit.shard,
         baseVersion: unit.baseVersion,
         deltaBlob,
-        samples: this.job.unitSamples(candidate.shard!),
+        samples: candidate.shard!.samples * done,
         alsoCredit: unit.heldBy,
         now: candidate.now,
         merged: { weightsBlob, momentumBlob, valLoss: merged.valLoss },
       });
       if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
+      if (rest !== undefined) store.createUnit(rest);
       store.appendEvent(
         'accepted',
         {
@@ -184,6 +206,7 @@ export class ResultIntake {
           version: v,
           staleness: candidate.staleness,
           train_loss: metrics.train_loss,
+          ...(rest !== undefined ? { partial: `${done}/${window.epochs}`, rest: rest.id } : {}),
           ...(unit.heldBy !== null
             ? { agreed_with: unit.heldBy, quorum_distance: candidate.quorumDistance }
             : {}),

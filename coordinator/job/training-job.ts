@@ -12,7 +12,7 @@ import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff
 import { type FFFShape, type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { Clock } from '../../shared/clock.ts';
-import type { EvalRow, JobPhase, Shard, Store } from '../store/store.ts';
+import type { EvalRow, JobPhase, Shard, Store, UnitWindow } from '../store/store.ts';
 import type { JobConfig } from './config.ts';
 import { pretrainTree, treeShape } from './pretrain.ts';
 import { routeShards } from './route-shards.ts';
@@ -31,6 +31,9 @@ export interface JobContext {
 /** Unit ids sort by round first, so that every shard gets round r before any gets r + 1. */
 export const unitId = (round: number, shard: number, retry = 0): string =>
   `r${String(round).padStart(4, '0')}-s${String(shard).padStart(4, '0')}${retry > 0 ? `-x${retry}` : ''}`;
+
+/** A unit as far as its window goes (a plain id is a unit of its round). */
+export type UnitRef = { readonly id: string; readonly window?: UnitWindow | null };
 
 /** The round of a unit id (`r0003-s0001-x2` is round 3). */
 export const roundOf = (id: string): number => Number(/^r(\d+)-/.exec(id)?.[1] ?? 0);
@@ -218,16 +221,25 @@ export class TrainingJob {
    * The shard's schedule (soft, hardening, hard leaves) runs over all its rounds; a unit
    * trains its round's window of it, so that short units follow one long recipe.
    */
-  scheduleOf(unitIdentifier: string): { epochs: number; from: number; to: number } {
-    const { shard_epochs: shardEpochs, local_epochs: localEpochs } = this.config;
-    const rounds = Math.ceil(shardEpochs / localEpochs);
-    const round = Math.min(rounds - 1, roundOf(unitIdentifier));
-    return { epochs: rounds * localEpochs, from: round / rounds, to: (round + 1) / rounds };
+  scheduleOf(unit: UnitRef): { epochs: number; from: number; to: number } {
+    const { from, to } = this.windowOf(unit);
+    return { epochs: this.rounds * this.config.local_epochs, from, to };
   }
 
-  /** Samples one unit of `shard` trains: what its result is credited with. */
-  unitSamples(shard: Shard): number {
-    return shard.samples * this.ctx.config.local_epochs;
+  /** The unit's stretch of its shard's schedule: its round's, or the rest of a partial one. */
+  windowOf(unit: UnitRef): UnitWindow {
+    if (unit.window) return unit.window;
+    const round = Math.min(this.rounds - 1, roundOf(unit.id));
+    return { from: round / this.rounds, to: (round + 1) / this.rounds, epochs: this.config.local_epochs };
+  }
+
+  private get rounds(): number {
+    return Math.ceil(this.config.shard_epochs / this.config.local_epochs);
+  }
+
+  /** Samples a whole unit of `shard` trains: what its full result is credited with. */
+  unitSamples(shard: Shard, unit?: UnitRef): number {
+    return shard.samples * (unit === undefined ? this.config.local_epochs : this.windowOf(unit).epochs);
   }
 
   /** Units still to be trained or merged. */

@@ -112,6 +112,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE units ADD COLUMN held_by TEXT;
   ALTER TABLE units ADD COLUMN held_blob TEXT;
   `,
+  `
+  ALTER TABLE units ADD COLUMN window_from REAL;
+  ALTER TABLE units ADD COLUMN window_to REAL;
+  ALTER TABLE units ADD COLUMN epochs INTEGER;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -43,6 +43,9 @@ export interface UnitRow {
   base_blob: string | null;
   held_by: string | null;
   held_blob: string | null;
+  window_from: number | null;
+  window_to: number | null;
+  epochs: number | null;
 }
 export interface WorkerRow {
   id: string;
@@ -102,6 +105,10 @@ export const toUnit = (r: UnitRow): Unit => ({
   baseBlob: r.base_blob,
   heldBy: r.held_by,
   heldBlob: r.held_blob,
+  window:
+    r.window_from === null || r.window_to === null || r.epochs === null
+      ? null
+      : { from: r.window_from, to: r.window_to, epochs: r.epochs },
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

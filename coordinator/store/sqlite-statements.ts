@@ -18,8 +18,9 @@ export function prepareStatements(db: Database.Database) {
     ),
     getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
     listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
-    createUnit: db.prepare<[string, number, number, number]>(
-      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms) VALUES (?, ?, ?, 'ready', 0, ?)`,
+    createUnit: db.prepare<[string, number, number, number, number | null, number | null, number | null]>(
+      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs)
+       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
     oldestReady: db.prepare<[string], { id: string }>(

@@ -80,7 +80,16 @@ export class SqliteStore implements Store {
   }
 
   createUnit(unit: NewUnit): void {
-    this.s.createUnit.run(unit.id, unit.shard, unit.baseVersion, unit.createdMs);
+    const w = unit.window ?? null;
+    this.s.createUnit.run(
+      unit.id,
+      unit.shard,
+      unit.baseVersion,
+      unit.createdMs,
+      w?.from ?? null,
+      w?.to ?? null,
+      w?.epochs ?? null,
+    );
   }
 
   getUnit(id: string): Unit | undefined {

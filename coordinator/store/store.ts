@@ -50,11 +50,20 @@ export interface EventRow {
   data: unknown;
 }
 
+/** The stretch of its shard's schedule a unit trains, and its passes over the shard. */
+export interface UnitWindow {
+  from: number;
+  to: number;
+  epochs: number;
+}
+
 export interface NewUnit {
   id: string;
   shard: number;
   baseVersion: number;
   createdMs: number;
+  /** Set for the rest of a partly trained unit; otherwise the unit's round decides. */
+  window?: UnitWindow | null;
 }
 
 export interface Unit extends NewUnit {
@@ -68,6 +77,7 @@ export interface Unit extends NewUnit {
   /** Quorum mode: the worker whose valid result waits for a second, agreeing one. */
   heldBy: string | null;
   heldBlob: string | null;
+  window: UnitWindow | null;
 }
 
 export interface WorkerInfo {

@@ -753,6 +753,7 @@ void describe('Store migrations', () => {
         baseBlob: null,
         heldBy: null,
         heldBlob: null,
+        window: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

@@ -82,7 +82,7 @@ void describe('leases', () => {
     }
     assert.deepEqual(windows.get('r0000-s0000'), { epochs: 4, from: 0, to: 0.25 });
     assert.deepEqual(windows.get('r0003-s0001'), { epochs: 4, from: 0.75, to: 1 });
-    assert.equal(s.job.scheduleOf('r0002-s0001-x3').from, 0.5, 'a retry keeps its window');
+    assert.equal(s.job.scheduleOf({ id: 'r0002-s0001-x3' }).from, 0.5, 'a retry keeps its window');
   });
 
   void it('leases the oldest ready unit until the clock passes its deadline', async () => {

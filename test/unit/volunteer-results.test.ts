@@ -3,7 +3,7 @@
  * the clock, not waited for). Standing, as BOINC's host reliability: a worker whose results
  * keep being rejected waits longer and longer for its next unit, and once others are
  * accepted meanwhile, gets none. Quorum: a unit computed by two workers is merged only when
- * their deltas agree.
+ * their deltas agree. Partial results: whole passes over the shard, the rest a unit of its own.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
@@ -177,5 +177,45 @@ void describe('quorum', () => {
     assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(mallory)!.credit], [0, 0]);
     const reissued = s.store.getUnit(`${first.unit_id}-x1`)!;
     assert.deepEqual([reissued.state, reissued.heldBy], ['ready', null]);
+  });
+});
+
+void describe('partial results', () => {
+  void it('accepts whole passes only, and none in quorum mode', async () => {
+    seeded = await seededCore({ shard_epochs: 4, local_epochs: 4, standing: { cooldown_after: 100 } });
+    const s = seeded;
+    const alice = s.core.connect(hello('alice')).id;
+    const claim = (assign: Assign, samples: number): string =>
+      s.core.submit({
+        unitId: assign.unit_id,
+        workerId: alice,
+        leaseToken: assign.lease_token,
+        body: encodeFFF(smallDelta(s.job.subtreeShape)),
+        metrics: { train_loss: 0.5, samples, seconds: 1 },
+      }).response.status;
+    const first = lease(s, alice);
+    const perPass = s.store.getShard(first.shard)!.samples;
+    assert.equal(claim(first, perPass * 1.5), 'rejected');
+    assert.equal(claim(lease(s, alice), perPass * 5), 'rejected');
+    const third = lease(s, alice);
+    assert.equal(claim(third, perPass * 3), 'accepted');
+    const rest = s.store.listUnits().find((u) => u.state === 'ready' && u.id.includes('-p'))!;
+    assert.deepEqual(rest.window, { from: 0.75, to: 1, epochs: 1 });
+    assert.equal(s.store.getResult(third.unit_id)!.samples, perPass * 3);
+  });
+
+  void it('refuses a partial result in quorum mode', async () => {
+    seeded = await seededCore({ shard_epochs: 2, local_epochs: 2, validation: { quorum: 2 } });
+    const s = seeded;
+    const alice = s.core.connect(hello('alice')).id;
+    const assign = lease(s, alice);
+    const outcome = s.core.submit({
+      unitId: assign.unit_id,
+      workerId: alice,
+      leaseToken: assign.lease_token,
+      body: encodeFFF(smallDelta(s.job.subtreeShape)),
+      metrics: { train_loss: 0.5, samples: s.store.getShard(assign.shard)!.samples, seconds: 1 },
+    });
+    assert.equal(outcome.code, 'DELTA_REJECTED');
   });
 });
