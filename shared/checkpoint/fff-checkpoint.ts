@@ -83,6 +83,8 @@ export function decodeFFFCheckpoint(bytes: Uint8Array, source = 'checkpoint'): F
   for (const name of TENSOR_NAMES) {
     const tensor = tensors.get(name);
     if (!tensor) return fail(`tensor ${name} is missing`);
+    if (tensor.dtype !== undefined && tensor.dtype !== 'F32')
+      fail(`tensor ${name} is ${tensor.dtype}, not F32`);
     const want = dims[name];
     if (tensor.shape.length !== want.length || tensor.shape.some((d, i) => d !== want[i])) {
       fail(

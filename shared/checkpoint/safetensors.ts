@@ -1,6 +1,7 @@
 import { InputError } from '../input-error.ts';
 /**
- * The safetensors file format (https://github.com/huggingface/safetensors), F32 only:
+ * The safetensors file format (https://github.com/huggingface/safetensors), F32 and U8
+ * (bytes, such as pixels; decoded to the same Float32Array of their values):
  *
  *   u64 little-endian N | N bytes of UTF-8 JSON header | data section
  *
@@ -13,10 +14,16 @@ export class CheckpointError extends InputError {
   readonly code = 'CHECKPOINT_INVALID' as const;
 }
 
+export type Dtype = 'F32' | 'U8';
+
 export interface HostTensor {
   readonly shape: number[];
   readonly data: Float32Array;
+  /** How it is stored (default F32); U8 data must be integers from 0 to 255. */
+  readonly dtype?: Dtype;
 }
+
+const BYTES_PER: Record<Dtype, number> = { F32: 4, U8: 1 };
 
 export interface DecodedSafetensors {
   readonly tensors: Map<string, HostTensor>;
@@ -68,8 +75,11 @@ export function encodeSafetensors(
         `tensor ${name}: shape [${shape.join(', ')}] needs ${product(shape)} values, got ${data.length}`,
       );
     }
-    const bytes = f32ToBytes(data);
-    header[name] = { dtype: 'F32', shape: [...shape], data_offsets: [offset, offset + bytes.length] };
+    const dtype = tensors[name]!.dtype ?? 'F32';
+    if (dtype === 'U8' && !data.every((v) => Number.isInteger(v) && v >= 0 && v <= 255))
+      throw new RangeError(`tensor ${name}: U8 data must be integers from 0 to 255`);
+    const bytes = dtype === 'U8' ? Uint8Array.from(data) : f32ToBytes(data);
+    header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);
     offset += bytes.length;
   }
@@ -93,6 +103,7 @@ export function encodeSafetensors(
 
 interface Entry {
   readonly name: string;
+  readonly dtype: Dtype;
   readonly shape: number[];
   readonly begin: number;
   readonly end: number;
@@ -130,7 +141,9 @@ function parseHeader(
 function parseEntry(name: string, value: unknown, fail: (problem: string) => never): Entry {
   if (!isRecord(value)) fail(`tensor ${name}: entry is not an object`);
   const { dtype, shape, data_offsets: offsets } = value;
-  if (dtype !== 'F32') fail(`tensor ${name}: unsupported dtype ${JSON.stringify(dtype)} (only F32)`);
+  if (dtype !== 'F32' && dtype !== 'U8')
+    fail(`tensor ${name}: unsupported dtype ${JSON.stringify(dtype)} (only F32 and U8)`);
+  const bytesPer = BYTES_PER[dtype as Dtype];
   if (!Array.isArray(shape) || !shape.every(isIndex)) {
     fail(`tensor ${name}: shape ${JSON.stringify(shape)} is not an array of non-negative integers`);
   }
@@ -141,13 +154,13 @@ function parseEntry(name: string, value: unknown, fail: (problem: string) => nev
     );
   }
   const [begin, end] = offsets as [number, number];
-  const expected = product(dims) * BYTES_PER_F32;
+  const expected = product(dims) * bytesPer;
   if (end < begin || end - begin !== expected) {
     fail(
       `tensor ${name}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, shape [${dims.join(', ')}] needs ${expected}`,
     );
   }
-  return { name, shape: dims, begin, end };
+  return { name, dtype: dtype as Dtype, shape: dims, begin, end };
 }
 
 function parseMetadata(value: unknown, fail: (problem: string) => never): Record<string, string> {
@@ -190,8 +203,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors'): De
   if (cursor !== dataLength) fail(`${dataLength - cursor} bytes of trailing garbage after the last tensor`);
 
   const tensors = new Map<string, HostTensor>();
-  for (const { name, shape, begin, end } of entries) {
-    tensors.set(name, { shape, data: bytesToF32(bytes.subarray(dataStart + begin, dataStart + end)) });
+  for (const { name, dtype, shape, begin, end } of entries) {
+    const raw = bytes.subarray(dataStart + begin, dataStart + end);
+    tensors.set(name, { shape, dtype, data: dtype === 'U8' ? Float32Array.from(raw) : bytesToF32(raw) });
   }
   return { tensors, metadata };
 }

@@ -6,7 +6,9 @@ import {
   encodeSafetensors,
 } from '../../shared/checkpoint/safetensors.ts';
 import type { HostTensor } from '../../shared/checkpoint/safetensors.ts';
+import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { type Dataset, DataError } from '../../shared/data/dataset.ts';
+import { zeroWeights } from '../../shared/fff/weights.ts';
 import { decodeShardData, encodeShardData, SHARD_BLOB_FORMAT } from '../../shared/data/shard-blob.ts';
 
 function sample(n: number, inputWidth: number, classes: number): Dataset {
@@ -194,5 +196,56 @@ void describe('shard blob', () => {
     );
     rejects(new Uint8Array(4), CheckpointError, /^blobs\/abc: file is 4 bytes/, 'blobs/abc');
     rejects(new Uint8Array(4), CheckpointError, /^shard blob: /);
+  });
+});
+
+void describe('pixel shards travel as bytes', () => {
+  void it('stores k/255 data (IDX pixels: Fashion-MNIST) as U8, four times smaller on x, bit-exact', () => {
+    const n = 500;
+    const inputWidth = 784;
+    const x = new Float32Array(n * inputWidth);
+    for (let i = 0; i < x.length; i++) x[i] = ((i * 37) % 256) / 255;
+    const shard: Dataset = {
+      name: 'pixels',
+      n,
+      inputWidth,
+      classes: 10,
+      x,
+      y: new Int32Array(n).map((_, i) => i % 10),
+    };
+    const blob = encodeShardData(shard);
+    assert.equal(decodeSafetensors(blob).tensors.get('x')!.dtype, 'U8');
+    const asFloats = encodeSafetensors(
+      {
+        x: { shape: [shard.n, shard.inputWidth], data: shard.x },
+        y: { shape: [shard.n], data: Float32Array.from(shard.y) },
+      },
+      { format: SHARD_BLOB_FORMAT, classes: '10', name: 'f32' },
+    );
+    assert.ok(blob.byteLength < asFloats.byteLength / 3.5, `${blob.byteLength} vs ${asFloats.byteLength}`);
+    const decoded = decodeShardData(blob);
+    assert.deepEqual(decoded.x, shard.x);
+    assert.deepEqual(decoded.y, shard.y);
+  });
+
+  void it('keeps other data as F32, and refuses bytes without their scale or where floats belong', () => {
+    const data = sample(4, 3, 3);
+    assert.equal(decodeSafetensors(encodeShardData(data)).tensors.get('x')!.dtype, 'F32');
+    const bytesNoScale = encodeSafetensors({ x: { ...X(2, 2), dtype: 'U8' }, y: Y(0, 1) }, META);
+    assert.throws(() => decodeShardData(bytesNoScale), /x_scale/);
+    const bytesLabels = encodeSafetensors(
+      { x: { ...X(2, 2), dtype: 'U8' }, y: { ...Y(0, 1), dtype: 'U8' } },
+      { ...META, x_scale: '1/255' },
+    );
+    assert.throws(() => decodeShardData(bytesLabels), CheckpointError);
+  });
+
+  void it('a model checkpoint takes no bytes: every weight is F32', () => {
+    const shape = { depth: 2, leafWidth: 2, inputWidth: 3, outputWidth: 2, activation: 'relu' as const };
+    const { tensors, metadata } = decodeSafetensors(encodeFFF(zeroWeights(shape)));
+    const asBytes = Object.fromEntries(
+      [...tensors].map(([name, t], i) => [name, i === 0 ? { ...t, dtype: 'U8' as const } : t]),
+    );
+    assert.throws(() => decodeFFF(encodeSafetensors(asBytes, metadata)), /not F32/);
   });
 });
