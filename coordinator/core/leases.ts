@@ -34,8 +34,7 @@ export class Leases {
         retry_after_ms: config.retry_after_ms,
         ...(phase === 'done' ? { done: true } : {}),
       };
-    if (this.store.leasesHeldBy(workerId) >= config.max_leases_per_worker)
-      return { type: 'no_work', retry_after_ms: config.retry_after_ms };
+    if (!this.mayLeaseMore(workerId)) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
     const unit = this.store.leaseUnit(workerId, now, config.lease_ms, token);
@@ -74,6 +73,18 @@ export class Leases {
       output_width: sub.outputWidth,
       activation: sub.activation,
     };
+  }
+
+  /**
+   * One lease at a time; more (up to max_leases_per_worker) only for a worker measured fast:
+   * its latest accepted unit came back within half a lease, by this coordinator's clock.
+   */
+  private mayLeaseMore(workerId: string): boolean {
+    const held = this.store.leasesHeldBy(workerId);
+    if (held === 0) return true;
+    if (held >= this.job.config.max_leases_per_worker) return false;
+    const turnaround = this.store.lastTurnaround(workerId);
+    return turnaround !== undefined && turnaround <= this.job.config.lease_ms / 2;
   }
 
   /** Extends the lease; false means it is lost and the worker should stop. */

@@ -98,6 +98,10 @@ export function prepareStatements(db: Database.Database) {
     eventsAfter: db.prepare<[number, number], { id: number; at_ms: number; kind: string; data: string }>(
       'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?',
     ),
+    lastTurnaround: db.prepare<[string], { ms: number | null }>(
+      `SELECT r.received_ms - u.leased_ms AS ms FROM results r JOIN units u ON u.id = r.unit_id
+       WHERE r.worker_id = ? AND r.status = 'accepted' ORDER BY r.received_ms DESC LIMIT 1`,
+    ),
     leasesHeldBy: db.prepare<[string], { n: number }>(
       `SELECT COUNT(*) AS n FROM units WHERE worker_id = ? AND state = 'leased'`,
     ),

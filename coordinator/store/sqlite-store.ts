@@ -166,6 +166,10 @@ export class SqliteStore implements Store {
       .map((r) => ({ id: r.id, atMs: r.at_ms, kind: r.kind, data: JSON.parse(r.data) as unknown }));
   }
 
+  lastTurnaround(workerId: string): number | undefined {
+    return this.s.lastTurnaround.get(workerId)?.ms ?? undefined;
+  }
+
   leasesHeldBy(workerId: string): number {
     return this.s.leasesHeldBy.get(workerId)?.n ?? 0;
   }

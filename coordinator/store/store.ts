@@ -194,6 +194,8 @@ export interface Store {
   unitsByState(): Record<UnitState, number>;
   /** Units leased to `workerId` now. */
   leasesHeldBy(workerId: string): number;
+  /** From lease to result, by the coordinator's clock, of the worker's latest accepted unit. */
+  lastTurnaround(workerId: string): number | undefined;
   upsertWorker(worker: WorkerInfo): void;
   getWorker(id: string): Worker | undefined;
   listWorkers(): Worker[];

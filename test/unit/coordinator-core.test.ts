@@ -127,19 +127,37 @@ void describe('leases', () => {
   });
 
   void it('says no_work while routing has not happened and done once the job is over', async () => {
-    const s = await setup({ shard_epochs: 1, max_leases_per_worker: 100 });
-    const id = s.core.connect(hello('bob')).id;
+    const s = await setup({ shard_epochs: 1 });
     const units = s.store.unitsByState().ready;
-    const leased: Assign[] = [];
-    for (let i = 0; i < units; i++) leased.push(s.core.assign(id) as Assign);
+    const leased = Array.from({ length: units }, (_, i) => leaseOne(s, `bob-${i}`));
+    const id = s.core.connect(hello('bob')).id;
     assert.deepEqual(s.core.assign(id), { type: 'no_work', retry_after_ms: s.job.config.retry_after_ms });
-    for (const a of leased) s.core.submit(submission(id, a, encodeFFF(small(s))));
+    for (const { workerId, assign } of leased)
+      s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
     assert.equal(s.core.phase, 'done');
     assert.deepEqual(s.core.assign(id), {
       type: 'no_work',
       retry_after_ms: s.job.config.retry_after_ms,
       done: true,
     });
+  });
+
+  void it('gives a second lease at once only to a worker measured fast by its last unit', async () => {
+    const s = await setup({ max_leases_per_worker: 2, shard_epochs: 4, local_epochs: 1 });
+    const { workerId, assign } = leaseOne(s, 'quick');
+    assert.equal(s.core.assign(workerId).type, 'no_work', 'no history: one at a time');
+    s.clock.advance(s.job.config.lease_ms / 2);
+    s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
+    assert.equal(s.core.assign(workerId).type, 'assign');
+    assert.equal(s.core.assign(workerId).type, 'assign', 'back within half a lease: two at once');
+    assert.equal(s.core.assign(workerId).type, 'no_work', 'never more than max_leases_per_worker');
+
+    const slow = leaseOne(s, 'slow');
+    s.clock.advance(s.job.config.lease_ms / 2 + 1);
+    s.core.heartbeat(slow.workerId, beat(slow.assign));
+    s.core.submit(submission(slow.workerId, slow.assign, encodeFFF(small(s))));
+    assert.equal(s.core.assign(slow.workerId).type, 'assign');
+    assert.equal(s.core.assign(slow.workerId).type, 'no_work', 'slower than half a lease: one at a time');
   });
 
   void it('ends a lease at max_lease_ms however many heartbeats it gets', async () => {
@@ -275,17 +293,19 @@ void describe('acceptance rules', () => {
     });
 
   void it('reject a delta that is too stale', async () => {
-    const s = await setup({ outer: { max_staleness: 0 }, max_leases_per_worker: 2 });
+    const s = await setup({ outer: { max_staleness: 0 } });
     const a = leaseOne(s, 'a');
     const b = leaseOne(s, 'b');
-    const shardB = s.core.assign(b.workerId) as Assign;
+    const c = leaseOne(s, 'c');
     // Two units of the same shard: whichever merges second is one version behind.
-    const [first, second] = a.assign.shard === shardB.shard ? [a.assign, shardB] : [b.assign, shardB];
-    const firstHolder = first === a.assign ? a.workerId : b.workerId;
-    assert.equal(s.core.submit(submission(firstHolder, first, encodeFFF(small(s)))).code, undefined);
-    const outcome = s.core.submit(submission(b.workerId, second, encodeFFF(small(s))));
+    const [first, second] = a.assign.shard === c.assign.shard ? [a, c] : [b, c];
+    assert.equal(
+      s.core.submit(submission(first.workerId, first.assign, encodeFFF(small(s)))).code,
+      undefined,
+    );
+    const outcome = s.core.submit(submission(second.workerId, second.assign, encodeFFF(small(s))));
     assert.equal(outcome.code, 'DELTA_REJECTED');
-    assert.equal(s.store.getResult(second.unit_id)?.rule, 'not-too-stale');
+    assert.equal(s.store.getResult(second.assign.unit_id)?.rule, 'not-too-stale');
   });
 
   void it('accept a good delta once: a replay gets the same answer and merges nothing', async () => {
