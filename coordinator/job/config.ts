@@ -100,7 +100,12 @@ export const JobConfigSchema = Type.Object(
     ),
     eval_every: Int(1, 1e6, 'evaluate and checkpoint after this many accepted results', 4),
     lease_ms: Int(100, 86_400_000, 'lease length; heartbeats extend it', 60_000),
-    max_leases_per_worker: Int(1, 1000, 'units one worker may hold at once (more than one only when measured fast)', 1),
+    max_leases_per_worker: Int(
+      1,
+      1000,
+      'units one worker may hold at once (more than one only when measured fast)',
+      1,
+    ),
     max_lease_ms: Int(100, 30 * 86_400_000, 'longest a lease lasts, however many heartbeats', 6 * 3_600_000),
     heartbeat_ms: Int(50, 3_600_000, 'how often workers send progress', 5_000),
     retry_after_ms: Int(10, 3_600_000, 'no_work back-off hint', 2_000),
