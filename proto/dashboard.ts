@@ -68,6 +68,7 @@ export const ShardInfoSchema = Type.Object({
   samples: Count('training samples routed here'),
   version: Count('merged results'),
   in_flight: Count('units leased now'),
+  mean_staleness: Nullable(Num('mean versions an accepted result was behind when merged (null before one)')),
   trained_samples: Count('samples trained'),
   budget_samples: Count('samples this shard trains in all'),
   val_loss: Nullable(Num('validation loss of the current subtree')),

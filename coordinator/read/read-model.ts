@@ -131,6 +131,7 @@ export class ReadModel {
           samples: shard.samples,
           version: shard.version,
           in_flight: a?.leased ?? 0,
+          mean_staleness: a?.meanStaleness ?? null,
           trained_samples: shard.trainedSamples,
           budget_samples: shard.budgetSamples,
           val_loss: shard.valLoss ?? null,

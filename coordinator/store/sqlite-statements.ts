@@ -128,6 +128,10 @@ export function prepareStatements(db: Database.Database) {
     leasedByShard: db.prepare<[], { shard: number; n: number }>(
       `SELECT shard, COUNT(*) AS n FROM units WHERE state = 'leased' GROUP BY shard`,
     ),
+    stalenessByShard: db.prepare<[], { shard: number; mean: number }>(
+      `SELECT shard, AVG(merged_version - 1 - base_version) AS mean FROM results
+       WHERE status = 'accepted' AND merged_version IS NOT NULL GROUP BY shard`,
+    ),
     verdictsByShard: db.prepare<[], { shard: number; status: 'accepted' | 'rejected'; n: number }>(
       'SELECT shard, status, COUNT(*) AS n FROM results GROUP BY shard, status',
     ),

@@ -262,13 +262,14 @@ export class SqliteStore implements Store {
     const entry = (shard: number): ShardActivity => {
       let found = byShard.get(shard);
       if (found === undefined) {
-        found = { shard, leased: 0, accepted: 0, rejected: 0 };
+        found = { shard, leased: 0, accepted: 0, rejected: 0, meanStaleness: null };
         byShard.set(shard, found);
       }
       return found;
     };
     for (const { shard, n } of this.s.leasedByShard.all()) entry(shard).leased = n;
     for (const { shard, status, n } of this.s.verdictsByShard.all()) entry(shard)[status] = n;
+    for (const { shard, mean } of this.s.stalenessByShard.all()) entry(shard).meanStaleness = mean;
     return [...byShard.values()].sort((a, b) => a.shard - b.shard);
   }
 

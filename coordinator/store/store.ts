@@ -140,6 +140,8 @@ export interface ResultCounts {
 export interface ShardActivity extends ResultCounts {
   shard: number;
   leased: number;
+  /** Mean versions between an accepted result's base and the version it merged into (null: none). */
+  meanStaleness: number | null;
 }
 
 /** A volunteer's token: only its SHA-256 is stored. */

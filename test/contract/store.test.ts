@@ -555,6 +555,30 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(results[2]?.deltaBlob, 'da');
     });
 
+    void it('shardActivity reports leases, verdicts and the mean staleness of merged results', () => {
+      for (const id of ['u1', 'u2', 'u3']) store.createUnit({ id, shard: 0, baseVersion: 0, createdMs: 0 });
+      for (const [id, token] of [
+        ['u1', 't1'],
+        ['u2', 't2'],
+      ] as const) {
+        store.leaseUnit('w1', 0, LEASE, token);
+        store.submitResult(id, token, 0);
+        store.acceptResult({
+          unitId: id,
+          workerId: 'w1',
+          shard: 0,
+          baseVersion: 0,
+          deltaBlob: 'd',
+          samples: 1,
+          now: 0,
+        });
+      }
+      store.leaseUnit('w2', 0, LEASE, 't3');
+      assert.deepEqual(store.shardActivity(), [
+        { shard: 0, leased: 1, accepted: 2, rejected: 0, meanStaleness: 0.5 },
+      ]);
+    });
+
     void it('pruneEvents keeps the newest events, and ids keep growing after it', () => {
       for (let i = 0; i < 10; i++) store.appendEvent('e', { i }, i);
       assert.equal(store.pruneEvents(3), 7);

@@ -56,6 +56,7 @@ const shard = (id: number, health: ShardInfo['health'], extra: Partial<ShardInfo
   samples: 2000,
   version: 5,
   in_flight: 1,
+  mean_staleness: 0.5,
   trained_samples: 1000,
   budget_samples: 24000,
   val_loss: 0.3124,

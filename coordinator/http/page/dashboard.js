@@ -211,14 +211,18 @@ function renderShards(view) {
       'data-version': String(s.version),
     });
     const details =
-      `shard ${s.id}: ${num(s.samples)} samples (${(s.samples / mean).toFixed(2)}x ideal), version ${s.version}, ${s.in_flight} in flight, ` +
+      `shard ${s.id}: ${num(s.samples)} samples (${(s.samples / mean).toFixed(2)}x ideal), version ${s.version}, ${s.in_flight} in flight, staleness ${s.mean_staleness === null ? '–' : s.mean_staleness.toFixed(2)}, ` +
       `val loss ${s.val_loss === null ? '–' : s.val_loss.toFixed(3)}, ${s.accepted} merged / ${s.rejected} rejected, ${pct(s.trained_samples / Math.max(1, s.budget_samples))} of budget, ${s.health}`;
     box.title = details;
     if (!dense) {
       box.append(
         el('b', {}, `#${s.id}`),
         el('div', {}, `${num(s.samples)} samples`),
-        el('div', {}, `v${s.version} · ${s.in_flight} in flight`),
+        el(
+          'div',
+          {},
+          `v${s.version} · ${s.in_flight} in flight · stale ${s.mean_staleness === null ? '–' : s.mean_staleness.toFixed(1)}`,
+        ),
         el('div', {}, `val ${s.val_loss === null ? '–' : s.val_loss.toFixed(3)}`),
         el('div', {}, `✓ ${s.accepted} ✗ ${s.rejected}`),
       );
