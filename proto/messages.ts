@@ -52,7 +52,15 @@ export const Hello = Type.Object(
 );
 
 export const RequestWork = Type.Object(
-  { type: Type.Literal('request_work') },
+  {
+    type: Type.Literal('request_work'),
+    cached_shards: Type.Optional(
+      Type.Array(Count('shard id'), {
+        maxItems: 64,
+        description: 'shards whose data the worker holds now: units of these are preferred within a round',
+      }),
+    ),
+  },
   { ...closed, description: 'ask for a unit; answered by assign or no_work' },
 );
 

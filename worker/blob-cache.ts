@@ -13,7 +13,9 @@ export class BlobError extends Error {
   override readonly name = 'BlobError';
 }
 
-const MEMORY_ENTRIES = 4;
+/** Blobs kept in memory: shard data (reused by every unit of its shard) apart from weights. */
+const MEMORY_ENTRIES = { data: 4, weights: 2 } as const;
+type Kind = keyof typeof MEMORY_ENTRIES;
 
 /**
  * Content-addressed blobs from the coordinator, verified by SHA-256 and size, kept in
@@ -21,7 +23,7 @@ const MEMORY_ENTRIES = 4;
  * once per worker, however many of its units the worker trains.
  */
 export class BlobCache {
-  private readonly memory = new Map<string, Uint8Array>();
+  private readonly memory = { data: new Map<string, Uint8Array>(), weights: new Map<string, Uint8Array>() };
   bytesDownloaded = 0;
 
   constructor(
@@ -30,13 +32,23 @@ export class BlobCache {
     private readonly cacheDir?: string,
   ) {}
 
-  async get(ref: Ref): Promise<Uint8Array> {
-    const hit = this.memory.get(ref.sha256) ?? (await this.fromDisk(ref));
+  async get(ref: Ref, kind: Kind = 'weights'): Promise<Uint8Array> {
+    const memory = this.memory[kind];
+    const hit = memory.get(ref.sha256) ?? (await this.fromDisk(ref));
     const bytes = hit ?? (await this.download(ref));
-    this.memory.delete(ref.sha256);
-    this.memory.set(ref.sha256, bytes);
-    while (this.memory.size > MEMORY_ENTRIES) this.memory.delete(this.memory.keys().next().value!);
+    memory.delete(ref.sha256);
+    memory.set(ref.sha256, bytes);
+    while (memory.size > MEMORY_ENTRIES[kind]) memory.delete(memory.keys().next().value!);
     return bytes;
+  }
+
+  /** Whether the blob is at hand without a download (memory, or the cache directory). */
+  holds(sha256: string): boolean {
+    return (
+      this.memory.data.has(sha256) ||
+      this.memory.weights.has(sha256) ||
+      (this.cacheDir !== undefined && existsSync(join(this.cacheDir, sha256)))
+    );
   }
 
   private async fromDisk(ref: Ref): Promise<Uint8Array | undefined> {

@@ -62,6 +62,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let failures = 0;
   let workerId = '';
   let lastNoWorkReason: string | undefined;
+  // Which data blob each shard had when last assigned: the shards whose data is at hand.
+  const shardData = new Map<number, string>();
 
   const session = async (): Promise<never> => {
     const connection = await CoordinatorConnection.open(socketUrl(options.url), options.token);
@@ -89,7 +91,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         if (signal?.aborted) throw new StopWorker('stopped');
         if (options.maxUnits !== undefined && stats.units >= options.maxUnits)
           throw new StopWorker('max-units');
-        connection.send({ type: 'request_work' });
+        const cached = [...shardData].filter(([, sha]) => blobs.holds(sha)).map(([shard]) => shard);
+        connection.send({
+          type: 'request_work',
+          ...(cached.length > 0 ? { cached_shards: cached.slice(0, 64) } : {}),
+        });
         const message = await connection.next();
         if (message.type === 'no_work') {
           if (message.done) throw new StopWorker('done');
@@ -115,7 +121,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     assign: Assign,
   ): Promise<void> => {
     const unitLog = log.child({ unit: assign.unit_id, shard: assign.shard });
-    const [baseBytes, dataBytes] = [await blobs.get(assign.base_blob), await blobs.get(assign.data_blob)];
+    shardData.set(assign.shard, assign.data_blob.sha256);
+    const [baseBytes, dataBytes] = [
+      await blobs.get(assign.base_blob),
+      await blobs.get(assign.data_blob, 'data'),
+    ];
     const baseWeights = decodeFFF(baseBytes, `base blob of ${assign.unit_id}`);
     const expected = {
       depth: assign.subtree_depth,

@@ -168,7 +168,8 @@ export class CoordinatorCore {
     log.info({ worker: workerId }, 'worker disconnected');
   }
 
-  assign(workerId: string): Assign | NoWork {
+  /** A unit for the worker; within the oldest round, one of `cachedShards` if any is ready. */
+  assign(workerId: string, cachedShards: readonly number[] = []): Assign | NoWork {
     const { clock, store, job } = this.deps;
     const now = clock.now();
     this.presence.seen(workerId, now);
@@ -180,7 +181,7 @@ export class CoordinatorCore {
       if (refusal !== undefined)
         return { type: 'no_work', retry_after_ms: refusal.retryAfterMs, reason: refusal.reason };
     }
-    return this.leases.assign(workerId, this.presence.get(workerId)?.name);
+    return this.leases.assign(workerId, this.presence.get(workerId)?.name, cachedShards);
   }
 
   heartbeat(workerId: string, heartbeat: Heartbeat): boolean {

@@ -25,7 +25,7 @@ export class Leases {
   ) {}
 
   /** Leases the oldest ready unit; `name` is the volunteer's, for the event log. */
-  assign(workerId: string, name?: string): Assign | NoWork {
+  assign(workerId: string, name?: string, cachedShards: readonly number[] = []): Assign | NoWork {
     const { config } = this.job;
     const phase = this.job.phase;
     if (phase !== 'training')
@@ -37,7 +37,7 @@ export class Leases {
     if (!this.mayLeaseMore(workerId)) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
-    const unit = this.store.leaseUnit(workerId, now, config.lease_ms, token);
+    const unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
     if (unit === undefined) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const shard = this.store.getShard(unit.shard);
     if (shard === undefined) throw new Error(`unit ${unit.id} names unknown shard ${unit.shard}`);

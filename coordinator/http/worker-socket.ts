@@ -84,7 +84,7 @@ function attachSession(
     if (workerId === undefined) throw new ProtocolError('BAD_MESSAGE', `${message.type} before hello`);
     switch (message.type) {
       case 'request_work':
-        send(ws, core.assign(workerId));
+        send(ws, core.assign(workerId, message.cached_shards ?? []));
         return;
       case 'heartbeat':
         if (!core.heartbeat(workerId, message))

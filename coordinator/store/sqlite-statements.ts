@@ -23,9 +23,9 @@ export function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
-    oldestReady: db.prepare<[string], { id: string }>(
-      `SELECT id FROM units WHERE state = 'ready' AND (held_by IS NULL OR held_by != ?)
-       ORDER BY created_ms, id LIMIT 1`,
+    oldestReady: db.prepare<[{ worker: string; preferred: string }], { id: string }>(
+      `SELECT id FROM units WHERE state = 'ready' AND (held_by IS NULL OR held_by != @worker)
+       ORDER BY created_ms, shard NOT IN (SELECT value FROM json_each(@preferred)), id LIMIT 1`,
     ),
     // A held unit keeps the base its first result was computed from.
     lease: db.prepare<[string, string, number, number, string]>(

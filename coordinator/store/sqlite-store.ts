@@ -97,8 +97,14 @@ export class SqliteStore implements Store {
     return row === undefined ? undefined : toUnit(row);
   }
 
-  leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined {
-    return this.tx.lease.immediate(workerId, now, leaseMs, token);
+  leaseUnit(
+    workerId: string,
+    now: number,
+    leaseMs: number,
+    token: string,
+    preferredShards: readonly number[] = [],
+  ): Unit | undefined {
+    return this.tx.lease.immediate(workerId, now, leaseMs, token, preferredShards);
   }
 
   renewLease(unitId: string, token: string, now: number, leaseMs: number, lifetimeMs = Infinity): boolean {

@@ -5,13 +5,15 @@ import type { prepareStatements } from './sqlite-statements.ts';
 import type { AcceptInput, RejectInput } from './store.ts';
 
 export function prepareTransactions(db: Database.Database, s: ReturnType<typeof prepareStatements>) {
-  const lease = db.transaction((workerId: string, now: number, leaseMs: number, token: string) => {
-    const next = s.oldestReady.get(workerId);
-    if (next === undefined) return undefined;
-    s.lease.run(workerId, token, now + leaseMs, now, next.id);
-    const row = s.getUnit.get(next.id);
-    return row === undefined ? undefined : toUnit(row);
-  });
+  const lease = db.transaction(
+    (workerId: string, now: number, leaseMs: number, token: string, preferred: readonly number[]) => {
+      const next = s.oldestReady.get({ worker: workerId, preferred: JSON.stringify(preferred) });
+      if (next === undefined) return undefined;
+      s.lease.run(workerId, token, now + leaseMs, now, next.id);
+      const row = s.getUnit.get(next.id);
+      return row === undefined ? undefined : toUnit(row);
+    },
+  );
   const accept = db.transaction((input: AcceptInput) => {
     if (s.resultExists.get(input.unitId) !== undefined) return undefined;
     if (s.finishUnit.run('accepted', input.unitId).changes !== 1) return undefined;

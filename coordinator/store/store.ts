@@ -169,9 +169,15 @@ export interface Store {
   getUnit(id: string): Unit | undefined;
   /**
    * The oldest 'ready' unit that `workerId` did not already compute (quorum) becomes 'leased'
-   * to it with `token`; undefined if none.
+   * to it with `token`, within the oldest round one of `preferredShards` first; undefined if none.
    */
-  leaseUnit(workerId: string, now: number, leaseMs: number, token: string): Unit | undefined;
+  leaseUnit(
+    workerId: string,
+    now: number,
+    leaseMs: number,
+    token: string,
+    preferredShards?: readonly number[],
+  ): Unit | undefined;
   /**
    * Extends the deadline to now + leaseMs, never past `lifetimeMs` after the lease began.
    * False means the lease was lost (wrong token, not leased, past its deadline or lifetime).

@@ -555,6 +555,16 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(results[2]?.deltaBlob, 'da');
     });
 
+    void it('prefers, within the oldest round, a shard whose data the worker holds', () => {
+      store.upsertShard({ ...store.getShard(0)!, id: 1 });
+      for (const shard of [0, 1])
+        store.createUnit({ id: `r1-s${shard}`, shard, baseVersion: 0, createdMs: 1 });
+      store.createUnit({ id: 'r0-s0', shard: 0, baseVersion: 0, createdMs: 0 });
+      assert.equal(store.leaseUnit('w1', 0, LEASE, 't0', [1])?.id, 'r0-s0', 'the oldest round first');
+      assert.equal(store.leaseUnit('w1', 0, LEASE, 't1', [1])?.id, 'r1-s1');
+      assert.equal(store.leaseUnit('w2', 0, LEASE, 't2', [1])?.id, 'r1-s0', 'else the oldest unit');
+    });
+
     void it('shardActivity reports leases, verdicts and the mean staleness of merged results', () => {
       for (const id of ['u1', 'u2', 'u3']) store.createUnit({ id, shard: 0, baseVersion: 0, createdMs: 0 });
       for (const [id, token] of [

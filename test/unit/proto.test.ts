@@ -65,6 +65,15 @@ void describe('parseWorkerMessage', () => {
     assert.deepEqual(parseWorkerMessage(Buffer.from('{"type":"request_work"}'), MAX), {
       type: 'request_work',
     });
+    assert.deepEqual(parseWorkerMessage('{"type":"request_work","cached_shards":[3,1]}', MAX), {
+      type: 'request_work',
+      cached_shards: [3, 1],
+    });
+    const tooMany = JSON.stringify({
+      type: 'request_work',
+      cached_shards: Array.from({ length: 65 }, (_, i) => i),
+    });
+    assert.throws(() => parseWorkerMessage(tooMany, MAX), ProtocolError);
     const p = parseWorkerMessage(
       JSON.stringify({
         type: 'heartbeat',
