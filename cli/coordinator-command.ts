@@ -31,6 +31,7 @@ const JOB_FLAGS = {
   balance: 'pretrain.balance',
   shardEpochs: 'shard_epochs',
   localEpochs: 'local_epochs',
+  unitSeconds: 'unit_seconds',
   outerLr: 'outer.lr',
   outerMomentum: 'outer.momentum',
   stalenessDiscount: 'outer.staleness_discount',
@@ -100,7 +101,12 @@ function withJobOptions(command: Command): Command {
     )
     .option('--balance <w>', 'routing-balance weight in pretraining', positiveNumber('--balance'))
     .option('--shard-epochs <n>', 'budget: passes over each shard', integer('--shard-epochs', 1))
-    .option('--local-epochs <n>', 'passes over the shard per work unit', integer('--local-epochs', 1))
+    .option('--local-epochs <n>', 'most passes over the shard in one work unit', integer('--local-epochs', 1))
+    .option(
+      '--unit-seconds <s>',
+      "a unit is sized to take about this long on its worker's measured speed",
+      positiveNumber('--unit-seconds'),
+    )
     .option('--outer-lr <rate>', 'outer learning rate', positiveNumber('--outer-lr'))
     .option('--outer-momentum <m>', 'outer Nesterov momentum', positiveNumber('--outer-momentum'))
     .option(

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   admin: async () => (await import('./admin-command.ts')).adminCommand(),
   eval: async () => (await import('./eval-command.ts')).evalCommand(),
   bench: async () => (await import('./bench-command.ts')).benchCommand(),
+  simulate: async () => (await import('./simulate-command.ts')).simulateCommand(),
 };
 
 const program = new Command('arbor')

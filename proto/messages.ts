@@ -113,7 +113,11 @@ export const Welcome = Type.Object(
 
 export const Recipe = Type.Object(
   {
-    local_epochs: Count('passes over the shard', 1),
+    local_epochs: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1e6,
+      description: 'passes over the shard (a fraction: a slice of it, in shuffled order)',
+    }),
     batch: Count('batch size', 1),
     lr: Finite('learning rate', 0),
     optimizer: Type.Union([Type.Literal('adam'), Type.Literal('sgd')]),

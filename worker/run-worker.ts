@@ -140,7 +140,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         `base blob of ${assign.unit_id} does not have the assigned shape`,
       );
     const data = decodeShardData(dataBytes, `data blob of ${assign.unit_id}`);
-    const totalSteps = assign.recipe.local_epochs * Math.ceil(data.n / assign.recipe.batch);
+    const totalSteps = Math.max(
+      1,
+      Math.round(assign.recipe.local_epochs * Math.ceil(data.n / assign.recipe.batch)),
+    );
     let cancelled: string | undefined;
     connection.onCancel = (unitId, reason) => {
       if (unitId === assign.unit_id) cancelled = reason;
@@ -189,9 +192,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       unitLog.warn({ reason: cancelled }, 'unit cancelled by the coordinator');
       return;
     }
-    // Stopping with whole passes over the shard done: they are sent as a partial result.
-    const wholePasses = Math.floor(result.samples / Math.max(1, data.n));
-    const partial = result.stopped && wholePasses >= 1 && signal?.aborted === true;
+    // Stopping after a minibatch or more: what was trained goes up as a partial result.
+    const partial = result.stopped && result.samples >= assign.recipe.batch && signal?.aborted === true;
     if (result.stopped && !partial) {
       connection.send({
         type: 'release',
@@ -202,7 +204,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       unitLog.info('unit handed back');
       throw new StopWorker('stopped');
     }
-    const samples = partial ? wholePasses * data.n : result.samples;
+    const samples = result.samples;
     stats.units++;
     const verdict = await upload(assign, encodeFFF(result.delta), {
       train_loss: Number.isFinite(result.finalLoss) ? Math.max(0, result.finalLoss) : 0,
@@ -213,9 +215,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       stats.accepted++;
       stats.samples += samples;
     } else stats.rejected++;
-    const passes = partial ? { passes: `${wholePasses}/${assign.recipe.local_epochs}` } : {};
+    const done = partial ? { done: `${Math.min(stepsDone, totalSteps)}/${totalSteps} steps` } : {};
     unitLog.info(
-      { verdict, samples, seconds: result.seconds.toFixed(1), ...passes },
+      { verdict, samples, seconds: result.seconds.toFixed(1), ...done },
       partial ? 'partial unit sent' : 'unit finished',
     );
     if (partial) throw new StopWorker('stopped');

@@ -33,8 +33,8 @@ export interface Candidate {
   merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
   /** Quorum mode: the first worker's delta for this unit, held until this one agrees. */
   held?: FFFWeights;
-  /** Whole passes over the shard the result claims (fewer than the unit's when partial). */
-  epochsDone?: number;
+  /** Samples the result is credited with, and its share of the unit (below 1 when partial). */
+  samplesDone?: { samples: number; fraction: number };
   /** Relative L2 distance between this delta and the held one. */
   quorumDistance?: number;
 }
@@ -126,18 +126,24 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     name: 'claim-matches-unit',
     stage: 'delta',
     code: 'DELTA_REJECTED',
-    // A worker that had to stop may send what it has: whole passes over the shard, at least one.
+    // A worker that had to stop may send what it has (at least a minibatch); phase
+    // boundaries fall on whole steps, so a claim may differ from the unit's by one minibatch.
     check: (c, job) => {
-      const perEpoch = shardOf(c).samples;
-      const { epochs } = job.windowOf(unitOf(c));
+      const whole = job.unitSamples(shardOf(c), unitOf(c));
+      const slack = job.batchOf(shardOf(c));
       const claimed = c.submission.metrics.samples;
-      const done = perEpoch > 0 ? claimed / perEpoch : 0;
       const partialAllowed = job.config.validation.quorum === 1;
-      if (Number.isInteger(done) && done >= 1 && done <= epochs && (done === epochs || partialAllowed)) {
-        c.epochsDone = done;
-        return undefined;
+      if (Number.isInteger(claimed) && claimed <= whole + slack) {
+        if (claimed >= whole - slack) {
+          c.samplesDone = { samples: whole, fraction: 1 };
+          return undefined;
+        }
+        if (partialAllowed && claimed >= Math.min(slack, whole)) {
+          c.samplesDone = { samples: claimed, fraction: claimed / whole };
+          return undefined;
+        }
       }
-      return `claims ${claimed} samples; the unit trains ${perEpoch * epochs}${partialAllowed ? ` (or whole passes of ${perEpoch})` : ''}`;
+      return `claims ${claimed} samples; the unit trains ${whole}${partialAllowed ? ` (or, stopped early, at least ${Math.min(slack, whole)})` : ''}`;
     },
   },
   {

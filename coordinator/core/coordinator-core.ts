@@ -181,7 +181,14 @@ export class CoordinatorCore {
       if (refusal !== undefined)
         return { type: 'no_work', retry_after_ms: refusal.retryAfterMs, reason: refusal.reason };
     }
-    return this.leases.assign(workerId, this.presence.get(workerId)?.name, cachedShards);
+    const worker = this.presence.get(workerId);
+    return this.leases.assign(workerId, {
+      ...(worker !== undefined
+        ? { name: worker.name, claimedSamplesPerSecond: worker.samplesPerSecond }
+        : {}),
+      cachedShards,
+      workers: this.presence.size,
+    });
   }
 
   heartbeat(workerId: string, heartbeat: Heartbeat): boolean {

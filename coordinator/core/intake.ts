@@ -45,19 +45,18 @@ export function nextRetry(unitId: string, maxRetries: number): string | undefine
 }
 
 /**
- * What is left of a unit whose worker sent `done` of its `window.epochs` passes: the rest of
- * the window, as a unit of its own (`r<round>-s<shard>-p<where it starts, in permille of the
- * shard's schedule>`).
+ * What is left of a unit whose worker trained `fraction` of it: the rest of its window, as a
+ * unit of its own (its id plus `-p<where the rest starts, in parts per million of the schedule>`).
  */
-function restOf(unit: Unit, window: UnitWindow, done: number): NewUnit {
-  const from = window.from + ((window.to - window.from) * done) / window.epochs;
-  const base = /^r\d+-s\d+/.exec(unit.id)?.[0] ?? unit.id;
+function restOf(unit: Unit, window: UnitWindow, fraction: number): NewUnit {
+  const from = window.from + (window.to - window.from) * fraction;
+  const base = unit.id.replace(/(?:-[px]\d+)+$/, '');
   return {
-    id: `${base}-p${Math.round(from * 1000)}`,
+    id: `${base}-p${Math.round(from * 1e6)}`,
     shard: unit.shard,
     baseVersion: unit.baseVersion,
     createdMs: unit.createdMs,
-    window: { from, to: window.to, epochs: window.epochs - done },
+    window: { from, to: window.to, epochs: window.epochs * (1 - fraction) },
   };
 }
 
@@ -182,8 +181,11 @@ export class ResultIntake {
     const deltaBlob = blobs.put(body);
     const details = { unit: unit.id, shard: unit.shard, worker: workerId, val_loss: merged.valLoss };
     const window = this.job.windowOf(unit);
-    const done = candidate.epochsDone ?? window.epochs;
-    const rest = done < window.epochs ? restOf(unit, window, done) : undefined;
+    const done = candidate.samplesDone ?? {
+      samples: this.job.unitSamples(candidate.shard!, unit),
+      fraction: 1,
+    };
+    const rest = done.fraction < 1 ? restOf(unit, window, done.fraction) : undefined;
     const version = store.transaction(() => {
       const v = store.acceptResult({
         unitId: unit.id,
@@ -191,7 +193,7 @@ export class ResultIntake {
         shard: unit.shard,
         baseVersion: unit.baseVersion,
         deltaBlob,
-        samples: candidate.shard!.samples * done,
+        samples: done.samples,
         alsoCredit: unit.heldBy,
         now: candidate.now,
         merged: { weightsBlob, momentumBlob, valLoss: merged.valLoss },
@@ -206,7 +208,7 @@ export class ResultIntake {
           version: v,
           staleness: candidate.staleness,
           train_loss: metrics.train_loss,
-          ...(rest !== undefined ? { partial: `${done}/${window.epochs}`, rest: rest.id } : {}),
+          ...(rest !== undefined ? { partial: Number(done.fraction.toFixed(4)), rest: rest.id } : {}),
           ...(unit.heldBy !== null
             ? { agreed_with: unit.heldBy, quorum_distance: candidate.quorumDistance }
             : {}),

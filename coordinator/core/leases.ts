@@ -1,11 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Assign, Heartbeat, NoWork, Release } from '../../proto/messages.ts';
-import { autoBatchSize } from '../../shared/fff/recipe.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { Store } from '../store/store.ts';
 import type { Clock } from '../../shared/clock.ts';
+import { cutUnit } from './unit-cutter.ts';
+
+/** Who asks for work, as far as sizing a new unit goes. */
+export interface Asker {
+  readonly name?: string;
+  readonly cachedShards?: readonly number[];
+  /** The speed the worker claimed in its hello. */
+  readonly claimedSamplesPerSecond?: number;
+  /** Workers connected now. */
+  readonly workers?: number;
+}
+
+/** Claims above this are not believed: the first unit of such a worker is sized as if this. */
+const MAX_CLAIMED_SAMPLES_PER_SECOND = 1e5;
 
 /** A stable 31-bit seed per unit id, so a reissued unit trains the same way. */
 function unitSeed(jobSeed: number, unitId: string): number {
@@ -24,8 +37,9 @@ export class Leases {
     private readonly clock: Clock,
   ) {}
 
-  /** Leases the oldest ready unit; `name` is the volunteer's, for the event log. */
-  assign(workerId: string, name?: string, cachedShards: readonly number[] = []): Assign | NoWork {
+  /** Leases the oldest ready unit, or cuts a new one sized for the asker. */
+  assign(workerId: string, asker: Asker = {}): Assign | NoWork {
+    const { name, cachedShards = [] } = asker;
     const { config } = this.job;
     const phase = this.job.phase;
     if (phase !== 'training')
@@ -37,7 +51,9 @@ export class Leases {
     if (!this.mayLeaseMore(workerId)) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
-    const unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
+    let unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
+    if (unit === undefined && this.cut(workerId, asker, now))
+      unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
     if (unit === undefined) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const shard = this.store.getShard(unit.shard);
     if (shard === undefined) throw new Error(`unit ${unit.id} names unknown shard ${unit.shard}`);
@@ -59,7 +75,7 @@ export class Leases {
       data_blob: { sha256: shard.dataBlob, bytes: this.blobs.size(shard.dataBlob) },
       recipe: {
         local_epochs: this.job.windowOf(unit).epochs,
-        batch: config.batch ?? autoBatchSize(shard.samples, config.local_epochs),
+        batch: this.job.batchOf(shard),
         lr: config.lr,
         optimizer: config.optimizer,
         hardening: config.hardening,
@@ -75,6 +91,23 @@ export class Leases {
     };
   }
 
+  /** A new unit from the shards' schedules, sized for this worker; false when all is cut. */
+  private cut(workerId: string, asker: Asker, now: number): boolean {
+    const measured = this.store.lastThroughput(workerId);
+    const claimed = Math.min(MAX_CLAIMED_SAMPLES_PER_SECOND, asker.claimedSamplesPerSecond ?? 0);
+    const unit = cutUnit(this.job.config, this.store.listShards(), this.store.cutProgress(), {
+      samplesPerSecond: measured ? (measured.samples * 1000) / Math.max(1, measured.ms) : claimed,
+      speedUnmeasured: measured === undefined,
+      cachedShards: asker.cachedShards ?? [],
+      workers: asker.workers ?? 1,
+      now,
+      batch: (shard) => this.job.batchOf(shard),
+    });
+    if (unit === undefined) return false;
+    this.store.createUnit(unit);
+    return true;
+  }
+
   /**
    * One lease at a time; more (up to max_leases_per_worker) only for a worker measured fast:
    * its latest accepted unit came back within half a lease, by this coordinator's clock.
@@ -83,7 +116,7 @@ export class Leases {
     const held = this.store.leasesHeldBy(workerId);
     if (held === 0) return true;
     if (held >= this.job.config.max_leases_per_worker) return false;
-    const turnaround = this.store.lastTurnaround(workerId);
+    const turnaround = this.store.lastThroughput(workerId)?.ms;
     return turnaround !== undefined && turnaround <= this.job.config.lease_ms / 2;
   }
 

@@ -53,7 +53,13 @@ export const JobConfigSchema = Type.Object(
       { ...closed, default: {} },
     ),
     shard_epochs: Int(1, 10000, 'budget: passes over each shard', 12),
-    local_epochs: Int(1, 10000, 'passes over its shard in one work unit', 12),
+    local_epochs: Int(1, 10000, 'most passes over its shard in one work unit', 12),
+    unit_seconds: Num(
+      0.01,
+      86_400,
+      "a unit is sized to take about this long on its worker's measured speed",
+      60,
+    ),
     outer: Type.Object(
       {
         lr: Num(0, 10, 'outer learning rate', 1),

@@ -6,6 +6,7 @@ import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { provenanceMetadata } from '../../shared/data/provenance.ts';
 import { decodeShardData, encodeShardData } from '../../shared/data/shard-blob.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
+import { autoBatchSize } from '../../shared/fff/recipe.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
 import type { StepReport } from '../../shared/fff/trainer.ts';
 import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
@@ -102,13 +103,23 @@ export class TrainingJob {
     if (job?.treeBlob == null) throw new Error('job row has no pretrained tree');
     this.treeWeights = decodeFFF(blobs.read(job.treeBlob), `blob ${job.treeBlob}`);
     if (this.phase === 'routing') this.route();
+    this.backfillWindows();
+  }
+
+  /** Units of jobs begun before units were cut by size get their round's window written down. */
+  private backfillWindows(): void {
+    const { store } = this.ctx;
+    const legacy = store.listUnits().filter((unit) => unit.window === null);
+    if (legacy.length === 0) return;
+    store.transaction(() => {
+      for (const unit of legacy) store.setUnitWindow(unit.id, this.windowOf(unit));
+    });
   }
 
   private route(): void {
     const { store, blobs, config, data, log } = this.ctx;
     const now = () => this.ctx.clock.now();
     const shards = routeShards(this.tree, config.frozen, data.train, config.validation.fraction, config.seed);
-    const rounds = Math.ceil(config.shard_epochs / config.local_epochs);
     const rows: Shard[] = shards.map((shard) => {
       const subtree = extractSubtree(this.tree, config.frozen, shard.id);
       return {
@@ -126,14 +137,10 @@ export class TrainingJob {
     });
     store.transaction(() => {
       for (const row of rows) store.upsertShard(row);
-      for (let round = 0; round < rounds; round++)
-        for (const row of rows)
-          if (row.samples > 0)
-            store.createUnit({ id: unitId(round, row.id), shard: row.id, baseVersion: 0, createdMs: round });
       store.setJobPhase('training', now());
       store.appendEvent('phase', { phase: 'training', shard_sizes: rows.map((r) => r.samples) }, now());
     });
-    log.info({ shards: rows.length, rounds, sizes: rows.map((r) => r.samples) }, 'routed; training');
+    log.info({ shards: rows.length, sizes: rows.map((r) => r.samples) }, 'routed; training');
   }
 
   /** The shard's current subtree (decoded once per version). */
@@ -218,17 +225,24 @@ export class TrainingJob {
   }
 
   /**
-   * The shard's schedule (soft, hardening, hard leaves) runs over all its rounds; a unit
-   * trains its round's window of it, so that short units follow one long recipe.
+   * The shard's schedule (soft, hardening, hard leaves) runs over its whole budget; a unit
+   * trains its window of it, so that short units follow one long recipe.
    */
   scheduleOf(unit: UnitRef): { epochs: number; from: number; to: number } {
     const { from, to } = this.windowOf(unit);
-    return { epochs: this.rounds * this.config.local_epochs, from, to };
+    return { epochs: this.config.shard_epochs, from, to };
   }
 
-  /** The unit's stretch of its shard's schedule: its round's, or the rest of a partial one. */
+  /** The minibatch of a shard's units: set, or chosen for its whole schedule. */
+  batchOf(shard: Shard): number {
+    return this.config.batch ?? autoBatchSize(shard.samples, this.config.shard_epochs);
+  }
+
+  /** The unit's stretch of its shard's schedule (units of older jobs: their round's). */
   windowOf(unit: UnitRef): UnitWindow {
     if (unit.window) return unit.window;
+    const stored = unit.window === undefined ? this.ctx.store.getUnit(unit.id)?.window : null;
+    if (stored) return stored;
     const round = Math.min(this.rounds - 1, roundOf(unit.id));
     return { from: round / this.rounds, to: (round + 1) / this.rounds, epochs: this.config.local_epochs };
   }
@@ -237,15 +251,19 @@ export class TrainingJob {
     return Math.ceil(this.config.shard_epochs / this.config.local_epochs);
   }
 
-  /** Samples a whole unit of `shard` trains: what its full result is credited with. */
-  unitSamples(shard: Shard, unit?: UnitRef): number {
-    return shard.samples * (unit === undefined ? this.config.local_epochs : this.windowOf(unit).epochs);
+  /** Samples a whole unit trains: what its full result is credited with. */
+  unitSamples(shard: Shard, unit: UnitRef): number {
+    return Math.round(shard.samples * this.windowOf(unit).epochs);
   }
 
-  /** Units still to be trained or merged. */
+  /** Units still to be trained or merged, and shards with budget not yet cut into units. */
   openUnits(): number {
     const counts = this.ctx.store.unitsByState();
-    return counts.ready + counts.leased + counts.submitted;
+    const cut = this.ctx.store.cutProgress();
+    const uncut = this.ctx.store
+      .listShards()
+      .filter((s) => s.samples > 0 && (cut.get(s.id) ?? 0) < 1 - 1e-9).length;
+    return counts.ready + counts.leased + counts.submitted + uncut;
   }
 
   /** When no unit is open: a last evaluation, the final model file, phase 'done'. */

@@ -98,8 +98,8 @@ export function prepareStatements(db: Database.Database) {
     eventsAfter: db.prepare<[number, number], { id: number; at_ms: number; kind: string; data: string }>(
       'SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?',
     ),
-    lastTurnaround: db.prepare<[string], { ms: number | null }>(
-      `SELECT r.received_ms - u.leased_ms AS ms FROM results r JOIN units u ON u.id = r.unit_id
+    lastThroughput: db.prepare<[string], { samples: number; ms: number | null }>(
+      `SELECT r.samples AS samples, r.received_ms - u.leased_ms AS ms FROM results r JOIN units u ON u.id = r.unit_id
        WHERE r.worker_id = ? AND r.status = 'accepted' ORDER BY r.received_ms DESC LIMIT 1`,
     ),
     leasesHeldBy: db.prepare<[string], { n: number }>(
@@ -149,6 +149,12 @@ export function prepareStatements(db: Database.Database) {
     ),
     latestEval: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id DESC LIMIT 1'),
     listUnits: db.prepare<[], UnitRow>('SELECT * FROM units ORDER BY created_ms, id'),
+    cutProgress: db.prepare<[], { shard: number; cut: number | null }>(
+      'SELECT shard, MAX(window_to) AS cut FROM units GROUP BY shard',
+    ),
+    setUnitWindow: db.prepare<[{ id: string; from: number; to: number; epochs: number }]>(
+      'UPDATE units SET window_from = @from, window_to = @to, epochs = @epochs WHERE id = @id',
+    ),
     listResults: db.prepare<[], ResultDbRow>('SELECT * FROM results ORDER BY received_ms, unit_id'),
     getJob: db.prepare<
       [],

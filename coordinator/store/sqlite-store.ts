@@ -19,6 +19,7 @@ import type {
   Store,
   TokenRow,
   Unit,
+  UnitWindow,
   UnitState,
   Verdict,
   Worker,
@@ -172,8 +173,17 @@ export class SqliteStore implements Store {
       .map((r) => ({ id: r.id, atMs: r.at_ms, kind: r.kind, data: JSON.parse(r.data) as unknown }));
   }
 
-  lastTurnaround(workerId: string): number | undefined {
-    return this.s.lastTurnaround.get(workerId)?.ms ?? undefined;
+  lastThroughput(workerId: string): { samples: number; ms: number } | undefined {
+    const row = this.s.lastThroughput.get(workerId);
+    return row?.ms == null ? undefined : { samples: row.samples, ms: row.ms };
+  }
+
+  cutProgress(): Map<number, number> {
+    return new Map(this.s.cutProgress.all().map((r) => [r.shard, r.cut ?? 0]));
+  }
+
+  setUnitWindow(id: string, window: UnitWindow): void {
+    this.s.setUnitWindow.run({ id, ...window });
   }
 
   leasesHeldBy(workerId: string): number {

@@ -62,7 +62,7 @@ export interface NewUnit {
   shard: number;
   baseVersion: number;
   createdMs: number;
-  /** Set for the rest of a partly trained unit; otherwise the unit's round decides. */
+  /** The stretch of the shard's schedule it trains (units of older jobs: their round's). */
   window?: UnitWindow | null;
 }
 
@@ -202,8 +202,11 @@ export interface Store {
   unitsByState(): Record<UnitState, number>;
   /** Units leased to `workerId` now. */
   leasesHeldBy(workerId: string): number;
-  /** From lease to result, by the coordinator's clock, of the worker's latest accepted unit. */
-  lastTurnaround(workerId: string): number | undefined;
+  /** Samples and time from lease to result (coordinator's clock) of the worker's latest accepted unit. */
+  lastThroughput(workerId: string): { samples: number; ms: number } | undefined;
+  /** Per shard, how far units have been cut from its schedule (the largest window end). */
+  cutProgress(): Map<number, number>;
+  setUnitWindow(id: string, window: UnitWindow): void;
   upsertWorker(worker: WorkerInfo): void;
   getWorker(id: string): Worker | undefined;
   listWorkers(): Worker[];

@@ -96,7 +96,9 @@ async function upload(
 async function warmUp(small: SmallCoordinator): Promise<void> {
   for (const shard of small.coordinator.store.listShards()) {
     const v = await leaseAsVolunteer(small, `warm-up ${shard.id}`);
-    const samples = small.coordinator.job.unitSamples(small.coordinator.store.getShard(v.assign.shard)!);
+    const samples = small.coordinator.job.unitSamples(small.coordinator.store.getShard(v.assign.shard)!, {
+      id: v.assign.unit_id,
+    });
     const answer = await upload(small, v, await honestDelta(v.assign, v.base, v.data), samples);
     assert.equal(answer.status, 200, `warm-up of shard ${v.assign.shard}`);
   }
@@ -139,7 +141,14 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
       ) => [FFFWeights, number] | Promise<[FFFWeights, number]>,
       string[],
     ][] = [
-      ['zero', (v) => [scaled(v.base, 0), job.unitSamples(store.getShard(v.assign.shard)!)], ['shows-work']],
+      [
+        'zero',
+        (v) => [
+          scaled(v.base, 0),
+          job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
+        ],
+        ['shows-work'],
+      ],
       [
         'inflated claim',
         async (v) => [await honestDelta(v.assign, v.base, v.data), 2 ** 40],
@@ -152,7 +161,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
           const noise = scaled(v.base, 0);
           for (const name of TENSOR_NAMES)
             noise.tensors[name].forEach((_, i, a) => (a[i] = (rng() - 0.5) * 2));
-          return [noise, job.unitSamples(store.getShard(v.assign.shard)!)];
+          return [noise, job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id })];
         },
         ['norm-bounded', 'validation-loss'],
       ],
@@ -160,7 +169,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
         'negative of an honest delta',
         async (v) => [
           scaled(await honestDelta(v.assign, v.base, v.data), -3),
-          job.unitSamples(store.getShard(v.assign.shard)!),
+          job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
         ],
         ['validation-loss'],
       ],
@@ -170,7 +179,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
           const flipped = { ...v.data, y: v.data.y.map((y) => (y + 1) % v.data.classes) };
           return [
             await honestDelta(v.assign, v.base, flipped),
-            job.unitSamples(store.getShard(v.assign.shard)!),
+            job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
           ];
         },
         ['validation-loss'],

@@ -97,7 +97,11 @@ void describe('coordinator metrics', () => {
         workerId,
         leaseToken: assign.lease_token,
         body,
-        metrics: { train_loss: 0.5, samples: s.job.unitSamples(store.getShard(assign.shard)!), seconds: 1 },
+        metrics: {
+          train_loss: 0.5,
+          samples: s.job.unitSamples(store.getShard(assign.shard)!, { id: assign.unit_id }),
+          seconds: 1,
+        },
       };
       return core.submit(sub);
     };

@@ -1,8 +1,8 @@
 /**
  * A volunteer that must stop mid-unit: a real worker loop against a real coordinator is
- * stopped (as Ctrl-C does) during its second pass over the shard. It sends the pass it
- * finished as a partial result, which is merged and credited for one pass; the rest of the
- * unit's window becomes a unit of its own that another worker then trains to the end.
+ * stopped (as Ctrl-C does) during its second pass over the shard. It sends the steps it
+ * trained as a partial result, which is merged and credited for those samples; the rest of
+ * the unit's window becomes a unit of its own that another worker then trains to the end.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -36,7 +36,7 @@ const volunteer = (name: string, signal?: AbortSignal, onEpoch?: (epoch: number)
   });
 
 void describe('partial units', { timeout: 240_000 }, () => {
-  void it('a worker stopped in its second pass sends the first; the rest is trained by another', async () => {
+  void it('a worker stopped in its second pass sends what it trained; the rest is trained by another', async () => {
     const { store, job } = small.coordinator;
     const stop = new AbortController();
     const first = await volunteer('leaving', stop.signal, (epoch) => {
@@ -47,21 +47,27 @@ void describe('partial units', { timeout: 240_000 }, () => {
     const [result] = store.listResults();
     const unit = store.getUnit(result!.unitId)!;
     const shard = store.getShard(unit.shard)!;
-    assert.equal(result!.samples, shard.samples, 'credited for one pass of two');
-    assert.equal(store.getWorker(result!.workerId)!.credit, shard.samples);
+    const whole = 2 * shard.samples;
+    assert.ok(
+      result!.samples > shard.samples && result!.samples < whole,
+      `credited for what it trained: ${result!.samples} of ${whole}`,
+    );
+    assert.equal(store.getWorker(result!.workerId)!.credit, result!.samples);
     const rest = store.listUnits().find((u) => u.id.includes('-p'))!;
     assert.equal(rest.shard, unit.shard);
-    assert.deepEqual(rest.window, { from: 0.5, to: 1, epochs: 1 });
-    assert.deepEqual(job.scheduleOf(rest), { epochs: 2, from: 0.5, to: 1 });
+    const from = result!.samples / whole;
+    assert.ok(Math.abs(rest.window!.from - from) < 1e-9, `the rest starts at ${from}`);
+    assert.equal(rest.window!.to, 1);
+    assert.ok(Math.abs(rest.window!.epochs - (2 - result!.samples / shard.samples)) < 1e-9);
+    assert.equal(job.scheduleOf(rest).epochs, 2);
 
     const second = await volunteer('staying');
     assert.equal(second.end, 'done');
     assert.equal(store.getUnit(rest.id)!.state, 'accepted');
     const trained = store.getShard(unit.shard)!.trainedSamples;
-    assert.equal(
-      trained,
-      shard.budgetSamples,
-      'the shard trained its budget exactly: one pass, then the rest',
+    assert.ok(
+      Math.abs(trained - shard.budgetSamples) <= job.batchOf(shard),
+      `the shard trained its budget (${trained} of ${shard.budgetSamples}): the part, then the rest`,
     );
   });
 });

@@ -42,6 +42,7 @@ void describe('parseJobConfig', () => {
       pretrain: { mode: 'top', epochs: 4, leaf: 32, balance: 1, max_samples: 60000 },
       shard_epochs: 12,
       local_epochs: 12,
+      unit_seconds: 60,
       outer: { lr: 1, momentum: 0, staleness_discount: 0.5, max_staleness: 4 },
       validation: {
         fraction: 0.1,

@@ -32,7 +32,11 @@ function submit(s: SeededCore, workerId: string, assign: Assign, delta: FFFWeigh
     workerId,
     leaseToken: assign.lease_token,
     body: encodeFFF(delta),
-    metrics: { train_loss: 0.5, samples: s.job.unitSamples(s.store.getShard(assign.shard)!), seconds: 1 },
+    metrics: {
+      train_loss: 0.5,
+      samples: s.job.unitSamples(s.store.getShard(assign.shard)!, { id: assign.unit_id }),
+      seconds: 1,
+    },
   };
   return s.core.submit(submission).response.status;
 }
@@ -150,7 +154,7 @@ void describe('quorum', () => {
       workerId: alice,
       leaseToken: first.lease_token,
       body: encodeFFF(smallDelta(s.job.subtreeShape)),
-      metrics: { train_loss: 0.5, samples: s.job.unitSamples(shard), seconds: 1 },
+      metrics: { train_loss: 0.5, samples: s.job.unitSamples(shard, { id: first.unit_id }), seconds: 1 },
     });
     assert.deepEqual(outcome.response, { status: 'accepted', held: true });
     assert.equal(s.store.getShard(first.shard)!.version, 0, 'nothing merged yet');
@@ -161,7 +165,7 @@ void describe('quorum', () => {
     assert.equal(second.recipe.seed, first.recipe.seed);
     assert.equal(submit(s, bob, second, scaled(smallDelta(s.job.subtreeShape), 1.01)), 'accepted');
     assert.equal(s.store.getShard(first.shard)!.version, 1);
-    const credit = s.job.unitSamples(shard);
+    const credit = s.job.unitSamples(shard, { id: first.unit_id });
     assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(bob)!.credit], [credit, credit]);
   });
 

@@ -1,0 +1,69 @@
+import type { JobConfig } from '../job/config.ts';
+import type { NewUnit, Shard } from '../store/store.ts';
+
+/** Smallest unit, in minibatches (unless the shard, or what is left of it, is smaller). */
+export const MIN_UNIT_BATCHES = 8;
+
+/** What the cutter knows of the worker asking and of the crowd. */
+export interface CutRequest {
+  /** Samples per second: measured by the coordinator, else the worker's own claim. */
+  readonly samplesPerSecond: number;
+  /** True when the speed is only claimed: the unit is a quarter-length probe. */
+  readonly speedUnmeasured: boolean;
+  /** Shards whose data the worker holds. */
+  readonly cachedShards: readonly number[];
+  /** Workers connected now, busy or not. */
+  readonly workers: number;
+  readonly now: number;
+  readonly batch: (shard: Shard) => number;
+}
+
+const EPSILON = 1e-9;
+
+/** The unit's id: its shard, then where it starts in the shard's schedule (parts per million). */
+export const cutUnitId = (shard: number, from: number): string =>
+  `s${String(shard).padStart(4, '0')}-c${String(Math.round(from * 1e6)).padStart(6, '0')}`;
+
+/**
+ * Cuts the next unit from the shards' schedules: from the shard with the least of its
+ * budget handed out (a shard whose data the worker holds, if it is within one pass of the
+ * least), sized to `unit_seconds` on the worker's speed, no more than `local_epochs`
+ * passes, and no more than a fair share of what is left, so that every connected worker
+ * gets something while any budget remains.
+ */
+export function cutUnit(
+  config: JobConfig,
+  shards: readonly Shard[],
+  cut: ReadonlyMap<number, number>,
+  request: CutRequest,
+): NewUnit | undefined {
+  const open = shards
+    .filter((s) => s.samples > 0 && (cut.get(s.id) ?? 0) < 1 - EPSILON)
+    .sort((a, b) => (cut.get(a.id) ?? 0) - (cut.get(b.id) ?? 0) || a.id - b.id);
+  const least = open[0];
+  if (least === undefined) return undefined;
+  const slack = 1 / config.shard_epochs;
+  const leastCut = cut.get(least.id) ?? 0;
+  const shard =
+    open.find((s) => request.cachedShards.includes(s.id) && (cut.get(s.id) ?? 0) <= leastCut + slack) ??
+    least;
+
+  const from = cut.get(shard.id) ?? 0;
+  const budget = shard.samples * config.shard_epochs;
+  const remaining = (1 - from) * budget;
+  const probe = request.speedUnmeasured ? 0.25 : 1;
+  const bySpeed = Math.max(0, request.samplesPerSecond) * config.unit_seconds * probe;
+  const byCap = shard.samples * config.local_epochs;
+  const fairShare = remaining / Math.max(1, Math.ceil(request.workers / open.length));
+  const floor = Math.min(remaining, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
+  let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining));
+  if (remaining - size < floor) size = remaining;
+  const to = size >= remaining - EPSILON ? 1 : from + size / budget;
+  return {
+    id: cutUnitId(shard.id, from),
+    shard: shard.id,
+    baseVersion: shard.version,
+    createdMs: request.now,
+    window: { from, to, epochs: ((to - from) * budget) / shard.samples },
+  };
+}
