@@ -32,6 +32,7 @@ const JOB_FLAGS = {
   shardEpochs: 'shard_epochs',
   localEpochs: 'local_epochs',
   unitSeconds: 'unit_seconds',
+  inFlightSpan: 'in_flight_span',
   outerLr: 'outer.lr',
   outerMomentum: 'outer.momentum',
   stalenessDiscount: 'outer.staleness_discount',
@@ -106,6 +107,11 @@ function withJobOptions(command: Command): Command {
       '--unit-seconds <s>',
       "a unit is sized to take about this long on its worker's measured speed",
       positiveNumber('--unit-seconds'),
+    )
+    .option(
+      '--in-flight-span <f>',
+      'units of one shard trained at once span at most this share of its schedule',
+      positiveNumber('--in-flight-span'),
     )
     .option('--outer-lr <rate>', 'outer learning rate', positiveNumber('--outer-lr'))
     .option('--outer-momentum <m>', 'outer Nesterov momentum', positiveNumber('--outer-momentum'))

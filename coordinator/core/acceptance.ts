@@ -30,7 +30,7 @@ export interface Candidate {
   delta?: FFFWeights;
   staleness?: number;
   norm?: number;
-  merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number };
+  merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number; measure: number; phase: string };
   /** Quorum mode: the first worker's delta for this unit, held until this one agrees. */
   held?: FFFWeights;
   /** Samples the result is credited with, and its share of the unit (below 1 when partial). */
@@ -183,12 +183,19 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
         job.momentum(shard),
       );
       const weights = optimizer.step(current, [{ delta: deltaOf(c), staleness: c.staleness ?? 0 }]);
-      const valLoss = hardCrossEntropy(weights, job.validationSet(shard));
-      // Measured from the shard's best, so that accepted deltas cannot ratchet it up.
-      const best = shard.bestValLoss ?? shard.valLoss ?? Infinity;
-      if (!Number.isFinite(valLoss) || valLoss > best * (1 + validation.tolerance) + 1e-6)
-        return `validation loss ${valLoss.toFixed(4)} is worse than the shard's best ${best.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
-      c.merged = { weights, momentum: optimizer.momentum, valLoss };
+      // Judged by the objective of the unit's phase, against the best merged in that phase
+      // (so that accepted deltas cannot ratchet it up), or the current model's at a new phase.
+      const phase = job.validationPhase(unitOf(c));
+      const measure = job.validationMeasure(weights, shard, phase);
+      const reference =
+        shard.bestPhase === phase.name && shard.bestValLoss != null
+          ? Math.min(shard.bestValLoss, job.currentMeasure(shard, phase))
+          : job.currentMeasure(shard, phase);
+      if (!Number.isFinite(measure) || measure > reference * (1 + validation.tolerance) + 1e-6)
+        return `validation loss (${phase.name} phase) ${measure.toFixed(4)} is worse than the shard's best ${reference.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
+      const valLoss =
+        phase.routing === 'hard' ? measure : hardCrossEntropy(weights, job.validationSet(shard));
+      c.merged = { weights, momentum: optimizer.momentum, valLoss, measure, phase: phase.name };
       return undefined;
     },
   },

@@ -187,7 +187,7 @@ export class CoordinatorCore {
         ? { name: worker.name, claimedSamplesPerSecond: worker.samplesPerSecond }
         : {}),
       cachedShards,
-      workers: this.presence.size,
+      connected: this.presence.all().map((w) => w.id),
     });
   }
 

@@ -196,7 +196,13 @@ export class ResultIntake {
         samples: done.samples,
         alsoCredit: unit.heldBy,
         now: candidate.now,
-        merged: { weightsBlob, momentumBlob, valLoss: merged.valLoss },
+        merged: {
+          weightsBlob,
+          momentumBlob,
+          valLoss: merged.valLoss,
+          measure: merged.measure,
+          phase: merged.phase,
+        },
       });
       if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
       if (rest !== undefined) store.createUnit(rest);

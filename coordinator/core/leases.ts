@@ -13,8 +13,8 @@ export interface Asker {
   readonly cachedShards?: readonly number[];
   /** The speed the worker claimed in its hello. */
   readonly claimedSamplesPerSecond?: number;
-  /** Workers connected now. */
-  readonly workers?: number;
+  /** The ids of the workers connected now. */
+  readonly connected?: readonly string[];
 }
 
 /** Claims above this are not believed: the first unit of such a worker is sized as if this. */
@@ -95,17 +95,32 @@ export class Leases {
   private cut(workerId: string, asker: Asker, now: number): boolean {
     const measured = this.store.lastThroughput(workerId);
     const claimed = Math.min(MAX_CLAIMED_SAMPLES_PER_SECOND, asker.claimedSamplesPerSecond ?? 0);
-    const unit = cutUnit(this.job.config, this.store.listShards(), this.store.cutProgress(), {
+    const cut = this.store.cutProgress();
+    const unit = cutUnit(this.job.config, this.store.listShards(), cut, {
       samplesPerSecond: measured ? (measured.samples * 1000) / Math.max(1, measured.ms) : claimed,
       speedUnmeasured: measured === undefined,
       cachedShards: asker.cachedShards ?? [],
-      workers: asker.workers ?? 1,
+      workers: this.competing(asker.connected ?? [workerId], cut),
       now,
       batch: (shard) => this.job.batchOf(shard),
     });
     if (unit === undefined) return false;
     this.store.createUnit(unit);
     return true;
+  }
+
+  /**
+   * Workers that will want a unit of an open shard soon: the idle, and those busy on a shard
+   * with budget left. One busy on a shard already cut through will want one later, if any.
+   */
+  private competing(connected: readonly string[], cut: ReadonlyMap<number, number>): number {
+    const busyOnCutShard = new Set(
+      this.store
+        .leaseHolders()
+        .filter((l) => (cut.get(l.shard) ?? 0) >= 1 - 1e-9)
+        .map((l) => l.workerId),
+    );
+    return Math.max(1, connected.filter((id) => !busyOnCutShard.has(id)).length);
   }
 
   /**

@@ -12,7 +12,7 @@ export interface CutRequest {
   readonly speedUnmeasured: boolean;
   /** Shards whose data the worker holds. */
   readonly cachedShards: readonly number[];
-  /** Workers connected now, busy or not. */
+  /** Workers that may want a unit of an open shard soon: idle, or busy on an open shard. */
   readonly workers: number;
   readonly now: number;
   readonly batch: (shard: Shard) => number;
@@ -29,7 +29,9 @@ export const cutUnitId = (shard: number, from: number): string =>
  * budget handed out (a shard whose data the worker holds, if it is within one pass of the
  * least), sized to `unit_seconds` on the worker's speed, no more than `local_epochs`
  * passes, and no more than a fair share of what is left, so that every connected worker
- * gets something while any budget remains.
+ * gets something while any budget remains (and when workers share a shard, no more than
+ * their share of `in_flight_span`: units in flight together start from about the same
+ * weights, so none should train a phase its base has not nearly reached).
  */
 export function cutUnit(
   config: JobConfig,
@@ -54,7 +56,11 @@ export function cutUnit(
   const probe = request.speedUnmeasured ? 0.25 : 1;
   const bySpeed = Math.max(0, request.samplesPerSecond) * config.unit_seconds * probe;
   const byCap = shard.samples * config.local_epochs;
-  const fairShare = remaining / Math.max(1, Math.ceil(request.workers / open.length));
+  const perShard = Math.max(1, Math.ceil(request.workers / open.length));
+  const fairShare = Math.min(
+    remaining / perShard,
+    perShard > 1 ? (budget * config.in_flight_span) / perShard : Infinity,
+  );
   const floor = Math.min(remaining, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
   let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining));
   if (remaining - size < floor) size = remaining;

@@ -60,6 +60,12 @@ export const JobConfigSchema = Type.Object(
       "a unit is sized to take about this long on its worker's measured speed",
       60,
     ),
+    in_flight_span: Num(
+      0.001,
+      1,
+      'units of one shard trained at once may together span at most this share of its schedule',
+      0.125,
+    ),
     outer: Type.Object(
       {
         lr: Num(0, 10, 'outer learning rate', 1),

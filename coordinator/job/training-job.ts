@@ -6,9 +6,11 @@ import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { provenanceMetadata } from '../../shared/data/provenance.ts';
 import { decodeShardData, encodeShardData } from '../../shared/data/shard-blob.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
-import { autoBatchSize } from '../../shared/fff/recipe.ts';
+import { autoBatchSize, buildRecipe } from '../../shared/fff/recipe.ts';
+import { softObjective } from '../../shared/fff/soft-loss.ts';
+import type { Routing } from '../../shared/fff/soft-model.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
-import type { StepReport } from '../../shared/fff/trainer.ts';
+import { type StepReport, samplesOfRun } from '../../shared/fff/trainer.ts';
 import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
 import { type FFFShape, type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
 import type { BlobStore } from '../store/blob-store.ts';
@@ -33,6 +35,13 @@ export interface JobContext {
 export const unitId = (round: number, shard: number, retry = 0): string =>
   `r${String(round).padStart(4, '0')}-s${String(shard).padStart(4, '0')}${retry > 0 ? `-x${retry}` : ''}`;
 
+/** How a unit's result is validated: after the phase of the shard's schedule it ends in. */
+export interface ValidationPhase {
+  readonly name: string;
+  readonly routing: Routing;
+  readonly hardening: number;
+}
+
 /** A unit as far as its window goes (a plain id is a unit of its round). */
 export type UnitRef = { readonly id: string; readonly window?: UnitWindow | null };
 
@@ -51,6 +60,7 @@ export class TrainingJob {
   private readonly weightsByBlob = new Map<number, { blob: string; weights: FFFWeights }>();
   private readonly valByShard = new Map<number, Dataset>();
   private resultSize: number | undefined;
+  private readonly measured = new Map<string, number>();
 
   constructor(private readonly ctx: JobContext) {
     this.shape = treeShape(ctx.config, ctx.data.train);
@@ -233,6 +243,53 @@ export class TrainingJob {
     return { epochs: this.config.shard_epochs, from, to };
   }
 
+  /**
+   * The training phase a unit's window ends in, which decides how its result is validated:
+   * hard-routed phases by the served model's loss, soft ones by their own objective.
+   */
+  validationPhase(unit: UnitRef): ValidationPhase {
+    const { config } = this;
+    const recipe = buildRecipe({
+      epochs: config.shard_epochs,
+      batchSize: 1,
+      lr: config.lr,
+      optimizer: config.optimizer,
+      hardening: config.hardening,
+      leak: 0,
+      balance: 0,
+      frozenLevels: 0,
+      seed: 0,
+    });
+    const end = this.windowOf(unit).to * config.shard_epochs;
+    let at = 0;
+    for (const phase of recipe.phases) {
+      at += phase.epochs;
+      if (end <= at + 1e-9) return { name: phase.name, routing: phase.routing, hardening: phase.hardening };
+    }
+    const last = recipe.phases.at(-1)!;
+    return { name: last.name, routing: last.routing, hardening: last.hardening };
+  }
+
+  /** The validation measure of `phase` for `weights` on the shard's validation slice. */
+  validationMeasure(weights: FFFWeights, shard: Shard, phase: ValidationPhase): number {
+    const val = this.validationSet(shard);
+    return phase.routing === 'hard'
+      ? hardCrossEntropy(weights, val)
+      : softObjective(weights, val, phase.hardening);
+  }
+
+  /** The measure of the shard's current weights (each weights blob is measured once a phase). */
+  currentMeasure(shard: Shard, phase: ValidationPhase): number {
+    const key = `${shard.weightsBlob}:${phase.name}`;
+    let value = this.measured.get(key);
+    if (value === undefined) {
+      value = this.validationMeasure(this.subtree(shard), shard, phase);
+      if (this.measured.size > 256) this.measured.clear();
+      this.measured.set(key, value);
+    }
+    return value;
+  }
+
   /** The minibatch of a shard's units: set, or chosen for its whole schedule. */
   batchOf(shard: Shard): number {
     return this.config.batch ?? autoBatchSize(shard.samples, this.config.shard_epochs);
@@ -253,7 +310,7 @@ export class TrainingJob {
 
   /** Samples a whole unit trains: what its full result is credited with. */
   unitSamples(shard: Shard, unit: UnitRef): number {
-    return Math.round(shard.samples * this.windowOf(unit).epochs);
+    return samplesOfRun(this.windowOf(unit).epochs, shard.samples, this.batchOf(shard));
   }
 
   /** Units still to be trained or merged, and shards with budget not yet cut into units. */

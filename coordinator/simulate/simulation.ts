@@ -29,6 +29,8 @@ export interface SimulationResult {
   readonly wasted_fraction: number;
   readonly accepted: number;
   readonly rejected: number;
+  /** Rejections by the acceptance rule that made them. */
+  readonly rejected_by: Readonly<Record<string, number>>;
   readonly mean_staleness: number | null;
   readonly units: number;
   readonly partial: number;
@@ -198,7 +200,8 @@ export async function simulate(
       });
       ids.set(volunteer, worker.id);
       timeline.present.set(worker.id, [clock.now(), Infinity]);
-      ask(volunteer);
+      // Queued, so that volunteers arriving together are all connected before any asks.
+      queue.at(clock.now(), () => ask(volunteer));
     });
 
   while (!finished) {
@@ -211,6 +214,7 @@ export async function simulate(
   const wallMs = clock.now();
   const stale = store.shardActivity().filter((a) => a.meanStaleness !== null);
   const results = store.resultCounts();
+  const rejectedBy = Object.fromEntries(store.rejectionsByRule().map((r) => [r.rule, r.n]));
   store.close();
   return {
     volunteers: mix.volunteers,
@@ -220,6 +224,7 @@ export async function simulate(
     wasted_fraction: counts.wastedMs / Math.max(1, counts.busyMs),
     accepted: results.accepted,
     rejected: results.rejected,
+    rejected_by: rejectedBy,
     mean_staleness:
       stale.length === 0
         ? null

@@ -117,6 +117,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE units ADD COLUMN window_to REAL;
   ALTER TABLE units ADD COLUMN epochs INTEGER;
   `,
+  `
+  ALTER TABLE shards ADD COLUMN best_phase TEXT;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

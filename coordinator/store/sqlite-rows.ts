@@ -29,6 +29,7 @@ export interface ShardRow {
   val_blob: string | null;
   val_loss: number | null;
   best_val_loss: number | null;
+  best_phase: string | null;
 }
 export interface UnitRow {
   id: string;
@@ -91,6 +92,7 @@ export const toShard = (r: ShardRow): Shard => ({
   valBlob: r.val_blob,
   valLoss: r.val_loss,
   bestValLoss: r.best_val_loss,
+  bestPhase: r.best_phase,
 });
 export const toUnit = (r: UnitRow): Unit => ({
   id: r.id,

@@ -7,14 +7,14 @@ export function prepareStatements(db: Database.Database) {
   return {
     upsertShard: db.prepare<[ShardRow]>(
       `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples,
-         momentum_blob, val_blob, val_loss, best_val_loss)
+         momentum_blob, val_blob, val_loss, best_val_loss, best_phase)
        VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples,
-         @momentum_blob, @val_blob, @val_loss, @best_val_loss)
+         @momentum_blob, @val_blob, @val_loss, @best_val_loss, @best_phase)
        ON CONFLICT(id) DO UPDATE SET version = excluded.version, samples = excluded.samples,
          data_blob = excluded.data_blob, weights_blob = excluded.weights_blob,
          budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples,
          momentum_blob = excluded.momentum_blob, val_blob = excluded.val_blob, val_loss = excluded.val_loss,
-         best_val_loss = excluded.best_val_loss`,
+         best_val_loss = excluded.best_val_loss, best_phase = excluded.best_phase`,
     ),
     getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
     listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
@@ -68,9 +68,13 @@ export function prepareStatements(db: Database.Database) {
     bumpShard: db.prepare<[number, number], { version: number }>(
       `UPDATE shards SET version = version + 1, trained_samples = trained_samples + ? WHERE id = ? RETURNING version`,
     ),
-    setShardWeights: db.prepare<[{ weights: string; momentum: string; val: number; id: number }]>(
+    setShardWeights: db.prepare<
+      [{ weights: string; momentum: string; val: number; measure: number; phase: string; id: number }]
+    >(
       `UPDATE shards SET weights_blob = @weights, momentum_blob = @momentum, val_loss = @val,
-         best_val_loss = MIN(COALESCE(best_val_loss, @val), @val) WHERE id = @id`,
+         best_val_loss = CASE WHEN best_phase IS @phase THEN MIN(COALESCE(best_val_loss, @measure), @measure)
+           ELSE @measure END,
+         best_phase = @phase WHERE id = @id`,
     ),
     creditWorker: db.prepare<[number, string]>(
       'UPDATE workers SET units_done = units_done + 1, credit = credit + ? WHERE id = ?',
@@ -124,6 +128,9 @@ export function prepareStatements(db: Database.Database) {
     workerCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM workers'),
     resultCounts: db.prepare<[], { status: 'accepted' | 'rejected'; n: number }>(
       'SELECT status, COUNT(*) AS n FROM results GROUP BY status',
+    ),
+    leaseHolders: db.prepare<[], { worker_id: string; shard: number }>(
+      `SELECT worker_id, shard FROM units WHERE state = 'leased' AND worker_id IS NOT NULL`,
     ),
     leasedByShard: db.prepare<[], { shard: number; n: number }>(
       `SELECT shard, COUNT(*) AS n FROM units WHERE state = 'leased' GROUP BY shard`,

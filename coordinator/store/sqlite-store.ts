@@ -67,7 +67,8 @@ export class SqliteStore implements Store {
       momentum_blob: shard.momentumBlob ?? null,
       val_blob: shard.valBlob ?? null,
       val_loss: shard.valLoss ?? null,
-      best_val_loss: shard.bestValLoss ?? shard.valLoss ?? null,
+      best_val_loss: shard.bestValLoss ?? null,
+      best_phase: shard.bestPhase ?? null,
     });
   }
 
@@ -176,6 +177,10 @@ export class SqliteStore implements Store {
   lastThroughput(workerId: string): { samples: number; ms: number } | undefined {
     const row = this.s.lastThroughput.get(workerId);
     return row?.ms == null ? undefined : { samples: row.samples, ms: row.ms };
+  }
+
+  leaseHolders(): { workerId: string; shard: number }[] {
+    return this.s.leaseHolders.all().map((r) => ({ workerId: r.worker_id, shard: r.shard }));
   }
 
   cutProgress(): Map<number, number> {

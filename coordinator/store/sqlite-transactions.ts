@@ -20,11 +20,13 @@ export function prepareTransactions(db: Database.Database, s: ReturnType<typeof 
     const bumped = s.bumpShard.get(input.samples, input.shard);
     if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
     if (input.merged !== undefined) {
-      const { weightsBlob, momentumBlob, valLoss } = input.merged;
+      const { weightsBlob, momentumBlob, valLoss, measure, phase } = input.merged;
       s.setShardWeights.run({
         weights: weightsBlob,
         momentum: momentumBlob,
         val: valLoss,
+        measure,
+        phase,
         id: input.shard,
       });
     }

@@ -16,7 +16,9 @@ export interface Shard {
   /** Validation loss of the shard's current subtree. */
   valLoss?: number | null;
   /** The lowest validation loss the shard has had: the tolerance is measured from it. */
+  /** The best validation measure merged so far in the training phase `bestPhase`. */
   bestValLoss?: number | null;
+  bestPhase?: string | null;
 }
 
 export const JOB_PHASES = ['pretraining', 'routing', 'training', 'done'] as const;
@@ -106,7 +108,15 @@ export interface AcceptInput {
   alsoCredit?: string | null;
   now: number;
   /** The shard after merging this delta, written in the same transaction. */
-  merged?: { weightsBlob: string; momentumBlob: string; valLoss: number };
+  merged?: {
+    weightsBlob: string;
+    momentumBlob: string;
+    /** The served model's loss on the shard's validation slice. */
+    valLoss: number;
+    /** The validation measure of the unit's training phase, and that phase. */
+    measure: number;
+    phase: string;
+  };
 }
 
 export interface RejectInput {
@@ -204,6 +214,8 @@ export interface Store {
   leasesHeldBy(workerId: string): number;
   /** Samples and time from lease to result (coordinator's clock) of the worker's latest accepted unit. */
   lastThroughput(workerId: string): { samples: number; ms: number } | undefined;
+  /** Who holds a lease now, on which shard. */
+  leaseHolders(): { workerId: string; shard: number }[];
   /** Per shard, how far units have been cut from its schedule (the largest window end). */
   cutProgress(): Map<number, number>;
   setUnitWindow(id: string, window: UnitWindow): void;

@@ -89,6 +89,16 @@ function phaseRate(phase: Phase, progress: number): number {
   return phase.lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * progress)));
 }
 
+/**
+ * Samples a run of `epochs` passes (fractional: a slice of the last) over `n` samples sees:
+ * whole steps, each pass ending in a short minibatch, as trainFFF counts them.
+ */
+export function samplesOfRun(epochs: number, n: number, batchSize: number): number {
+  const stepsPerEpoch = Math.ceil(n / batchSize);
+  const steps = Math.round(epochs * stepsPerEpoch);
+  return Math.floor(steps / stepsPerEpoch) * n + Math.min(n, (steps % stepsPerEpoch) * batchSize);
+}
+
 const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Trains `model` in place through the recipe's phases; returns throughput figures. */

@@ -268,7 +268,7 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
         deltaBlob: 'd',
         samples: 30,
         now: 2,
-        merged: { weightsBlob: 'w-new', momentumBlob: 'm-new', valLoss: 0.25 },
+        merged: { weightsBlob: 'w-new', momentumBlob: 'm-new', valLoss: 0.25, measure: 0.25, phase: 'soft' },
       };
       assert.equal(store.acceptResult(input), 1);
       const shard = store.getShard(0);
@@ -282,7 +282,7 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       const replay = {
         ...input,
         now: 3,
-        merged: { weightsBlob: 'w-replay', momentumBlob: 'm-replay', valLoss: 9 },
+        merged: { weightsBlob: 'w-replay', momentumBlob: 'm-replay', valLoss: 9, measure: 9, phase: 'soft' },
       };
       assert.equal(store.acceptResult(replay), undefined);
       assert.deepEqual(store.getShard(0), shard);
@@ -316,14 +316,21 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       );
     });
 
-    void it('keeps the best validation loss of a shard: merges lower it, never raise it', () => {
+    void it("keeps the best validation measure of a shard's phase: merges lower it; a new phase starts it afresh", () => {
       store.upsertShard({ ...store.getShard(0)!, valLoss: 1 });
-      assert.equal(store.getShard(0)?.bestValLoss, 1, "starts at the shard's loss");
-      for (const [i, valLoss] of [0.5, 0.75].entries()) {
+      assert.equal(store.getShard(0)?.bestValLoss, null, 'no phase measured yet');
+      const steps = [
+        [0.5, 'soft'],
+        [0.75, 'soft'],
+        [2, 'harden'],
+        [1.5, 'harden'],
+      ] as const;
+      const bests: [number | null | undefined, string | null | undefined][] = [];
+      for (const [i, [measure, phase]] of steps.entries()) {
         store.createUnit({ id: `u${i}`, shard: 0, baseVersion: i, createdMs: i });
         store.leaseUnit('w1', 0, LEASE, `t${i}`);
         assert.ok(store.submitResult(`u${i}`, `t${i}`, 1));
-        const merged = { weightsBlob: `w${i}`, momentumBlob: `m${i}`, valLoss };
+        const merged = { weightsBlob: `w${i}`, momentumBlob: `m${i}`, valLoss: measure + 1, measure, phase };
         store.acceptResult({
           unitId: `u${i}`,
           workerId: 'w1',
@@ -334,9 +341,16 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
           now: 2,
           merged,
         });
+        const shard = store.getShard(0)!;
+        bests.push([shard.bestValLoss, shard.bestPhase]);
       }
-      assert.equal(store.getShard(0)?.valLoss, 0.75);
-      assert.equal(store.getShard(0)?.bestValLoss, 0.5);
+      assert.deepEqual(bests, [
+        [0.5, 'soft'],
+        [0.5, 'soft'],
+        [2, 'harden'],
+        [1.5, 'harden'],
+      ]);
+      assert.equal(store.getShard(0)?.valLoss, 2.5, "the served model's loss of the last merge");
     });
 
     void it('acceptResult without merged leaves the weights, momentum and val loss alone', () => {
@@ -669,7 +683,7 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
                 deltaBlob: 'd',
                 samples: 10,
                 now: 1,
-                merged: { weightsBlob: 'merged', momentumBlob: 'm', valLoss: 1 },
+                merged: { weightsBlob: 'merged', momentumBlob: 'm', valLoss: 1, measure: 1, phase: 'soft' },
               }),
               1,
             );
@@ -773,6 +787,7 @@ void describe('Store migrations', () => {
         valBlob: null,
         valLoss: null,
         bestValLoss: null,
+        bestPhase: null,
       });
       assert.deepEqual(store.getUnit('old-unit'), {
         id: 'old-unit',
@@ -810,7 +825,13 @@ void describe('Store migrations', () => {
           deltaBlob: 'd',
           samples: 100,
           now: 101,
-          merged: { weightsBlob: 'new-weights', momentumBlob: 'm', valLoss: 0.5 },
+          merged: {
+            weightsBlob: 'new-weights',
+            momentumBlob: 'm',
+            valLoss: 0.5,
+            measure: 0.5,
+            phase: 'soft',
+          },
         }),
         8,
       );

@@ -42,10 +42,10 @@ void describe('arbor worker on a terminal', { timeout: 120_000 }, () => {
 
     const lines = screenLines(raw);
     const logLines = lines.filter((line) => /\b(INFO|WARN|ERROR)\b/.test(line));
-    const barLines = lines.filter((line) => /^unit r\d{4}-s\d{4} \[/.test(line));
+    const barLines = lines.filter((line) => /^unit s\d{4}-c\d{6} \[/.test(line));
     assert.ok(barLines.length > 0, `a progress bar was drawn:\n${lines.join('\n')}`);
     for (const line of logLines)
-      assert.doesNotMatch(line, /[░█]|\bunit r\d{4}-s\d{4} \[/, `a log line drawn through the bar: ${line}`);
+      assert.doesNotMatch(line, /[░█]|\bunit s\d{4}-c\d{6} \[/, `a log line drawn through the bar: ${line}`);
     assert.equal(logLines.filter((line) => /unit finished/.test(line)).length, 2, lines.join('\n'));
     assert.ok(
       logLines.some((line) => /worker finished/.test(line)),

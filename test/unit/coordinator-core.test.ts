@@ -11,6 +11,7 @@ import { ProtocolError } from '../../proto/errors.ts';
 import type { Assign, Heartbeat, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
 import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
 
@@ -351,25 +352,29 @@ void describe('free riders and stalls', () => {
     assert.equal(s.store.getShard(assign.shard)?.trainedSamples, 0);
   });
 
-  void it("measure the validation tolerance from the shard's best loss, so it cannot ratchet up", async () => {
+  void it("measure the validation tolerance from the best of the unit's phase, so it cannot ratchet up", async () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
     const shard = s.store.getShard(assign.shard)!;
-    // As if earlier deltas had each raised the loss within the tolerance of the one before.
-    s.store.upsertShard({ ...shard, bestValLoss: shard.valLoss! / 1.5 });
+    const phase = s.job.validationPhase({ id: assign.unit_id });
+    // As if earlier deltas had each raised the measure within the tolerance of the one before.
+    const current = s.job.currentMeasure(shard, phase);
+    s.store.upsertShard({ ...shard, bestValLoss: current / 1.5, bestPhase: phase.name });
     const outcome = s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
     assert.equal(outcome.code, 'DELTA_REJECTED');
     assert.match(outcome.response.reason ?? '', /worse than the shard's best/);
   });
 
-  void it('keeps the best loss as results merge: it only ever goes down', async () => {
+  void it("keeps the best measure of the phase as results merge, and the served model's loss", async () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
-    const before = s.store.getShard(assign.shard)!;
-    assert.equal(before.bestValLoss, before.valLoss, 'the best starts at the routed subtree');
+    const phase = s.job.validationPhase({ id: assign.unit_id });
+    assert.equal(phase.name, 'soft', 'the first unit ends in the soft phase');
     s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
     const after = s.store.getShard(assign.shard)!;
-    assert.equal(after.bestValLoss, Math.min(before.valLoss!, after.valLoss!));
+    assert.equal(after.bestPhase, 'soft');
+    assert.equal(after.bestValLoss, s.job.currentMeasure(after, phase));
+    assert.equal(after.valLoss, hardCrossEntropy(s.job.subtree(after), s.job.validationSet(after)));
   });
 
   void it('ends the job when rejections retire its last open units, instead of stalling', async () => {

@@ -43,6 +43,7 @@ void describe('parseJobConfig', () => {
       shard_epochs: 12,
       local_epochs: 12,
       unit_seconds: 60,
+      in_flight_span: 0.125,
       outer: { lr: 1, momentum: 0, staleness_discount: 0.5, max_staleness: 4 },
       validation: {
         fraction: 0.1,

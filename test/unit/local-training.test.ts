@@ -6,6 +6,7 @@ import { tensorAccuracy } from '../../shared/fff/evaluate.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { subtractWeights, trainUnit } from '../../shared/fff/local-training.ts';
 import { TrainableFFF } from '../../shared/fff/soft-model.ts';
+import { samplesOfRun } from '../../shared/fff/trainer.ts';
 import { TENSOR_NAMES, cloneWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
 
@@ -63,6 +64,21 @@ void describe('trainUnit (a worker trains one shard)', () => {
     const result = await trainUnit(base, separable(512, 4), recipe, { shouldStop: () => ++steps > 3 });
     assert.equal(result.stopped, true);
     assert.ok(result.samples <= 3 * 32);
+  });
+
+  void it('trains exactly the samples samplesOfRun predicts, for any window of the schedule', async () => {
+    const data = separable(195, 6); // 7 minibatches a pass, the last of 3 samples
+    for (const [from, to] of [
+      [0, 1 / 48],
+      [0.1, 0.1625],
+      [0.3, 0.4],
+      [0.62, 0.71],
+      [0.5, 1],
+    ] as const) {
+      const epochs = (to - from) * recipe.epochs;
+      const result = await trainUnit(base, data, recipe, {}, { from, to });
+      assert.equal(result.samples, samplesOfRun(epochs, data.n, recipe.batchSize), `window ${from}-${to}`);
+    }
   });
 
   void it('subtracting weights of another shape is refused', () => {

@@ -55,7 +55,9 @@ void describe('cutUnit', () => {
   void it('gives each of many workers a fair share of what is left, so that none idles', () => {
     const shards = [shard(0, 6000), shard(1, 6000)];
     const unit = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 16 }))!;
-    assert.equal(unit.window!.to, 1 / 8, 'eight workers to a shard: an eighth of its budget');
+    assert.equal(unit.window!.to, 1 / 64, 'eight to a shard, together an eighth of its schedule in flight');
+    const alone = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 2 }))!;
+    assert.equal(alone.window!.to, 1, 'one worker to a shard: as much as its speed allows');
   });
 
   void it('takes the shard with the least handed out, or a cached one within a pass of it', () => {
