@@ -1,4 +1,6 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { benchPretraining } from '../bench/pretraining.ts';
+import type { JobConfig } from '../coordinator/job/config.ts';
 import { benchDistributed } from '../bench/distributed.ts';
 import { benchInference } from '../bench/inference.ts';
 import { benchTraining } from '../bench/training.ts';
@@ -141,6 +143,41 @@ export function benchCommand(): Command {
           : `distributed ${(result.dist_hard_test_acc * 100).toFixed(2)}% in ${result.dist_wall_s.toFixed(0)} s; ` +
               `central ${result.central_hard_test_acc === null ? '-' : (result.central_hard_test_acc * 100).toFixed(2)}% in ${result.central_wall_s?.toFixed(0) ?? '-'} s; ` +
               `${result.comm_reduction.toFixed(0)}x less model traffic than data-parallel; imbalance ${result.routing_imbalance.toFixed(2)}\n`,
+      );
+    });
+  addJobOptions(
+    bench
+      .command('pretraining')
+      .description(
+        'Pretraining of the top K levels in each mode: wall time and routing balance. Default job: Fashion-MNIST, D=6, L=32.',
+      ),
+    DISTRIBUTED_DEFAULTS,
+  )
+    .option('--modes <list>', 'pretraining modes to compare, comma-separated', 'top,levels')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      await selectBackend('auto');
+      const config = jobConfigFromOptions({
+        ...opts,
+        data: opts['data'] ?? DISTRIBUTED_DEFAULTS.data,
+        depth: opts['depth'] ?? DISTRIBUTED_DEFAULTS.depth,
+        frozen: opts['frozen'] ?? DISTRIBUTED_DEFAULTS.frozen,
+        leaf: opts['leaf'] ?? DISTRIBUTED_DEFAULTS.leaf,
+      });
+      const modes = String(opts['modes']).split(',') as JobConfig['pretrain']['mode'][];
+      for (const mode of modes)
+        if (!['top', 'full', 'levels'].includes(mode))
+          throw new InvalidArgumentError(`--modes: unknown pretraining mode '${mode}' (top, full, levels)`);
+      const result = await benchPretraining(config, await loadJobData(config), modes);
+      process.stdout.write(
+        opts['json']
+          ? `${JSON.stringify(result)}\n`
+          : result.rows
+              .map(
+                (r) =>
+                  `${r.mode.padEnd(7)} K=${r.frozen}: ${r.pretrain_s.toFixed(1)} s, imbalance ${r.routing_imbalance.toFixed(2)}, ${r.empty_shards} empty shards\n`,
+              )
+              .join(''),
       );
     });
   bench

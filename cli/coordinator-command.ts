@@ -88,7 +88,9 @@ function withJobOptions(command: Command): Command {
     .option('--batch <n>', 'minibatch size (default: chosen per run for ~7,000 steps)', integer('--batch', 1))
     .option('--leak <p>', 'region leak probability in local training', positiveNumber('--leak'))
     .option('--seed <n>', 'random seed', integer('--seed', 0))
-    .addOption(new Option('--pretrain-mode <mode>', 'what pretraining trains').choices(['top', 'full']))
+    .addOption(
+      new Option('--pretrain-mode <mode>', 'what pretraining trains').choices(['top', 'full', 'levels']),
+    )
     .option('--pretrain-epochs <n>', 'pretraining epochs', integer('--pretrain-epochs', 1))
     .option(
       '--pretrain-leaf <L>',

@@ -52,6 +52,7 @@ export function simulateCommand(): Command {
       integer('--crowd-seed', 0),
       1,
     )
+    .option('--no-carry-optimizer', "volunteers start every unit's optimizer afresh")
     .option('--json', 'print the result as one JSON object')
     .action(async (opts: Record<string, unknown>) => {
       const log = createLogger('simulate');
@@ -70,6 +71,7 @@ export function simulateCommand(): Command {
           leaveWithinSeconds: opts['leaveWithin'] as number,
           joinOverSeconds: opts['joinOver'] as number,
           seed: opts['crowdSeed'] as number,
+          carryOptimizer: opts['carryOptimizer'] !== false,
         },
         log,
       );

@@ -8,7 +8,7 @@ import { parseResultResponse } from '../proto/parse.ts';
 import { decodeFFF, encodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
 import { decodeShardData } from '../shared/data/shard-blob.ts';
 import { trainUnit } from '../shared/fff/local-training.ts';
-import type { StepReport } from '../shared/fff/trainer.ts';
+import type { OptimizerCarry, StepReport } from '../shared/fff/trainer.ts';
 import { sameShape } from '../shared/fff/weights.ts';
 import { assignedRecipe } from './assigned-recipe.ts';
 import { BlobCache } from './blob-cache.ts';
@@ -64,6 +64,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let lastNoWorkReason: string | undefined;
   // Which data blob each shard had when last assigned: the shards whose data is at hand.
   const shardData = new Map<number, string>();
+  // The optimizer's state after the last unit: the next unit of the same shard resumes it.
+  let carried: { shard: number; carry: OptimizerCarry } | undefined;
 
   const session = async (): Promise<never> => {
     const connection = await CoordinatorConnection.open(socketUrl(options.url), options.token);
@@ -180,6 +182,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
             options.onUnitProgress?.(assign, report, totalSteps);
           },
           shouldStop: () => cancelled !== undefined || signal?.aborted === true,
+          ...(carried?.shard === assign.shard ? { resumeOptimizer: carried.carry } : {}),
+          onOptimizerState: (carry) => (carried = { shard: assign.shard, carry }),
         },
         window,
       );

@@ -26,8 +26,8 @@ export const cutUnitId = (shard: number, from: number): string =>
 
 /**
  * Cuts the next unit from the shards' schedules: from the shard with the least of its
- * budget handed out (a shard whose data the worker holds, if it is within one pass of the
- * least), sized to `unit_seconds` on the worker's speed, no more than `local_epochs`
+ * budget handed out (a shard whose data the worker holds, if it is within `in_flight_span`
+ * of the least), sized to `unit_seconds` on the worker's speed, no more than `local_epochs`
  * passes, and no more than a fair share of what is left, so that every connected worker
  * gets something while any budget remains (and when workers share a shard, no more than
  * their share of `in_flight_span`: units in flight together start from about the same
@@ -44,7 +44,7 @@ export function cutUnit(
     .sort((a, b) => (cut.get(a.id) ?? 0) - (cut.get(b.id) ?? 0) || a.id - b.id);
   const least = open[0];
   if (least === undefined) return undefined;
-  const slack = 1 / config.shard_epochs;
+  const slack = config.in_flight_span;
   const leastCut = cut.get(least.id) ?? 0;
   const shard =
     open.find((s) => request.cachedShards.includes(s.id) && (cut.get(s.id) ?? 0) <= leastCut + slack) ??

@@ -41,8 +41,9 @@ export const JobConfigSchema = Type.Object(
     seed: Int(0, 2 ** 31 - 1, 'random seed', 1),
     pretrain: Type.Object(
       {
-        mode: Type.Union([Type.Literal('top'), Type.Literal('full')], {
-          description: "'top' trains only a depth-K tree with wide temporary leaves; 'full' the whole tree",
+        mode: Type.Union([Type.Literal('top'), Type.Literal('full'), Type.Literal('levels')], {
+          description:
+            "'top' trains only a depth-K tree with wide temporary leaves; 'full' the whole tree; 'levels' one decision at a time, level by level (for wide trees)",
           default: 'top',
         }),
         epochs: Int(1, 1000, 'pretraining epochs (half soft with the balance term, half hardening)', 4),

@@ -7,6 +7,7 @@ import { type Recipe, type StepReport, trainFFF } from '../../shared/fff/trainer
 import { type FFFShape, type FFFWeights, nodeCount } from '../../shared/fff/weights.ts';
 import { createRng, shuffleInPlace } from '../../shared/random.ts';
 import type { JobConfig } from './config.ts';
+import { pretrainLevels } from './pretrain-levels.ts';
 
 export function treeShape(config: JobConfig, train: Dataset): FFFShape {
   return {
@@ -54,7 +55,8 @@ function pretrainingSample(config: JobConfig, train: Dataset): Dataset {
  * Pretraining: decisions of the top K levels that are confident and balanced (balance
  * term at depth K). 'full' trains the whole tree, so the subtrees start warm; 'top' trains
  * only a depth-K tree with wide temporary leaves, far cheaper, and the subtrees start from
- * their initialisation. Returns the full tree whose top K levels will be frozen.
+ * their initialisation; 'levels' trains one decision at a time, level by level (cost
+ * linear in K). Returns the full tree whose top K levels will be frozen.
  */
 export async function pretrainTree(
   config: JobConfig,
@@ -64,6 +66,7 @@ export async function pretrainTree(
   const shape = treeShape(config, train);
   const full = initWeights(shape, config.seed);
   const sample = pretrainingSample(config, train);
+  if (config.pretrain.mode === 'levels') return pretrainLevels(config, full, sample, onStep);
   const trainedShape =
     config.pretrain.mode === 'full'
       ? shape

@@ -9,6 +9,7 @@ import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
+import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
 import { assignedRecipe } from '../../worker/assigned-recipe.ts';
 import { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { JobConfig } from '../job/config.ts';
@@ -96,19 +97,28 @@ export async function simulate(
     timeline.present.set(id, [from, at]);
   };
 
-  const train = async (assign: Assign, stopAfterSteps?: number) => {
+  // Each volunteer keeps its optimizer's state for its next unit of the same shard, as workers do.
+  const carried = new Map<string, { shard: number; carry: OptimizerCarry }>();
+  const train = async (id: string, assign: Assign, stopAfterSteps?: number) => {
     const base = decodeFFF(blobs.read(assign.base_blob.sha256));
     const shard = assign.data_blob.sha256;
     if (!shardData.has(shard)) shardData.set(shard, decodeShardData(blobs.read(shard)));
     const { options, window } = assignedRecipe(assign);
     let steps = 0;
-    const hooks = stopAfterSteps === undefined ? {} : { shouldStop: () => steps++ >= stopAfterSteps };
+    const previous = carried.get(id);
+    const hooks: TrainHooks = {
+      ...(stopAfterSteps === undefined ? {} : { shouldStop: () => steps++ >= stopAfterSteps }),
+      ...(mix.carryOptimizer && previous?.shard === assign.shard ? { resumeOptimizer: previous.carry } : {}),
+      ...(mix.carryOptimizer
+        ? { onOptimizerState: (carry: OptimizerCarry) => carried.set(id, { shard: assign.shard, carry }) }
+        : {}),
+    };
     return trainUnit(base, shardData.get(shard)!, options, hooks, window);
   };
 
   const submit = async (volunteer: SimulatedVolunteer, run: Running, stopAfterSteps?: number) => {
     const id = ids.get(volunteer)!;
-    const result = await train(run.assign, stopAfterSteps);
+    const result = await train(id, run.assign, stopAfterSteps);
     const outcome = core.submit({
       unitId: run.assign.unit_id,
       workerId: id,

@@ -16,6 +16,8 @@ export interface VolunteerMix {
   /** Latest such stop, in virtual seconds after joining. */
   readonly leaveWithinSeconds: number;
   readonly seed: number;
+  /** Volunteers keep their optimizer's state for their next unit of the same shard. */
+  readonly carryOptimizer: boolean;
 }
 
 export const DEFAULT_MIX: Omit<VolunteerMix, 'volunteers'> = {
@@ -26,6 +28,7 @@ export const DEFAULT_MIX: Omit<VolunteerMix, 'volunteers'> = {
   leave: 0,
   leaveWithinSeconds: 3600,
   seed: 1,
+  carryOptimizer: true,
 };
 
 export interface SimulatedVolunteer {

@@ -55,7 +55,25 @@ export interface StepReport {
   readonly loss: number;
 }
 
+/**
+ * An optimizer's state (Adam's step count and moments) at the end of a run, in the order of
+ * the phase's parameters: handed to the next run of the same phase on the same shard, it
+ * continues where this one stopped instead of starting its moments from zero.
+ */
+export interface OptimizerCarry {
+  readonly phase: string;
+  readonly slots: readonly {
+    readonly name: string;
+    readonly values: Float32Array;
+    readonly shape: number[];
+  }[];
+}
+
 export interface TrainHooks {
+  /** Optimizer state to resume when the first phase is the one it was saved in. */
+  readonly resumeOptimizer?: OptimizerCarry;
+  /** Receives the optimizer's state at the end of the run (also when stopped). */
+  readonly onOptimizerState?: (carry: OptimizerCarry) => void;
   /** Called every `reportEvery` steps (the loss read forces a sync, so not every step). */
   readonly onStep?: (report: StepReport) => void;
   readonly onEpochEnd?: (report: StepReport) => void | Promise<void>;
@@ -125,8 +143,18 @@ export async function trainFFF(
   let epochsBefore = 0;
   let report: StepReport | undefined;
 
-  for (const phase of recipe.phases) {
+  for (const [index, phase] of recipe.phases.entries()) {
     const optimizer = makeOptimizer(recipe.optimizer, phase.lr);
+    const resume = hooks.resumeOptimizer;
+    if (index === 0 && resume?.phase === phase.name && resume.slots.length > 0) {
+      const named = resume.slots.map((slot) => ({
+        name: slot.name,
+        tensor: tf.tensor(slot.values, slot.shape),
+      }));
+      await optimizer.setWeights(named);
+      named.forEach(({ tensor }) => tensor.dispose());
+    }
+    const last = index === recipe.phases.length - 1;
     const names = phase.train === 'all' ? (Object.keys(model.vars) as TensorName[]) : LEAF_TENSORS;
     const varList = names.map((name) => model.vars[name]);
     const balanceOn =
@@ -139,6 +167,7 @@ export async function trainFFF(
 
     for (let phaseStep = 0; steps < phaseEnd; phaseStep++) {
       if (hooks.shouldStop?.()) {
+        await saveState(optimizer, phase.name);
         optimizer.dispose();
         return summary(true);
       }
@@ -200,9 +229,23 @@ export async function trainFFF(
       if (hooks.yieldEvery && steps % hooks.yieldEvery === 0) await nextTick();
       if (lastOfEpoch && report) await hooks.onEpochEnd?.(report);
     }
+    if (last) await saveState(optimizer, phase.name);
     optimizer.dispose();
   }
   return summary(false);
+
+  async function saveState(optimizer: tf.Optimizer, phase: string): Promise<void> {
+    if (hooks.onOptimizerState === undefined) return;
+    const named = await optimizer.getWeights();
+    const slots = named.map(({ name, tensor }) => ({
+      name,
+      values: Float32Array.from(tensor.dataSync()),
+      shape: tensor.shape,
+    }));
+    // The step count is a fresh tensor; the moments are the optimizer's own (freed with it).
+    named[0]?.tensor.dispose();
+    hooks.onOptimizerState(slots.length > 0 ? { phase, slots } : { phase, slots: [] });
+  }
 
   function summary(stopped: boolean): TrainStats {
     const seconds = (performance.now() - started) / 1000;

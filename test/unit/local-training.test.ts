@@ -6,7 +6,7 @@ import { tensorAccuracy } from '../../shared/fff/evaluate.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { subtractWeights, trainUnit } from '../../shared/fff/local-training.ts';
 import { TrainableFFF } from '../../shared/fff/soft-model.ts';
-import { samplesOfRun } from '../../shared/fff/trainer.ts';
+import { type OptimizerCarry, samplesOfRun } from '../../shared/fff/trainer.ts';
 import { TENSOR_NAMES, cloneWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
 
@@ -79,6 +79,29 @@ void describe('trainUnit (a worker trains one shard)', () => {
       const result = await trainUnit(base, data, recipe, {}, { from, to });
       assert.equal(result.samples, samplesOfRun(epochs, data.n, recipe.batchSize), `window ${from}-${to}`);
     }
+  });
+
+  void it("resumes Adam's moments from the previous unit of the same phase, leaking no tensors", async () => {
+    const data = separable(256, 8);
+    const window = { from: 0, to: 1 / 12 };
+    const next = { from: 1 / 12, to: 2 / 12 };
+    let carry: OptimizerCarry | undefined;
+    const count = tf.memory().numTensors;
+    await trainUnit(base, data, recipe, { onOptimizerState: (c) => (carry = c) }, window);
+    assert.equal(carry?.phase, 'soft');
+    assert.equal(carry.slots.length, 1 + 2 * TENSOR_NAMES.length, 'step count, then two moments a tensor');
+    const fresh = await trainUnit(base, data, recipe, {}, next);
+    const resumed = await trainUnit(base, data, recipe, { resumeOptimizer: carry }, next);
+    assert.notDeepEqual(resumed.delta.tensors['nodes.weight'], fresh.delta.tensors['nodes.weight']);
+    const otherPhase = await trainUnit(
+      base,
+      data,
+      recipe,
+      { resumeOptimizer: { ...carry, phase: 'harden' } },
+      next,
+    );
+    assert.deepEqual(otherPhase.delta.tensors, fresh.delta.tensors, 'another phase: moments start afresh');
+    assert.equal(tf.memory().numTensors, count);
   });
 
   void it('subtracting weights of another shape is refused', () => {

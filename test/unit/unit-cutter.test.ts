@@ -60,7 +60,7 @@ void describe('cutUnit', () => {
     assert.equal(alone.window!.to, 1, 'one worker to a shard: as much as its speed allows');
   });
 
-  void it('takes the shard with the least handed out, or a cached one within a pass of it', () => {
+  void it('takes the shard with the least handed out, or a cached one within in_flight_span of it', () => {
     const shards = [shard(0, 6000), shard(1, 6000), shard(2, 6000)];
     const cut = new Map([
       [0, 0.5],
@@ -68,7 +68,7 @@ void describe('cutUnit', () => {
       [2, 0.25],
     ]);
     assert.equal(cutUnit(config, shards, cut, request())!.shard, 1);
-    assert.equal(cutUnit(config, shards, cut, request({ cachedShards: [2] }))!.shard, 2, 'within 1/12');
+    assert.equal(cutUnit(config, shards, cut, request({ cachedShards: [2] }))!.shard, 2, 'within 1/8');
     assert.equal(cutUnit(config, shards, cut, request({ cachedShards: [0] }))!.shard, 1, 'too far ahead');
     assert.equal(cutUnit(config, shards, new Map([...cut].map(([k]) => [k, 1])), request()), undefined);
   });

@@ -1,0 +1,95 @@
+import type { Dataset } from '../../shared/data/dataset.ts';
+import { subset } from '../../shared/data/dataset.ts';
+import { compileHardInference } from '../../shared/fff/hard-inference.ts';
+import { initWeights } from '../../shared/fff/init.ts';
+import { autoBatchSize } from '../../shared/fff/recipe.ts';
+import { TrainableFFF } from '../../shared/fff/soft-model.ts';
+import { type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
+import type { FFFShape, FFFWeights } from '../../shared/fff/weights.ts';
+import type { JobConfig } from './config.ts';
+
+/** Trains one decision on the samples that reach it: a depth-1 tree with two temporary leaves. */
+async function trainSplit(
+  config: JobConfig,
+  shape: FFFShape,
+  data: Dataset,
+  seed: number,
+): Promise<{ weight: Float32Array; bias: number }> {
+  const stump = initWeights({ ...shape, depth: 1, leafWidth: config.pretrain.leaf }, seed);
+  const model = new TrainableFFF(stump);
+  try {
+    const common = { routing: 'soft', lr: config.lr, lrDecay: 'constant', train: 'all', leak: 0 } as const;
+    const soft = Math.ceil(config.pretrain.epochs / 2);
+    await trainFFF(model, data, {
+      batchSize: config.batch ?? autoBatchSize(data.n, config.pretrain.epochs),
+      optimizer: config.optimizer,
+      phases: [
+        { ...common, name: 'pretrain-soft', epochs: soft, hardening: 0 },
+        {
+          ...common,
+          name: 'pretrain-harden',
+          epochs: config.pretrain.epochs - soft,
+          hardening: config.hardening,
+        },
+      ].filter((phase) => phase.epochs > 0),
+      balance: config.pretrain.balance,
+      balanceLevels: 1,
+      seed,
+    });
+    const trained = model.toWeights();
+    return {
+      weight: trained.tensors['nodes.weight'].slice(0, shape.inputWidth),
+      bias: trained.tensors['nodes.bias'][0]!,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * Level by level, hard: each decision of level k is trained (with the balance term between
+ * its two children) on exactly the samples the trained levels above route to it. Every level
+ * sees each sample once a pretraining epoch through a two-leaf model, so the cost grows with
+ * K, not with 2^K as when a depth-K tree with 2^K temporary leaves is trained softly.
+ */
+export async function pretrainLevels(
+  config: JobConfig,
+  full: FFFWeights,
+  sample: Dataset,
+  onStep?: (report: StepReport) => void,
+): Promise<FFFWeights> {
+  const { shape } = full;
+  const nodeWeights = full.tensors['nodes.weight'];
+  const nodeBiases = full.tensors['nodes.bias'];
+  for (let level = 0; level < config.frozen; level++) {
+    const reached =
+      level === 0
+        ? new Int32Array(sample.n)
+        : compileHardInference(full).routeToDepth(sample.x, sample.n, level);
+    const members: number[][] = Array.from({ length: 2 ** level }, () => []);
+    reached.forEach((node, row) => members[node]!.push(row));
+    for (const [j, rows] of members.entries()) {
+      const node = 2 ** level - 1 + j;
+      if (rows.length >= 2) {
+        const split = await trainSplit(
+          config,
+          shape,
+          subset(sample, Int32Array.from(rows)),
+          config.seed + node,
+        );
+        nodeWeights.set(split.weight, node * shape.inputWidth);
+        nodeBiases[node] = split.bias;
+      }
+      onStep?.({
+        phase: `pretrain-level-${level}`,
+        epoch: level,
+        totalEpochs: config.frozen,
+        stepInEpoch: j + 1,
+        stepsPerEpoch: members.length,
+        samplesSeen: rows.length,
+        loss: Number.NaN,
+      });
+    }
+  }
+  return full;
+}
