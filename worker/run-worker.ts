@@ -65,7 +65,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   // Which data blob each shard had when last assigned: the shards whose data is at hand.
   const shardData = new Map<number, string>();
   // The optimizer's state after the last unit: the next unit of the same shard resumes it.
-  let carried: { shard: number; carry: OptimizerCarry } | undefined;
+  let carried: { shard: number; carry: OptimizerCarry; version?: number } | undefined;
 
   const session = async (): Promise<never> => {
     const connection = await CoordinatorConnection.open(socketUrl(options.url), options.token);
@@ -182,7 +182,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
             options.onUnitProgress?.(assign, report, totalSteps);
           },
           shouldStop: () => cancelled !== undefined || signal?.aborted === true,
-          ...(carried?.shard === assign.shard ? { resumeOptimizer: carried.carry } : {}),
+          ...(carried?.shard === assign.shard
+            ? { resumeOptimizer: { ...carried.carry, momentum: carried.version === assign.base_version } }
+            : {}),
           onOptimizerState: (carry) => (carried = { shard: assign.shard, carry }),
         },
         window,
@@ -250,6 +252,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           const answer = parseResultResponse(text);
           if (answer.status === 'rejected')
             log.warn({ unit: assign.unit_id, reason: answer.reason }, 'result rejected');
+          if (answer.status === 'accepted' && answer.version !== undefined && carried?.shard === assign.shard)
+            carried.version = answer.version;
           return answer.status;
         }
         if (response.status < 500 && response.status !== 429) {

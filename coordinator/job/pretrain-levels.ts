@@ -8,7 +8,27 @@ import { type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
 import type { FFFShape, FFFWeights } from '../../shared/fff/weights.ts';
 import type { JobConfig } from './config.ts';
 
-/** Trains one decision on the samples that reach it: a depth-1 tree with two temporary leaves. */
+/** A decision and two small leaves are cheap per sample: larger minibatches, fewer steps. */
+const STUMP_BATCH = 256;
+
+/** The median of w·x over the samples: the threshold that splits them in half. */
+function medianProjection(weight: Float32Array, data: Dataset): number {
+  const projections = new Float64Array(data.n);
+  for (let i = 0; i < data.n; i++) {
+    let sum = 0;
+    for (let j = 0; j < data.inputWidth; j++) sum += weight[j]! * data.x[i * data.inputWidth + j]!;
+    projections[i] = sum;
+  }
+  projections.sort();
+  const mid = data.n >> 1;
+  return data.n % 2 === 1 ? projections[mid]! : (projections[mid - 1]! + projections[mid]!) / 2;
+}
+
+/**
+ * Trains one decision on the samples that reach it: a depth-1 tree with two temporary
+ * leaves learns the direction; the threshold is then set at the median, so the decision
+ * halves its samples exactly and a tree of any width stays balanced.
+ */
 async function trainSplit(
   config: JobConfig,
   shape: FFFShape,
@@ -21,7 +41,7 @@ async function trainSplit(
     const common = { routing: 'soft', lr: config.lr, lrDecay: 'constant', train: 'all', leak: 0 } as const;
     const soft = Math.ceil(config.pretrain.epochs / 2);
     await trainFFF(model, data, {
-      batchSize: config.batch ?? autoBatchSize(data.n, config.pretrain.epochs),
+      batchSize: config.batch ?? Math.max(STUMP_BATCH, autoBatchSize(data.n, config.pretrain.epochs)),
       optimizer: config.optimizer,
       phases: [
         { ...common, name: 'pretrain-soft', epochs: soft, hardening: 0 },
@@ -36,19 +56,16 @@ async function trainSplit(
       balanceLevels: 1,
       seed,
     });
-    const trained = model.toWeights();
-    return {
-      weight: trained.tensors['nodes.weight'].slice(0, shape.inputWidth),
-      bias: trained.tensors['nodes.bias'][0]!,
-    };
+    const weight = model.toWeights().tensors['nodes.weight'].slice(0, shape.inputWidth);
+    return { weight, bias: -medianProjection(weight, data) };
   } finally {
     model.dispose();
   }
 }
 
 /**
- * Level by level, hard: each decision of level k is trained (with the balance term between
- * its two children) on exactly the samples the trained levels above route to it. Every level
+ * Level by level, hard: each decision of level k is trained on exactly the samples the
+ * trained levels above route to it, and split at their median. Every level
  * sees each sample once a pretraining epoch through a two-leaf model, so the cost grows with
  * K, not with 2^K as when a depth-K tree with 2^K temporary leaves is trained softly.
  */

@@ -98,7 +98,7 @@ export async function simulate(
   };
 
   // Each volunteer keeps its optimizer's state for its next unit of the same shard, as workers do.
-  const carried = new Map<string, { shard: number; carry: OptimizerCarry }>();
+  const carried = new Map<string, { shard: number; carry: OptimizerCarry; version?: number }>();
   const train = async (id: string, assign: Assign, stopAfterSteps?: number) => {
     const base = decodeFFF(blobs.read(assign.base_blob.sha256));
     const shard = assign.data_blob.sha256;
@@ -108,7 +108,11 @@ export async function simulate(
     const previous = carried.get(id);
     const hooks: TrainHooks = {
       ...(stopAfterSteps === undefined ? {} : { shouldStop: () => steps++ >= stopAfterSteps }),
-      ...(mix.carryOptimizer && previous?.shard === assign.shard ? { resumeOptimizer: previous.carry } : {}),
+      ...(mix.carryOptimizer && previous?.shard === assign.shard
+        ? {
+            resumeOptimizer: { ...previous.carry, momentum: previous.version === assign.base_version },
+          }
+        : {}),
       ...(mix.carryOptimizer
         ? { onOptimizerState: (carry: OptimizerCarry) => carried.set(id, { shard: assign.shard, carry }) }
         : {}),
@@ -127,6 +131,9 @@ export async function simulate(
       metrics: { train_loss: Math.max(0, result.finalLoss || 0), samples: result.samples, seconds: 1 },
     });
     busy(id, run.startMs, clock.now(), outcome.response.status === 'accepted');
+    const carry = carried.get(id);
+    if (carry !== undefined && outcome.response.version !== undefined)
+      carry.version = outcome.response.version;
   };
 
   const ask = (volunteer: SimulatedVolunteer) => {

@@ -62,6 +62,11 @@ export interface StepReport {
  */
 export interface OptimizerCarry {
   readonly phase: string;
+  /**
+   * False when others' results were merged since this state's run: its momentum points where
+   * the model has already gone, so only the step count and the second moments are resumed.
+   */
+  readonly momentum?: boolean;
   readonly slots: readonly {
     readonly name: string;
     readonly values: Float32Array;
