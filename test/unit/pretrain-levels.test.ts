@@ -35,7 +35,11 @@ void describe("pretrain.mode 'levels'", () => {
     assert.equal(steps.length, nodeCount(4), 'one report per decision');
     const sizes = new Array<number>(16).fill(0);
     for (const shard of compileHardInference(tree).routeToDepth(train.x, train.n, 4)) sizes[shard]!++;
-    assert.deepEqual(sizes, new Array<number>(16).fill(train.n / 16), `400 samples in 16 shards: ${sizes}`);
+    assert.deepEqual(
+      sizes,
+      new Array<number>(16).fill(train.n / 16),
+      `400 samples in 16 shards: ${sizes.join(',')}`,
+    );
     const initial = initWeights(treeShape(config, train), config.seed);
     assert.deepEqual(
       tree.tensors['nodes.bias'].subarray(nodeCount(4)),
