@@ -152,9 +152,11 @@ export async function trainFFF(
     const optimizer = makeOptimizer(recipe.optimizer, phase.lr);
     const resume = hooks.resumeOptimizer;
     if (index === 0 && resume?.phase === phase.name && resume.slots.length > 0) {
+      // Stale momentum points where the model has already been moved: it starts from zero.
+      const stale = resume.momentum === false;
       const named = resume.slots.map((slot) => ({
         name: slot.name,
-        tensor: tf.tensor(slot.values, slot.shape),
+        tensor: stale && slot.name.endsWith('/m') ? tf.zeros(slot.shape) : tf.tensor(slot.values, slot.shape),
       }));
       await optimizer.setWeights(named);
       named.forEach(({ tensor }) => tensor.dispose());

@@ -93,6 +93,15 @@ void describe('trainUnit (a worker trains one shard)', () => {
     const fresh = await trainUnit(base, data, recipe, {}, next);
     const resumed = await trainUnit(base, data, recipe, { resumeOptimizer: carry }, next);
     assert.notDeepEqual(resumed.delta.tensors['nodes.weight'], fresh.delta.tensors['nodes.weight']);
+    const noMomentum = await trainUnit(
+      base,
+      data,
+      recipe,
+      { resumeOptimizer: { ...carry, momentum: false } },
+      next,
+    );
+    assert.notDeepEqual(noMomentum.delta.tensors['nodes.weight'], resumed.delta.tensors['nodes.weight']);
+    assert.notDeepEqual(noMomentum.delta.tensors['nodes.weight'], fresh.delta.tensors['nodes.weight']);
     const otherPhase = await trainUnit(
       base,
       data,
