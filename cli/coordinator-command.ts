@@ -37,6 +37,7 @@ const JOB_FLAGS = {
   outerMomentum: 'outer.momentum',
   stalenessDiscount: 'outer.staleness_discount',
   maxStaleness: 'outer.max_staleness',
+  staleCorrection: 'outer.stale_correction',
   valFraction: 'validation.fraction',
   valTolerance: 'validation.tolerance',
   quorum: 'validation.quorum',
@@ -123,6 +124,12 @@ function withJobOptions(command: Command): Command {
       positiveNumber('--staleness-discount'),
     )
     .option('--max-staleness <n>', 'reject staler deltas', integer('--max-staleness', 0))
+    .addOption(
+      new Option('--stale-correction <how>', 'what a stale delta loses before it is merged').choices([
+        'none',
+        'project',
+      ]),
+    )
     .option(
       '--val-fraction <f>',
       'share of each shard held out for validation',

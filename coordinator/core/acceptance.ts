@@ -11,7 +11,9 @@ import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { Shard, Unit } from '../store/store.ts';
 import { deltaNorm, nonFiniteValue, relativeDistance, shapeMismatch } from './delta-check.ts';
+import { subtractWeights } from '../../shared/fff/local-training.ts';
 import { OuterOptimizer } from './outer-optimizer.ts';
+import { withoutCoveredPart } from './stale-correction.ts';
 
 export interface Submission {
   readonly unitId: string;
@@ -182,7 +184,12 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
         current,
         job.momentum(shard),
       );
-      const weights = optimizer.step(current, [{ delta: deltaOf(c), staleness: c.staleness ?? 0 }]);
+      const base = unitOf(c).baseBlob;
+      const delta =
+        outer.stale_correction === 'project' && (c.staleness ?? 0) > 0 && base !== null
+          ? withoutCoveredPart(deltaOf(c), subtractWeights(current, job.weightsOfBlob(base)))
+          : deltaOf(c);
+      const weights = optimizer.step(current, [{ delta, staleness: c.staleness ?? 0 }]);
       // Judged by the objective of the unit's phase, against the best merged in that phase
       // (so that accepted deltas cannot ratchet it up), or the current model's at a new phase.
       const phase = job.validationPhase(unitOf(c));

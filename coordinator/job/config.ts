@@ -71,8 +71,12 @@ export const JobConfigSchema = Type.Object(
       {
         lr: Num(0, 10, 'outer learning rate', 1),
         momentum: Num(0, 0.999, 'outer Nesterov momentum', 0),
-        staleness_discount: Num(0, 1, 'weight factor per version of staleness', 0.5),
-        max_staleness: Int(0, 1000, 'reject deltas staler than this many versions', 4),
+        staleness_discount: Num(0, 1, 'weight factor per version of staleness', 1),
+        max_staleness: Int(0, 1000, 'reject deltas staler than this many versions', 64),
+        stale_correction: Type.Union([Type.Literal('none'), Type.Literal('project')], {
+          description: "'project': a stale delta loses its projection on what its shard moved since its base",
+          default: 'none',
+        }),
       },
       { ...closed, default: {} },
     ),

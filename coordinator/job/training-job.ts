@@ -61,6 +61,7 @@ export class TrainingJob {
   private readonly valByShard = new Map<number, Dataset>();
   private resultSize: number | undefined;
   private readonly measured = new Map<string, number>();
+  private readonly decodedBlobs = new Map<string, FFFWeights>();
 
   constructor(private readonly ctx: JobContext) {
     this.shape = treeShape(ctx.config, ctx.data.train);
@@ -159,6 +160,17 @@ export class TrainingJob {
     if (cached?.blob === shard.weightsBlob) return cached.weights;
     const weights = decodeFFF(this.ctx.blobs.read(shard.weightsBlob), `blob ${shard.weightsBlob}`);
     this.weightsByBlob.set(shard.id, { blob: shard.weightsBlob, weights });
+    return weights;
+  }
+
+  /** Weights kept in the blob store (a unit's base), decoded once while in use. */
+  weightsOfBlob(blob: string): FFFWeights {
+    let weights = this.decodedBlobs.get(blob);
+    if (weights === undefined) {
+      weights = decodeFFF(this.ctx.blobs.read(blob), `blob ${blob}`);
+      if (this.decodedBlobs.size >= 32) this.decodedBlobs.delete(this.decodedBlobs.keys().next().value!);
+      this.decodedBlobs.set(blob, weights);
+    }
     return weights;
   }
 

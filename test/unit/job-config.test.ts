@@ -44,7 +44,7 @@ void describe('parseJobConfig', () => {
       local_epochs: 12,
       unit_seconds: 60,
       in_flight_span: 0.125,
-      outer: { lr: 1, momentum: 0, staleness_discount: 0.5, max_staleness: 4 },
+      outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'none' },
       validation: {
         fraction: 0.1,
         tolerance: 0.25,
@@ -75,7 +75,13 @@ void describe('parseJobConfig', () => {
       validation: { fraction: 0 },
     });
     assert.deepEqual(config.pretrain, { mode: 'top', epochs: 1, leaf: 32, balance: 1, max_samples: 60000 });
-    assert.deepEqual(config.outer, { lr: 0.7, momentum: 0, staleness_discount: 0.5, max_staleness: 4 });
+    assert.deepEqual(config.outer, {
+      lr: 0.7,
+      momentum: 0,
+      staleness_discount: 1,
+      max_staleness: 64,
+      stale_correction: 'none',
+    });
     assert.deepEqual(config.validation, {
       fraction: 0,
       tolerance: 0.25,
@@ -215,7 +221,13 @@ void describe('overlay', () => {
   void it('feeds parseJobConfig', () => {
     const config = parseJobConfig(overlay({ depth: 5, outer: { lr: 0.5 } }, { 'outer.momentum': 0.9 }));
     assert.equal(config.depth, 5);
-    assert.deepEqual(config.outer, { lr: 0.5, momentum: 0.9, staleness_discount: 0.5, max_staleness: 4 });
+    assert.deepEqual(config.outer, {
+      lr: 0.5,
+      momentum: 0.9,
+      staleness_discount: 1,
+      max_staleness: 64,
+      stale_correction: 'none',
+    });
   });
 });
 

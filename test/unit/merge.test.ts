@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deltaNorm, nonFiniteValue, shapeMismatch } from '../../coordinator/core/delta-check.ts';
 import { OuterOptimizer } from '../../coordinator/core/outer-optimizer.ts';
+import { withoutCoveredPart } from '../../coordinator/core/stale-correction.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { type FFFWeights, TENSOR_NAMES, cloneWeights, zeroWeights } from '../../shared/fff/weights.ts';
 
@@ -71,5 +72,39 @@ void describe('outer optimizer (Nesterov over buffered deltas)', () => {
   void it('an empty buffer changes nothing', () => {
     const optimizer = new OuterOptimizer({ lr: 0.7, momentum: 0.9, stalenessDiscount: 0.5 }, base);
     assert.deepEqual(optimizer.step(base, []).tensors, base.tensors);
+  });
+});
+
+void describe('stale correction (project)', () => {
+  const shape = { depth: 2, leafWidth: 3, inputWidth: 4, outputWidth: 2, activation: 'relu' } as const;
+  const moved = initWeights(shape, 3);
+  const times = (w: FFFWeights, k: number): FFFWeights => {
+    const out = cloneWeights(w);
+    for (const name of TENSOR_NAMES) out.tensors[name].forEach((v, i, a) => (a[i] = v * k));
+    return out;
+  };
+  const close = (a: FFFWeights, b: FFFWeights) => {
+    for (const name of TENSOR_NAMES)
+      a.tensors[name].forEach((v, i) => assert.ok(Math.abs(v - b.tensors[name][i]!) < 1e-5, name));
+  };
+
+  void it('leaves a fresh delta alone, and removes what the shard already moved its way', () => {
+    const delta = initWeights(shape, 4);
+    close(withoutCoveredPart(delta, zeroWeights(shape)), delta);
+    close(withoutCoveredPart(times(moved, 0.5), moved), zeroWeights(shape));
+    close(withoutCoveredPart(times(moved, 2), moved), moved);
+    close(withoutCoveredPart(times(moved, -1), moved), times(moved, -1));
+  });
+
+  void it('keeps the part of a delta the shard has not moved along', () => {
+    const delta = initWeights(shape, 5);
+    const corrected = withoutCoveredPart(delta, moved);
+    for (const name of TENSOR_NAMES) {
+      let dot = 0;
+      corrected.tensors[name].forEach((v, i) => (dot += v * moved.tensors[name][i]!));
+      let before = 0;
+      delta.tensors[name].forEach((v, i) => (before += v * moved.tensors[name][i]!));
+      assert.ok(before <= 0 ? Math.abs(dot - before) < 1e-4 : Math.abs(dot) < 1e-4, name);
+    }
   });
 });
