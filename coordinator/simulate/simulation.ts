@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Assign } from '../../proto/messages.ts';
+export type { SimulationResult } from './summary.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { ManualClock } from '../../shared/clock.ts';
@@ -17,27 +18,9 @@ import { TrainingJob } from '../job/training-job.ts';
 import { BlobStore } from '../store/blob-store.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { EventQueue } from './event-queue.ts';
+import { type SimulationResult, summarize } from './summary.ts';
 import { type Timeline, utilization } from './timeline.ts';
 import { type SimulatedVolunteer, type VolunteerMix, volunteersOf } from './volunteer-mix.ts';
-
-export interface SimulationResult {
-  readonly volunteers: number;
-  readonly hard_test_acc: number;
-  readonly virtual_wall_s: number;
-  /** Busy share of volunteers' time while budget was left to hand out. */
-  readonly utilization: number;
-  /** Share of volunteers' training time whose result was never merged. */
-  readonly wasted_fraction: number;
-  readonly accepted: number;
-  readonly rejected: number;
-  /** Rejections by the acceptance rule that made them. */
-  readonly rejected_by: Readonly<Record<string, number>>;
-  readonly mean_staleness: number | null;
-  readonly units: number;
-  readonly partial: number;
-  readonly vanished: number;
-  readonly real_seconds: number;
-}
 
 interface Running {
   readonly assign: Assign;
@@ -81,6 +64,8 @@ export async function simulate(
   const ids = new Map<SimulatedVolunteer, string>();
   const cached = new Map<string, Set<number>>();
   const shardData = new Map<string, Dataset>();
+  const inFlight = new Map<number, number>();
+  const peakInFlight = new Map<number, number>();
   const counts = { units: 0, partial: 0, vanished: 0, wastedMs: 0, busyMs: 0 };
 
   const busy = (id: string, from: number, to: number, merged: boolean) => {
@@ -138,6 +123,8 @@ export async function simulate(
 
   const ask = (volunteer: SimulatedVolunteer) => {
     const id = ids.get(volunteer)!;
+    if (gone.has(id)) return;
+    if (clock.now() >= volunteer.leaveMs) return leave(volunteer, clock.now());
     const answer = core.assign(id, [...(cached.get(id) ?? [])]);
     if (timeline.budgetGoneMs === Infinity && job.openUnits() === store.unitsByState().leased)
       timeline.budgetGoneMs = clock.now();
@@ -147,6 +134,10 @@ export async function simulate(
       return;
     }
     counts.units++;
+    const flying = (inFlight.get(answer.shard) ?? 0) + 1;
+    inFlight.set(answer.shard, flying);
+    peakInFlight.set(answer.shard, Math.max(flying, peakInFlight.get(answer.shard) ?? 0));
+    const landed = () => inFlight.set(answer.shard, (inFlight.get(answer.shard) ?? 1) - 1);
     cached.set(id, (cached.get(id) ?? new Set<number>()).add(answer.shard));
     const samples = answer.recipe.local_epochs * shardSamples(answer);
     const duration = Math.max(1, Math.round((samples / volunteer.samplesPerSecond) * 1000));
@@ -169,12 +160,14 @@ export async function simulate(
       const at = run.startMs + Math.round(volunteer.rng() * duration);
       queue.at(at, () => {
         counts.vanished++;
+        landed();
         busy(id, run.startMs, at, false);
         leave(volunteer, at);
         queue.at((store.getUnit(answer.unit_id)?.deadlineMs ?? at) + 1, () => void core.expire());
       });
     } else if (volunteer.leaveMs < run.endMs) {
       queue.at(volunteer.leaveMs, async () => {
+        landed();
         const fraction = (volunteer.leaveMs - run.startMs) / duration;
         const totalSteps = Math.round(
           answer.recipe.local_epochs * Math.ceil(shardSamples(answer) / answer.recipe.batch),
@@ -196,6 +189,7 @@ export async function simulate(
       });
     } else
       queue.at(run.endMs, async () => {
+        landed();
         await submit(volunteer, run);
         ask(volunteer);
       });
@@ -229,27 +223,15 @@ export async function simulate(
   }
   const final = await core.done;
   const wallMs = clock.now();
-  const stale = store.shardActivity().filter((a) => a.meanStaleness !== null);
-  const results = store.resultCounts();
-  const rejectedBy = Object.fromEntries(store.rejectionsByRule().map((r) => [r.rule, r.n]));
-  store.close();
-  return {
+  const result = summarize(store, {
     volunteers: mix.volunteers,
-    hard_test_acc: final.hardTestAcc,
-    virtual_wall_s: wallMs / 1000,
+    hardTestAcc: final.hardTestAcc,
+    wallMs,
     utilization: utilization(timeline, wallMs),
-    wasted_fraction: counts.wastedMs / Math.max(1, counts.busyMs),
-    accepted: results.accepted,
-    rejected: results.rejected,
-    rejected_by: rejectedBy,
-    mean_staleness:
-      stale.length === 0
-        ? null
-        : stale.reduce((sum, a) => sum + a.meanStaleness! * a.accepted, 0) /
-          stale.reduce((sum, a) => sum + a.accepted, 0),
-    units: counts.units,
-    partial: counts.partial,
-    vanished: counts.vanished,
-    real_seconds: (performance.now() - started) / 1000,
-  };
+    counts,
+    peakInFlight,
+    realSeconds: (performance.now() - started) / 1000,
+  });
+  store.close();
+  return result;
 }

@@ -1,0 +1,84 @@
+import type { Store } from '../store/store.ts';
+
+export interface SimulationResult {
+  readonly volunteers: number;
+  readonly hard_test_acc: number;
+  readonly virtual_wall_s: number;
+  /** Busy share of volunteers' time while budget was left to hand out. */
+  readonly utilization: number;
+  /** Share of volunteers' training time whose result was never merged. */
+  readonly wasted_fraction: number;
+  readonly accepted: number;
+  readonly rejected: number;
+  /** Rejections by the acceptance rule that made them. */
+  readonly rejected_by: Readonly<Record<string, number>>;
+  readonly mean_staleness: number | null;
+  readonly units: number;
+  /** Largest shard over the mean shard. */
+  readonly routing_imbalance: number;
+  /** Per shard: samples, accepted results, their mean staleness, most units in flight at once. */
+  readonly shards: readonly {
+    readonly shard: number;
+    readonly samples: number;
+    readonly accepted: number;
+    readonly mean_staleness: number | null;
+    readonly peak_in_flight: number;
+  }[];
+  readonly partial: number;
+  readonly vanished: number;
+  readonly real_seconds: number;
+}
+
+/** What the run itself counted; the rest comes from the store. */
+export interface RunCounts {
+  readonly volunteers: number;
+  readonly hardTestAcc: number;
+  readonly wallMs: number;
+  readonly utilization: number;
+  readonly counts: {
+    readonly units: number;
+    readonly partial: number;
+    readonly vanished: number;
+    readonly wastedMs: number;
+    readonly busyMs: number;
+  };
+  readonly peakInFlight: ReadonlyMap<number, number>;
+  readonly realSeconds: number;
+}
+
+/** The simulation's report: the run's own counts and the job's outcome from its store. */
+export function summarize(store: Store, run: RunCounts): SimulationResult {
+  const activity = store.shardActivity();
+  const stale = activity.filter((a) => a.meanStaleness !== null);
+  const shards = store.listShards().map((s) => {
+    const a = activity.find((x) => x.shard === s.id);
+    return {
+      shard: s.id,
+      samples: s.samples,
+      accepted: a?.accepted ?? 0,
+      mean_staleness: a?.meanStaleness ?? null,
+      peak_in_flight: run.peakInFlight.get(s.id) ?? 0,
+    };
+  });
+  const sizes = shards.map((s) => s.samples);
+  const results = store.resultCounts();
+  const weighted = stale.reduce((sum, a) => sum + a.meanStaleness! * a.accepted, 0);
+  const merged = stale.reduce((sum, a) => sum + a.accepted, 0);
+  return {
+    volunteers: run.volunteers,
+    hard_test_acc: run.hardTestAcc,
+    virtual_wall_s: run.wallMs / 1000,
+    utilization: run.utilization,
+    wasted_fraction: run.counts.wastedMs / Math.max(1, run.counts.busyMs),
+    accepted: results.accepted,
+    rejected: results.rejected,
+    rejected_by: Object.fromEntries(store.rejectionsByRule().map((r) => [r.rule, r.n])),
+    mean_staleness: merged === 0 ? null : weighted / merged,
+    units: run.counts.units,
+    routing_imbalance: Math.max(...sizes) / (sizes.reduce((a, b) => a + b, 0) / sizes.length),
+    shards,
+    partial: run.counts.partial,
+    vanished: run.counts.vanished,
+    real_seconds: run.realSeconds,
+  };
+}

@@ -1,0 +1,64 @@
+/**
+ * `arbor simulate` underneath: simulated volunteers against the real core on a virtual
+ * clock. Deterministic for the same job and crowd; volunteers who vanish cost the work they
+ * were doing and nothing else; a lone volunteer never waits and never works in vain.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { type SimulationResult, simulate } from '../../coordinator/simulate/simulation.ts';
+import { DEFAULT_MIX, type VolunteerMix } from '../../coordinator/simulate/volunteer-mix.ts';
+import { selectBackend } from '../../shared/backend.ts';
+import { SMALL_JOB, tinyData } from '../helpers/small-job.ts';
+
+const dirs: string[] = [];
+const log = pino({ level: 'silent' });
+const config = parseJobConfig({
+  ...SMALL_JOB,
+  data: 'tiny',
+  shard_epochs: 4,
+  local_epochs: 4,
+  lease_ms: 60_000,
+});
+
+before(async () => {
+  await selectBackend('wasm');
+});
+after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+async function run(mix: Partial<VolunteerMix> & { volunteers: number }): Promise<SimulationResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'arbor-simulate-test-'));
+  dirs.push(dir);
+  return simulate(config, tinyData(), { ...DEFAULT_MIX, samplesPerSecond: 50, ...mix }, log, dir);
+}
+
+const withoutTiming = ({ real_seconds: _, ...rest }: SimulationResult) => rest;
+
+void describe('simulate', { timeout: 120_000 }, () => {
+  void it('a lone volunteer trains the whole budget without waiting and without waste', async () => {
+    const result = await run({ volunteers: 1 });
+    assert.equal(result.utilization, 1);
+    assert.equal(result.wasted_fraction, 0);
+    assert.equal(result.mean_staleness, 0);
+    assert.ok(result.shards.every((s) => s.peak_in_flight === 1));
+    assert.ok(result.accepted >= result.shards.length && result.rejected === 0, JSON.stringify(result));
+  });
+
+  void it('a crowd that vanishes and leaves: the job ends, the same way every time', async () => {
+    const crowd = { volunteers: 12, speedSpread: 10, vanish: 0.3, leave: 0.5, leaveWithinSeconds: 5 };
+    const first = await run(crowd);
+    assert.ok(first.vanished > 0 && first.partial > 0, JSON.stringify(first));
+    assert.ok(first.wasted_fraction > 0 && first.wasted_fraction < 1);
+    assert.ok(first.utilization > 0 && first.utilization <= 1);
+    assert.ok(
+      first.shards.some((s) => s.peak_in_flight > 1),
+      'units of a shard in flight together',
+    );
+    assert.ok(first.mean_staleness! > 0);
+    assert.deepEqual(withoutTiming(await run(crowd)), withoutTiming(first));
+  });
+});
