@@ -16,6 +16,8 @@ export interface DistributedBenchResult {
   readonly frozen: number;
   readonly leaf: number;
   readonly workers: number;
+  /** Units merged per worker process, most first: every worker should have some. */
+  readonly units_per_worker: readonly number[];
   readonly epochs: { readonly pretrain: number; readonly shard: number; readonly central: number };
   readonly dist_hard_test_acc: number;
   readonly central_hard_test_acc: number | null;
@@ -53,6 +55,10 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
   });
   const shards = cluster.coordinator.store.listShards();
   const counters = cluster.coordinator.store.counters();
+  const unitsPerWorker = cluster.coordinator.store
+    .listWorkers()
+    .map((w) => w.unitsDone)
+    .sort((a, b) => b - a);
   await cluster.coordinator.close();
   const trained = shards.reduce((sum, s) => sum + s.trainedSamples, 0);
   const sizes = shards.map((s) => s.samples);
@@ -69,6 +75,7 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
     frozen: config.frozen,
     leaf: config.leaf,
     workers,
+    units_per_worker: unitsPerWorker,
     epochs: {
       pretrain: config.pretrain.epochs,
       shard: config.shard_epochs,
