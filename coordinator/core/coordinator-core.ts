@@ -56,6 +56,7 @@ export class CoordinatorCore {
   private dataBlobs = new Set<string>();
   private pretraining: PretrainProgress | undefined;
   private lastPruneMs = -Infinity;
+  private lastEvalSamples = -Infinity;
   private resolveDone!: (row: EvalRow) => void;
   private rejectDone!: (error: Error) => void;
 
@@ -213,7 +214,7 @@ export class CoordinatorCore {
     if (outcome.replay === true || this.phase !== 'training') return outcome;
     if (outcome.response.status === 'accepted' && outcome.response.held !== true) {
       this.accepted++;
-      if (this.accepted % this.deps.job.config.eval_every === 0 && this.deps.job.openUnits() > 0)
+      if (this.accepted % this.deps.job.config.eval_every === 0 && this.evaluationDue())
         this.deps.job.evaluate();
     }
     // A rejection may have retired the last open unit: the job ends then too, never stalls.
@@ -241,6 +242,20 @@ export class CoordinatorCore {
     const connected = this.presence.all().map((w) => w.id);
     const pruned = pruneStore(this.deps.store, retention, now, connected);
     if (pruned.events + pruned.workers > 0) this.deps.log.info(pruned, 'pruned old events and idle workers');
+  }
+
+  /**
+   * Short units come back by the hundred: an evaluation (and a checkpoint) waits until a
+   * hundredth of the job's budget has been trained since the last one.
+   */
+  private evaluationDue(): boolean {
+    const { job, store } = this.deps;
+    if (job.openUnits() === 0) return false;
+    const trained = store.acceptedSince(0).samples;
+    const budget = store.listShards().reduce((sum, s) => sum + s.budgetSamples, 0);
+    if (trained - this.lastEvalSamples < budget / 100) return false;
+    this.lastEvalSamples = trained;
+    return true;
   }
 
   private finishIfComplete(): void {
