@@ -75,7 +75,7 @@ export const JobConfigSchema = Type.Object(
         max_staleness: Int(0, 1000, 'reject deltas staler than this many versions', 64),
         stale_correction: Type.Union([Type.Literal('none'), Type.Literal('project')], {
           description: "'project': a stale delta loses its projection on what its shard moved since its base",
-          default: 'none',
+          default: 'project',
         }),
       },
       { ...closed, default: {} },

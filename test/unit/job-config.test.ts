@@ -44,7 +44,7 @@ void describe('parseJobConfig', () => {
       local_epochs: 12,
       unit_seconds: 60,
       in_flight_span: 0.125,
-      outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'none' },
+      outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'project' },
       validation: {
         fraction: 0.1,
         tolerance: 0.25,
@@ -80,7 +80,7 @@ void describe('parseJobConfig', () => {
       momentum: 0,
       staleness_discount: 1,
       max_staleness: 64,
-      stale_correction: 'none',
+      stale_correction: 'project',
     });
     assert.deepEqual(config.validation, {
       fraction: 0,
@@ -226,7 +226,7 @@ void describe('overlay', () => {
       momentum: 0.9,
       staleness_discount: 1,
       max_staleness: 64,
-      stale_correction: 'none',
+      stale_correction: 'project',
     });
   });
 });
