@@ -17,6 +17,17 @@ import { integer } from '../shared/cli-options.ts';
  */
 const DISTRIBUTED_DEFAULTS = { data: 'fashion-mnist', depth: 6, frozen: 3, leaf: 32 } as const;
 
+/** The job of `arbor bench distributed` and `pretraining`: flags over DISTRIBUTED_DEFAULTS. */
+function benchJobConfig(opts: Record<string, unknown>) {
+  return jobConfigFromOptions({
+    ...opts,
+    data: opts['data'] ?? DISTRIBUTED_DEFAULTS.data,
+    depth: opts['depth'] ?? DISTRIBUTED_DEFAULTS.depth,
+    frozen: opts['frozen'] ?? DISTRIBUTED_DEFAULTS.frozen,
+    leaf: opts['leaf'] ?? DISTRIBUTED_DEFAULTS.leaf,
+  });
+}
+
 function backendOption(description: string): Option {
   return new Option('--backend <name>', description).choices(BACKEND_CHOICES).default('auto');
 }
@@ -122,13 +133,7 @@ export function benchCommand(): Command {
     .action(async (opts: Record<string, unknown>) => {
       await selectBackend('auto');
       const log = createLogger('bench');
-      const config = jobConfigFromOptions({
-        ...opts,
-        data: opts['data'] ?? DISTRIBUTED_DEFAULTS.data,
-        depth: opts['depth'] ?? DISTRIBUTED_DEFAULTS.depth,
-        frozen: opts['frozen'] ?? DISTRIBUTED_DEFAULTS.frozen,
-        leaf: opts['leaf'] ?? DISTRIBUTED_DEFAULTS.leaf,
-      });
+      const config = benchJobConfig(opts);
       const data = await loadJobData(config);
       const result = await benchDistributed({
         config,
@@ -157,13 +162,7 @@ export function benchCommand(): Command {
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
       await selectBackend('auto');
-      const config = jobConfigFromOptions({
-        ...opts,
-        data: opts['data'] ?? DISTRIBUTED_DEFAULTS.data,
-        depth: opts['depth'] ?? DISTRIBUTED_DEFAULTS.depth,
-        frozen: opts['frozen'] ?? DISTRIBUTED_DEFAULTS.frozen,
-        leaf: opts['leaf'] ?? DISTRIBUTED_DEFAULTS.leaf,
-      });
+      const config = benchJobConfig(opts);
       const modes = String(opts['modes']).split(',') as JobConfig['pretrain']['mode'][];
       for (const mode of modes)
         if (!['top', 'full', 'levels'].includes(mode))

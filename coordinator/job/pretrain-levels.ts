@@ -7,6 +7,7 @@ import { TrainableFFF } from '../../shared/fff/soft-model.ts';
 import { type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
 import type { FFFShape, FFFWeights } from '../../shared/fff/weights.ts';
 import type { JobConfig } from './config.ts';
+import { pretrainingRecipe } from './pretrain-recipe.ts';
 
 /** A decision and two small leaves are cheap per sample: larger minibatches, fewer steps. */
 const STUMP_BATCH = 256;
@@ -38,24 +39,8 @@ async function trainSplit(
   const stump = initWeights({ ...shape, depth: 1, leafWidth: config.pretrain.leaf }, seed);
   const model = new TrainableFFF(stump);
   try {
-    const common = { routing: 'soft', lr: config.lr, lrDecay: 'constant', train: 'all', leak: 0 } as const;
-    const soft = Math.ceil(config.pretrain.epochs / 2);
-    await trainFFF(model, data, {
-      batchSize: config.batch ?? Math.max(STUMP_BATCH, autoBatchSize(data.n, config.pretrain.epochs)),
-      optimizer: config.optimizer,
-      phases: [
-        { ...common, name: 'pretrain-soft', epochs: soft, hardening: 0 },
-        {
-          ...common,
-          name: 'pretrain-harden',
-          epochs: config.pretrain.epochs - soft,
-          hardening: config.hardening,
-        },
-      ].filter((phase) => phase.epochs > 0),
-      balance: config.pretrain.balance,
-      balanceLevels: 1,
-      seed,
-    });
+    const batch = config.batch ?? Math.max(STUMP_BATCH, autoBatchSize(data.n, config.pretrain.epochs));
+    await trainFFF(model, data, { ...pretrainingRecipe(config, batch), balanceLevels: 1, seed });
     const weight = model.toWeights().tensors['nodes.weight'].slice(0, shape.inputWidth);
     return { weight, bias: -medianProjection(weight, data) };
   } finally {

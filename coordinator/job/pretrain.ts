@@ -3,10 +3,11 @@ import { subset } from '../../shared/data/dataset.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { autoBatchSize } from '../../shared/fff/recipe.ts';
 import { TrainableFFF } from '../../shared/fff/soft-model.ts';
-import { type Recipe, type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
+import { type StepReport, trainFFF } from '../../shared/fff/trainer.ts';
 import { type FFFShape, type FFFWeights, nodeCount } from '../../shared/fff/weights.ts';
 import { createRng, shuffleInPlace } from '../../shared/random.ts';
 import type { JobConfig } from './config.ts';
+import { pretrainingRecipe } from './pretrain-recipe.ts';
 import { pretrainLevels } from './pretrain-levels.ts';
 
 export function treeShape(config: JobConfig, train: Dataset): FFFShape {
@@ -16,31 +17,6 @@ export function treeShape(config: JobConfig, train: Dataset): FFFShape {
     inputWidth: train.inputWidth,
     outputWidth: train.classes,
     activation: config.activation,
-  };
-}
-
-/**
- * Soft with the balance term first (decisions find a balanced split before anything
- * hardens them), then hardening so that the frozen decisions are confident.
- */
-export function pretrainingRecipe(config: JobConfig, batchSize: number): Recipe {
-  const soft = Math.ceil(config.pretrain.epochs / 2);
-  const common = { routing: 'soft', lr: config.lr, lrDecay: 'constant', train: 'all', leak: 0 } as const;
-  return {
-    batchSize,
-    optimizer: config.optimizer,
-    phases: [
-      { ...common, name: 'pretrain-soft', epochs: soft, hardening: 0 },
-      {
-        ...common,
-        name: 'pretrain-harden',
-        epochs: config.pretrain.epochs - soft,
-        hardening: config.hardening,
-      },
-    ].filter((phase) => phase.epochs > 0),
-    balance: config.pretrain.balance,
-    balanceLevels: config.frozen,
-    seed: config.seed,
   };
 }
 
