@@ -3,7 +3,7 @@
  * the clock, not waited for). Standing, as BOINC's host reliability: a worker whose results
  * keep being rejected waits longer and longer for its next unit, and once others are
  * accepted meanwhile, gets none. Quorum: a unit computed by two workers is merged only when
- * their deltas agree. Partial results: whole passes over the shard, the rest a unit of its own.
+ * their deltas agree. Partial results: what a stopped worker trained, the rest a unit of its own.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
@@ -185,7 +185,7 @@ void describe('quorum', () => {
 });
 
 void describe('partial results', () => {
-  void it('accepts whole passes only, and none in quorum mode', async () => {
+  void it('accepts what a stopped worker trained, from one minibatch to the whole unit', async () => {
     seeded = await seededCore({ shard_epochs: 4, local_epochs: 4, standing: { cooldown_after: 100 } });
     const s = seeded;
     const alice = s.core.connect(hello('alice')).id;
@@ -198,14 +198,20 @@ void describe('partial results', () => {
         metrics: { train_loss: 0.5, samples, seconds: 1 },
       }).response.status;
     const first = lease(s, alice);
-    const perPass = s.store.getShard(first.shard)!.samples;
-    assert.equal(claim(first, perPass * 1.5), 'rejected');
-    assert.equal(claim(lease(s, alice), perPass * 5), 'rejected');
-    const third = lease(s, alice);
-    assert.equal(claim(third, perPass * 3), 'accepted');
+    const shard = s.store.getShard(first.shard)!;
+    const whole = s.job.unitSamples(shard, { id: first.unit_id });
+    const batch = s.job.batchOf(shard);
+    assert.equal(claim(first, whole + batch + 1), 'rejected', 'more than the unit');
+    assert.equal(claim(lease(s, alice), batch - 1), 'rejected', 'less than a minibatch');
+    assert.equal(claim(lease(s, alice), 100.5), 'rejected', 'not a count');
+    const partial = lease(s, alice);
+    const trained = Math.round(whole * 0.75);
+    assert.equal(claim(partial, trained), 'accepted');
+    assert.equal(s.store.getResult(partial.unit_id)!.samples, trained, 'credited for what it trained');
     const rest = s.store.listUnits().find((u) => u.state === 'ready' && u.id.includes('-p'))!;
-    assert.deepEqual(rest.window, { from: 0.75, to: 1, epochs: 1 });
-    assert.equal(s.store.getResult(third.unit_id)!.samples, perPass * 3);
+    const { from, to } = partial.recipe.schedule;
+    assert.ok(Math.abs(rest.window!.from - (from + (to - from) * (trained / whole))) < 1e-12);
+    assert.equal(rest.window!.to, to);
   });
 
   void it('refuses a partial result in quorum mode', async () => {
