@@ -157,12 +157,13 @@ function shardLines(shards: Shards): string[] {
   return [
     head,
     ...table([
-      ['id', 'samples', 'version', 'in flight', 'val loss', 'health'],
+      ['id', 'samples', 'version', 'in flight', 'staleness', 'val loss', 'health'],
       ...all.map((s) => [
         String(s.id),
         count(s.samples),
         String(s.version),
         String(s.in_flight),
+        fixed(s.mean_staleness, 2),
         fixed(s.val_loss, 4),
         s.health,
       ]),

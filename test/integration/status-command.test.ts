@@ -124,11 +124,11 @@ void describe('arbor status', () => {
     assert.ok(out.includes('results 20 accepted · 1 rejected'), text);
     assert.ok(out.includes('traffic comm reduction 12.3× · routing imbalance 1.21'), text);
     assert.ok(out.includes('shards (4, frozen top 2 levels)'), text);
-    assert.ok(out.includes('id samples version in flight val loss health'), text);
-    assert.ok(out.includes('0 2,000 5 1 0.3124 ok'), text);
-    assert.ok(out.includes('1 12,000 5 1 0.3124 warn'), text);
-    assert.ok(out.includes('2 2,000 5 0 n/a idle'), text);
-    assert.ok(out.includes('3 2,000 5 1 0.3124 done'), text);
+    assert.ok(out.includes('id samples version in flight staleness val loss health'), text);
+    assert.ok(out.includes('0 2,000 5 1 0.50 0.3124 ok'), text);
+    assert.ok(out.includes('1 12,000 5 1 0.50 0.3124 warn'), text);
+    assert.ok(out.includes('2 2,000 5 0 0.50 n/a idle'), text);
+    assert.ok(out.includes('3 2,000 5 1 0.50 0.3124 done'), text);
     assert.ok(out.includes('top workers by credit (2 of 5)'), text);
     const alpha = out.indexOf('alpha 9,000 3 1 n/a wasm warned no');
     const beta = out.indexOf('beta 500 3 0 1234 wasm good yes');
