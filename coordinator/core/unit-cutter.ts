@@ -62,11 +62,10 @@ export function cutUnit(
   const probe = request.speedUnmeasured ? 0.25 : 1;
   const bySpeed = Math.max(0, request.samplesPerSecond) * config.unit_seconds * probe;
   const byCap = shard.samples * config.local_epochs;
-  // Beyond two in flight, the span they may cover together shrinks as their number grows:
-  // measured, eight units of a shard at once learned far better from 8-step units than
-  // from 40-step ones, while two did best with the whole span (BENCHMARKS.md).
-  const span = config.in_flight_span * Math.min(1, 2 / perShard);
-  const fairShare = Math.min(remaining / perShard, perShard > 1 ? (budget * span) / perShard : Infinity);
+  const fairShare = Math.min(
+    remaining / perShard,
+    perShard > 1 ? (budget * config.in_flight_span) / perShard : Infinity,
+  );
   const floor = Math.min(remaining, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
   let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining));
   if (remaining - size < floor) size = remaining;

@@ -22,7 +22,7 @@ const shard = (id: number, samples: number): Shard => ({
   valLoss: null,
 });
 
-const config = parseJobConfig({ shard_epochs: 12, local_epochs: 12, unit_seconds: 60, batch: 4 });
+const config = parseJobConfig({ shard_epochs: 12, local_epochs: 12, unit_seconds: 60, batch: 32 });
 const request = (over: Partial<CutRequest> = {}): CutRequest => ({
   samplesPerSecond: 100,
   speedUnmeasured: false,
@@ -30,7 +30,7 @@ const request = (over: Partial<CutRequest> = {}): CutRequest => ({
   inFlight: new Map(),
   workers: 1,
   now: 0,
-  batch: () => 4,
+  batch: () => 32,
   ...over,
 });
 
@@ -50,15 +50,13 @@ void describe('cutUnit', () => {
     const capped = parseJobConfig({ shard_epochs: 12, local_epochs: 3, batch: 32 });
     assert.equal(cutUnit(capped, shards, new Map(), request({ samplesPerSecond: 1e6 }))!.window!.epochs, 3);
     const slow = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 0.001 }))!;
-    assert.ok(Math.abs(slow.window!.epochs * 6000 - MIN_UNIT_BATCHES * 4) < 1e-6);
+    assert.ok(Math.abs(slow.window!.epochs * 6000 - MIN_UNIT_BATCHES * 32) < 1e-6);
   });
 
   void it('gives each of many workers a fair share of what is left, so that none idles', () => {
     const shards = [shard(0, 6000), shard(1, 6000)];
     const unit = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 16 }))!;
-    assert.equal(unit.window!.to, 1 / 256, 'eight to a shard, together a 32nd of its schedule in flight');
-    const pair = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 4 }))!;
-    assert.equal(pair.window!.to, 1 / 16, 'two to a shard, together an eighth');
+    assert.equal(unit.window!.to, 1 / 64, 'eight to a shard, together an eighth of its schedule in flight');
     const alone = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 2 }))!;
     assert.equal(alone.window!.to, 1, 'one worker to a shard: as much as its speed allows');
   });
@@ -96,7 +94,7 @@ void describe('cutUnit', () => {
       const samples = shards[unit.shard]!.samples;
       assert.ok(Math.abs(epochs - (to - from) * 12) < 1e-9, 'epochs match the window');
       assert.ok(
-        epochs * samples >= Math.min(samples, MIN_UNIT_BATCHES * 4) - 1e-6 || to === 1,
+        epochs * samples >= Math.min(samples, 256) - 1e-6 || to === 1,
         `no crumbs: ${epochs * samples}`,
       );
       cut.set(unit.shard, to);
