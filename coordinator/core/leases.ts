@@ -100,7 +100,6 @@ export class Leases {
       samplesPerSecond: measured ? (measured.samples * 1000) / Math.max(1, measured.ms) : claimed,
       speedUnmeasured: measured === undefined,
       cachedShards: asker.cachedShards ?? [],
-      inFlight: this.leasedPerShard(),
       workers: this.competing(asker.connected ?? [workerId], cut),
       now,
       batch: (shard) => this.job.batchOf(shard),
@@ -108,12 +107,6 @@ export class Leases {
     if (unit === undefined) return false;
     this.store.createUnit(unit);
     return true;
-  }
-
-  private leasedPerShard(): Map<number, number> {
-    const counts = new Map<number, number>();
-    for (const { shard } of this.store.leaseHolders()) counts.set(shard, (counts.get(shard) ?? 0) + 1);
-    return counts;
   }
 
   /**

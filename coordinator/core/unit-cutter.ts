@@ -12,8 +12,6 @@ export interface CutRequest {
   readonly speedUnmeasured: boolean;
   /** Shards whose data the worker holds. */
   readonly cachedShards: readonly number[];
-  /** Units of each shard leased now. */
-  readonly inFlight: ReadonlyMap<number, number>;
   /** Workers that may want a unit of an open shard soon: idle, or busy on an open shard. */
   readonly workers: number;
   readonly now: number;
@@ -44,16 +42,13 @@ export function cutUnit(
   const open = shards
     .filter((s) => s.samples > 0 && (cut.get(s.id) ?? 0) < 1 - EPSILON)
     .sort((a, b) => (cut.get(a.id) ?? 0) - (cut.get(b.id) ?? 0) || a.id - b.id);
-  if (open.length === 0) return undefined;
-  // No shard takes more than its share of the crowd while another has room.
+  const least = open[0];
+  if (least === undefined) return undefined;
   const perShard = Math.max(1, Math.ceil(request.workers / open.length));
-  const roomy = open.filter((s) => (request.inFlight.get(s.id) ?? 0) < perShard);
-  const candidates = roomy.length > 0 ? roomy : open;
-  const least = candidates[0]!;
   const slack = config.in_flight_span;
   const leastCut = cut.get(least.id) ?? 0;
   const shard =
-    candidates.find((s) => request.cachedShards.includes(s.id) && (cut.get(s.id) ?? 0) <= leastCut + slack) ??
+    open.find((s) => request.cachedShards.includes(s.id) && (cut.get(s.id) ?? 0) <= leastCut + slack) ??
     least;
 
   const from = cut.get(shard.id) ?? 0;

@@ -27,7 +27,6 @@ const request = (over: Partial<CutRequest> = {}): CutRequest => ({
   samplesPerSecond: 100,
   speedUnmeasured: false,
   cachedShards: [],
-  inFlight: new Map(),
   workers: 1,
   now: 0,
   batch: () => 32,
@@ -72,8 +71,6 @@ void describe('cutUnit', () => {
     assert.equal(cutUnit(config, shards, cut, request({ cachedShards: [2] }))!.shard, 2, 'within 1/8');
     assert.equal(cutUnit(config, shards, cut, request({ cachedShards: [0] }))!.shard, 1, 'too far ahead');
     assert.equal(cutUnit(config, shards, new Map([...cut].map(([k]) => [k, 1])), request()), undefined);
-    const crowded = request({ workers: 6, inFlight: new Map([[1, 2]]) });
-    assert.equal(cutUnit(config, shards, cut, crowded)!.shard, 2, 'shard 1 has its share in flight');
   });
 
   void it("tiles each shard's schedule exactly, whatever the speeds and crowds", () => {
