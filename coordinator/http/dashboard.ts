@@ -95,6 +95,10 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
       0,
       2 ** 53 - 1,
     );
+    // A stream's answer starts at once and never ends: a request body could never be read.
+    const length = request.headers['content-length'];
+    if (request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'))
+      throw new ProtocolError('BAD_MESSAGE', 'an event stream takes no request body');
     if (streams.size >= maxEventStreams)
       throw new ProtocolError('RATE_LIMITED', `${streams.size} event streams are open; retry later`);
     poll();

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { type IncomingMessage, request } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import type { Assign } from '../../proto/messages.ts';
@@ -280,6 +281,20 @@ void describe('limits', { timeout: 60_000 }, () => {
     } finally {
       for (const controller of controllers) controller.abort();
     }
+  });
+
+  void it('answers an event-stream request that carries a (broken) body, instead of dropping it', async () => {
+    const { port } = new URL(small.coordinator.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      'GET /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n',
+    );
+    let reply = '';
+    socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
+    await once(socket, 'close');
+    assert.match(reply, /^HTTP\/1\.1 400 /, reply);
+    assert.match(reply, /"code":"BAD_MESSAGE"/);
   });
 });
 
