@@ -32,11 +32,11 @@ export function simulateCommand(): Command {
       positiveNumber('--speed-spread'),
       DEFAULT_MIX.speedSpread,
     )
-    .option('--vanish <p>', 'chance a volunteer vanishes during any one unit', fraction('--vanish'), 0)
+    .option('--vanish <p>', 'share of volunteers who vanish in the middle of a unit', fraction('--vanish'), 0)
     .option('--leave <p>', 'share of volunteers who stop (Ctrl-C) at some point', fraction('--leave'), 0)
     .option(
       '--leave-within <s>',
-      'they stop within this many virtual seconds of joining',
+      'those who stop or vanish do so within this many virtual seconds of joining',
       positiveNumber('--leave-within'),
       DEFAULT_MIX.leaveWithinSeconds,
     )

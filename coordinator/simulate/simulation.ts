@@ -156,8 +156,12 @@ export async function simulate(
       });
     };
     beats(clock.now() + config.lease_ms / 2);
-    if (volunteer.rng() < mix.vanish) {
-      const at = run.startMs + Math.round(volunteer.rng() * duration);
+    if (volunteer.vanishMs < run.endMs && volunteer.vanishMs <= volunteer.leaveMs) {
+      // Past its time between units, it takes one more and vanishes somewhere inside it.
+      const at =
+        volunteer.vanishMs > run.startMs
+          ? volunteer.vanishMs
+          : run.startMs + Math.round(volunteer.rng() * duration);
       queue.at(at, () => {
         counts.vanished++;
         landed();

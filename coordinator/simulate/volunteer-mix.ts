@@ -7,13 +7,13 @@ export interface VolunteerMix {
   readonly samplesPerSecond: number;
   /** Fastest over slowest (log-uniform between them, around the median); 1 = all alike. */
   readonly speedSpread: number;
-  /** Chance that a volunteer vanishes (no goodbye, no upload) during any one unit. */
+  /** Share of volunteers who vanish (no goodbye, no upload) in the middle of a unit. */
   readonly vanish: number;
   /** Volunteers join at random times over this many virtual seconds (0 = all at once). */
   readonly joinOverSeconds: number;
   /** Chance that a volunteer has somewhere to be: it stops (Ctrl-C) at a random time. */
   readonly leave: number;
-  /** Latest such stop, in virtual seconds after joining. */
+  /** Latest such stop or vanishing, in virtual seconds after joining. */
   readonly leaveWithinSeconds: number;
   readonly seed: number;
   /** Volunteers keep their optimizer's state for their next unit of the same shard. */
@@ -37,6 +37,8 @@ export interface SimulatedVolunteer {
   readonly joinMs: number;
   /** When it stops on its own (Ctrl-C: partial progress uploaded), if it does. */
   readonly leaveMs: number;
+  /** When it vanishes mid-unit, if it does. */
+  readonly vanishMs: number;
   /** Seeded draws for this volunteer's own chances (vanishing, when). */
   readonly rng: () => number;
 }
@@ -50,11 +52,14 @@ export function volunteersOf(mix: VolunteerMix): SimulatedVolunteer[] {
     const joinMs = Math.round(rng() * mix.joinOverSeconds * 1000);
     const leaves = rng() < mix.leave;
     const leaveMs = leaves ? joinMs + Math.round(rng() * mix.leaveWithinSeconds * 1000) : Infinity;
+    const vanishes = rng() < mix.vanish;
+    const vanishMs = vanishes ? joinMs + Math.round(rng() * mix.leaveWithinSeconds * 1000) : Infinity;
     return {
       name: `sim-${String(i + 1).padStart(4, '0')}`,
       samplesPerSecond: speed,
       joinMs,
       leaveMs,
+      vanishMs,
       rng: createRng(mix.seed * 7919 + i + 1),
     };
   });
