@@ -10,7 +10,7 @@ import { decodeShardData } from '../shared/data/shard-blob.ts';
 import { trainUnit } from '../shared/fff/local-training.ts';
 import type { OptimizerCarry, StepReport } from '../shared/fff/trainer.ts';
 import { sameShape } from '../shared/fff/weights.ts';
-import { assignedRecipe } from './assigned-recipe.ts';
+import { assignedRecipe } from '../shared/assigned-recipe.ts';
 import { BlobCache } from './blob-cache.ts';
 import { CoordinatorConnection } from './connection.ts';
 

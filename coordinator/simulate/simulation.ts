@@ -11,7 +11,7 @@ import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
-import { assignedRecipe } from '../../worker/assigned-recipe.ts';
+import { assignedRecipe } from '../../shared/assigned-recipe.ts';
 import { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { JobConfig } from '../job/config.ts';
 import { TrainingJob } from '../job/training-job.ts';

@@ -19,7 +19,7 @@ import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import { type FFFWeights, TENSOR_NAMES, cloneWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
-import { assignedRecipe } from '../../worker/assigned-recipe.ts';
+import { assignedRecipe } from '../../shared/assigned-recipe.ts';
 import { spawnArbor } from '../helpers/processes.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
 import { holdLease } from '../helpers/volunteer.ts';

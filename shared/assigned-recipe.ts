@@ -1,5 +1,5 @@
 import type { Assign } from '../proto/messages.ts';
-import type { RecipeOptions, ScheduleWindow } from '../shared/fff/recipe.ts';
+import type { RecipeOptions, ScheduleWindow } from './fff/recipe.ts';
 
 /** What `trainUnit` needs from an assignment: the shard's schedule and this unit's window of it. */
 export function assignedRecipe(assign: Assign): {
