@@ -6,9 +6,8 @@ import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { provenanceMetadata } from '../../shared/data/provenance.ts';
 import { decodeShardData, encodeShardData } from '../../shared/data/shard-blob.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
-import { autoBatchSize, buildRecipe } from '../../shared/fff/recipe.ts';
+import { autoBatchSize } from '../../shared/fff/recipe.ts';
 import { softObjective } from '../../shared/fff/soft-loss.ts';
-import type { Routing } from '../../shared/fff/soft-model.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
 import { type StepReport, samplesOfRun } from '../../shared/fff/trainer.ts';
 import { assembleSubtrees, extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
@@ -19,6 +18,7 @@ import type { EvalRow, JobPhase, Shard, Store, UnitWindow } from '../store/store
 import type { JobConfig } from './config.ts';
 import { pretrainTree, treeShape } from './pretrain.ts';
 import { routeShards } from './route-shards.ts';
+import { type ValidationPhase, legacyWindow, phaseAt } from './schedule.ts';
 
 export interface JobContext {
   readonly store: Store;
@@ -31,22 +31,8 @@ export interface JobContext {
   readonly finalModelPath: string;
 }
 
-/** Unit ids sort by round first, so that every shard gets round r before any gets r + 1. */
-export const unitId = (round: number, shard: number, retry = 0): string =>
-  `r${String(round).padStart(4, '0')}-s${String(shard).padStart(4, '0')}${retry > 0 ? `-x${retry}` : ''}`;
-
-/** How a unit's result is validated: after the phase of the shard's schedule it ends in. */
-export interface ValidationPhase {
-  readonly name: string;
-  readonly routing: Routing;
-  readonly hardening: number;
-}
-
 /** A unit as far as its window goes (a plain id is a unit of its round). */
 export type UnitRef = { readonly id: string; readonly window?: UnitWindow | null };
-
-/** The round of a unit id (`r0003-s0001-x2` is round 3). */
-export const roundOf = (id: string): number => Number(/^r(\d+)-/.exec(id)?.[1] ?? 0);
 
 /**
  * The job's model-side state: the pretrained tree with its frozen top, each shard's
@@ -260,26 +246,7 @@ export class TrainingJob {
    * hard-routed phases by the served model's loss, soft ones by their own objective.
    */
   validationPhase(unit: UnitRef): ValidationPhase {
-    const { config } = this;
-    const recipe = buildRecipe({
-      epochs: config.shard_epochs,
-      batchSize: 1,
-      lr: config.lr,
-      optimizer: config.optimizer,
-      hardening: config.hardening,
-      leak: 0,
-      balance: 0,
-      frozenLevels: 0,
-      seed: 0,
-    });
-    const end = this.windowOf(unit).to * config.shard_epochs;
-    let at = 0;
-    for (const phase of recipe.phases) {
-      at += phase.epochs;
-      if (end <= at + 1e-9) return { name: phase.name, routing: phase.routing, hardening: phase.hardening };
-    }
-    const last = recipe.phases.at(-1)!;
-    return { name: last.name, routing: last.routing, hardening: last.hardening };
+    return phaseAt(this.config, this.windowOf(unit).to);
   }
 
   /** The validation measure of `phase` for `weights` on the shard's validation slice. */
@@ -312,12 +279,7 @@ export class TrainingJob {
     if (unit.window) return unit.window;
     const stored = unit.window === undefined ? this.ctx.store.getUnit(unit.id)?.window : null;
     if (stored) return stored;
-    const round = Math.min(this.rounds - 1, roundOf(unit.id));
-    return { from: round / this.rounds, to: (round + 1) / this.rounds, epochs: this.config.local_epochs };
-  }
-
-  private get rounds(): number {
-    return Math.ceil(this.config.shard_epochs / this.config.local_epochs);
+    return legacyWindow(this.config, unit.id);
   }
 
   /** Samples a whole unit trains: what its full result is credited with. */
