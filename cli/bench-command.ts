@@ -165,8 +165,10 @@ export function benchCommand(): Command {
       const config = benchJobConfig(opts);
       const modes = String(opts['modes']).split(',') as JobConfig['pretrain']['mode'][];
       for (const mode of modes)
-        if (!['top', 'full', 'levels'].includes(mode))
-          throw new InvalidArgumentError(`--modes: unknown pretraining mode '${mode}' (top, full, levels)`);
+        if (!['auto', 'top', 'full', 'levels'].includes(mode))
+          throw new InvalidArgumentError(
+            `--modes: unknown pretraining mode '${mode}' (auto, top, full, levels)`,
+          );
       const result = await benchPretraining(config, await loadJobData(config), modes);
       process.stdout.write(
         opts['json']

@@ -90,7 +90,12 @@ function withJobOptions(command: Command): Command {
     .option('--leak <p>', 'region leak probability in local training', positiveNumber('--leak'))
     .option('--seed <n>', 'random seed', integer('--seed', 0))
     .addOption(
-      new Option('--pretrain-mode <mode>', 'what pretraining trains').choices(['top', 'full', 'levels']),
+      new Option('--pretrain-mode <mode>', 'what pretraining trains').choices([
+        'auto',
+        'top',
+        'full',
+        'levels',
+      ]),
     )
     .option('--pretrain-epochs <n>', 'pretraining epochs', integer('--pretrain-epochs', 1))
     .option(

@@ -41,11 +41,14 @@ export const JobConfigSchema = Type.Object(
     seed: Int(0, 2 ** 31 - 1, 'random seed', 1),
     pretrain: Type.Object(
       {
-        mode: Type.Union([Type.Literal('top'), Type.Literal('full'), Type.Literal('levels')], {
-          description:
-            "'top' trains only a depth-K tree with wide temporary leaves; 'full' the whole tree; 'levels' one decision at a time, level by level (for wide trees)",
-          default: 'top',
-        }),
+        mode: Type.Union(
+          [Type.Literal('auto'), Type.Literal('top'), Type.Literal('full'), Type.Literal('levels')],
+          {
+            description:
+              "'top' trains only a depth-K tree with wide temporary leaves; 'full' the whole tree; 'levels' one decision at a time, level by level, split at the median; 'auto' is 'top' up to K=4 and 'levels' beyond",
+            default: 'auto',
+          },
+        ),
         epochs: Int(1, 1000, 'pretraining epochs (half soft with the balance term, half hardening)', 4),
         leaf: Int(1, 4096, "leaf width of the temporary depth-K tree in 'top' mode", 32),
         balance: Num(0, 100, 'weight of the routing-balance term at depth K', 1),

@@ -20,6 +20,16 @@ export function treeShape(config: JobConfig, train: Dataset): FFFShape {
   };
 }
 
+/**
+ * 'auto': the depth-K tree up to K=4, where it routed as well and scored best on the demo;
+ * level by level beyond, where a tree with 2^K temporary leaves costs minutes (BENCHMARKS.md).
+ */
+export function pretrainMode(config: JobConfig): Exclude<JobConfig['pretrain']['mode'], 'auto'> {
+  const { mode } = config.pretrain;
+  if (mode !== 'auto') return mode;
+  return config.frozen <= 4 ? 'top' : 'levels';
+}
+
 function pretrainingSample(config: JobConfig, train: Dataset): Dataset {
   if (train.n <= config.pretrain.max_samples) return train;
   const order = Int32Array.from({ length: train.n }, (_, i) => i);
@@ -42,19 +52,16 @@ export async function pretrainTree(
   const shape = treeShape(config, train);
   const full = initWeights(shape, config.seed);
   const sample = pretrainingSample(config, train);
-  if (config.pretrain.mode === 'levels') return pretrainLevels(config, full, sample, onStep);
+  const mode = pretrainMode(config);
+  if (mode === 'levels') return pretrainLevels(config, full, sample, onStep);
   const trainedShape =
-    config.pretrain.mode === 'full'
-      ? shape
-      : { ...shape, depth: config.frozen, leafWidth: config.pretrain.leaf };
-  const model = new TrainableFFF(
-    config.pretrain.mode === 'full' ? full : initWeights(trainedShape, config.seed),
-  );
+    mode === 'full' ? shape : { ...shape, depth: config.frozen, leafWidth: config.pretrain.leaf };
+  const model = new TrainableFFF(mode === 'full' ? full : initWeights(trainedShape, config.seed));
   try {
     const recipe = pretrainingRecipe(config, config.batch ?? autoBatchSize(sample.n, config.pretrain.epochs));
     await trainFFF(model, sample, recipe, { yieldEvery: 8, ...(onStep ? { onStep } : {}) });
     const trained = model.toWeights();
-    if (config.pretrain.mode === 'full') return trained;
+    if (mode === 'full') return trained;
     const frozenNodes = nodeCount(config.frozen);
     full.tensors['nodes.weight'].set(
       trained.tensors['nodes.weight'].subarray(0, frozenNodes * shape.inputWidth),

@@ -16,7 +16,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { EvalRow, JobPhase, Shard, Store, UnitWindow } from '../store/store.ts';
 import type { JobConfig } from './config.ts';
-import { pretrainTree, treeShape } from './pretrain.ts';
+import { pretrainMode, pretrainTree, treeShape } from './pretrain.ts';
 import { routeShards } from './route-shards.ts';
 import { type ValidationPhase, legacyWindow, phaseAt } from './schedule.ts';
 
@@ -83,7 +83,7 @@ export class TrainingJob {
     const now = () => this.ctx.clock.now();
     store.createJob(JSON.stringify(config), now());
     if (this.phase === 'pretraining') {
-      log.info({ mode: config.pretrain.mode, epochs: config.pretrain.epochs }, 'pretraining');
+      log.info({ mode: pretrainMode(config), epochs: config.pretrain.epochs }, 'pretraining');
       const started = performance.now();
       const tree = await pretrainTree(config, data.train, onPretrainStep);
       const treeBlob = blobs.put(encodeFFF(tree));

@@ -39,7 +39,7 @@ void describe('parseJobConfig', () => {
       optimizer: 'adam',
       leak: 0,
       seed: 1,
-      pretrain: { mode: 'top', epochs: 4, leaf: 32, balance: 1, max_samples: 60000 },
+      pretrain: { mode: 'auto', epochs: 4, leaf: 32, balance: 1, max_samples: 60000 },
       shard_epochs: 12,
       local_epochs: 12,
       unit_seconds: 60,
@@ -74,7 +74,7 @@ void describe('parseJobConfig', () => {
       outer: { lr: 0.7 },
       validation: { fraction: 0 },
     });
-    assert.deepEqual(config.pretrain, { mode: 'top', epochs: 1, leaf: 32, balance: 1, max_samples: 60000 });
+    assert.deepEqual(config.pretrain, { mode: 'auto', epochs: 1, leaf: 32, balance: 1, max_samples: 60000 });
     assert.deepEqual(config.outer, {
       lr: 0.7,
       momentum: 0,
