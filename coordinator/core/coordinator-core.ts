@@ -251,8 +251,9 @@ export class CoordinatorCore {
   private evaluationDue(): boolean {
     const { job, store } = this.deps;
     if (job.openUnits() === 0) return false;
-    const trained = store.acceptedSince(0).samples;
-    const budget = store.listShards().reduce((sum, s) => sum + s.budgetSamples, 0);
+    const shards = store.listShards();
+    const trained = shards.reduce((sum, s) => sum + s.trainedSamples, 0);
+    const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);
     if (trained - this.lastEvalSamples < budget / 100) return false;
     this.lastEvalSamples = trained;
     return true;

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Assign } from '../../proto/messages.ts';
 export type { SimulationResult } from './summary.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
-import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
@@ -85,7 +85,7 @@ export async function simulate(
   // Each volunteer keeps its optimizer's state for its next unit of the same shard, as workers do.
   const carried = new Map<string, { shard: number; carry: OptimizerCarry; version?: number }>();
   const train = async (id: string, assign: Assign, stopAfterSteps?: number) => {
-    const base = decodeFFF(blobs.read(assign.base_blob.sha256));
+    const base = job.weightsOfBlob(assign.base_blob.sha256);
     const shard = assign.data_blob.sha256;
     if (!shardData.has(shard)) shardData.set(shard, decodeShardData(blobs.read(shard)));
     const { options, window } = assignedRecipe(assign);
