@@ -135,7 +135,7 @@ export function forward(model: TrainableFFF, x: tf.Tensor2D, options: ForwardOpt
  * x @ W for a data input x: the gradient flows to W only. tfjs would otherwise also
  * compute dL/dx (a large transposed matmul per step) that training never uses.
  */
-const projectData = tf.customGrad((...args) => {
+export const projectData = tf.customGrad((...args) => {
   const [x, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
   save([x]);
   return {

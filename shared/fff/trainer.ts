@@ -8,6 +8,7 @@ import {
   decisionEntropy,
   forward,
 } from './soft-model.ts';
+import { type TrainablePath, pathForward } from './path-model.ts';
 import type { TensorName } from './weights.ts';
 
 /** One stretch of training with fixed settings. */
@@ -43,6 +44,8 @@ export interface TrainingSet {
   readonly inputWidth: number;
   readonly x: Float32Array;
   readonly y: Int32Array;
+  /** With a path to train: each sample's cached sibling outputs [n, K * outputWidth]. */
+  readonly siblings?: Float32Array;
 }
 
 export interface StepReport {
@@ -130,7 +133,12 @@ export async function trainFFF(
   data: TrainingSet,
   recipe: Recipe,
   hooks: TrainHooks = {},
+  path?: TrainablePath,
 ): Promise<TrainStats> {
+  const siblingWidth = path ? (data.siblings?.length ?? -1) / Math.max(1, data.n) : 0;
+  if (path && siblingWidth !== path.context.levels * model.shape.outputWidth)
+    throw new RangeError("training a path needs every sample's sibling outputs");
+  const sibBatch = new Float32Array(recipe.batchSize * siblingWidth);
   const { batchSize } = recipe;
   const rng = createRng(recipe.seed ^ 0x5eed);
   const order = Int32Array.from({ length: data.n }, (_, i) => i);
@@ -163,7 +171,9 @@ export async function trainFFF(
     }
     const last = index === recipe.phases.length - 1;
     const names = phase.train === 'all' ? (Object.keys(model.vars) as TensorName[]) : LEAF_TENSORS;
+    const pathOn = path !== undefined && phase.routing === 'soft' && phase.train === 'all';
     const varList = names.map((name) => model.vars[name]);
+    if (pathOn) varList.push(path.weight, path.bias);
     const balanceOn =
       recipe.balance > 0 && recipe.balanceLevels > 0 && phase.routing === 'soft' && phase.train === 'all';
     const phaseEnd = Math.round((epochsBefore + phase.epochs) * stepsPerEpoch);
@@ -187,6 +197,11 @@ export async function trainFFF(
         const row = order[begin + r]!;
         xBatch.set(data.x.subarray(row * data.inputWidth, (row + 1) * data.inputWidth), r * data.inputWidth);
         yBatch[r] = data.y[row]!;
+        if (pathOn)
+          sibBatch.set(
+            data.siblings!.subarray(row * siblingWidth, (row + 1) * siblingWidth),
+            r * siblingWidth,
+          );
       }
       setLearningRate(optimizer, phaseRate(phase, lrFrom + ((lrTo - lrFrom) * phaseStep) / phaseSteps));
       const leakSeed = Math.floor(rng() * 2 ** 31);
@@ -204,10 +219,22 @@ export async function trainFFF(
                 leakSeed,
                 ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
               });
-              let loss = crossEntropy(out.logits, y);
-              if (phase.hardening > 0 && phase.train === 'all') {
-                loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(out.nodeLogits)));
+              let logits = out.logits;
+              let nodeLogits = out.nodeLogits;
+              let pathBalance: tf.Scalar | undefined;
+              if (pathOn) {
+                const siblings = tf.tensor2d(sibBatch.subarray(0, size * siblingWidth), [size, siblingWidth]);
+                const along = pathForward(path, x, logits, siblings);
+                logits = along.logits;
+                nodeLogits = tf.concat([nodeLogits, along.pathLogits], 1);
+                if (path.context.balance > 0)
+                  pathBalance = tf.mul(path.context.balance, along.balance) as tf.Scalar;
               }
+              let loss = crossEntropy(logits, y);
+              if (phase.hardening > 0 && phase.train === 'all') {
+                loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(nodeLogits)));
+              }
+              if (pathBalance !== undefined) loss = tf.add(loss, pathBalance);
               if (out.levelMass !== undefined)
                 loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
               return loss as tf.Scalar;
