@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { hostname } from 'node:os';
 import { type RunningCoordinator, startCoordinator } from '../coordinator/main.ts';
 import { joinCommand } from '../proto/dashboard.ts';
@@ -38,6 +38,9 @@ const JOB_FLAGS = {
   stalenessDiscount: 'outer.staleness_discount',
   maxStaleness: 'outer.max_staleness',
   staleCorrection: 'outer.stale_correction',
+  top: 'top.mode',
+  topLr: 'top.lr',
+  rerouteEvery: 'top.reroute_every',
   valFraction: 'validation.fraction',
   valTolerance: 'validation.tolerance',
   quorum: 'validation.quorum',
@@ -135,6 +138,13 @@ function withJobOptions(command: Command): Command {
         'project',
       ]),
     )
+    .addOption(
+      new Option('--top <mode>', "the top K levels: 'frozen' after pretraining, or trained 'slow'ly").choices(
+        ['frozen', 'slow'],
+      ),
+    )
+    .option('--top-lr <rates>', 'slow top: rate per level from the root, comma-separated', rateList)
+    .option('--reroute-every <n>', 'slow top: top updates between re-routes', integer('--reroute-every', 1))
     .option(
       '--val-fraction <f>',
       'share of each shard held out for validation',
@@ -278,4 +288,11 @@ export function coordinatorCommand(): Command {
       }
       await new Promise(() => undefined);
     });
+}
+
+function rateList(text: string): number[] {
+  const rates = text.split(',').map(Number);
+  if (rates.length === 0 || rates.some((rate) => !Number.isFinite(rate) || rate < 0))
+    throw new InvalidArgumentError(`--top-lr takes non-negative numbers separated by commas, got "${text}"`);
+  return rates;
 }

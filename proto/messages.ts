@@ -140,6 +140,28 @@ export const Recipe = Type.Object(
   closed,
 );
 
+export const AssignedTop = Type.Object(
+  {
+    version: Count('top version the path delta is computed against'),
+    levels: Count('top levels K above the subtree: the path has K nodes', 1),
+    blob: {
+      ...BlobRef,
+      description: 'the top K levels (format arbor-top-1): the path nodes are read from it',
+    },
+    siblings_blob: {
+      ...BlobRef,
+      description:
+        'per training sample of the shard, the outputs of the K subtrees off its path (format arbor-siblings-1)',
+    },
+    balance: Finite("weight of the path nodes' balance term", 0),
+  },
+  {
+    ...closed,
+    description:
+      'slow top: also train the K branch nodes above the subtree and send their delta as path.weight and path.bias',
+  },
+);
+
 export const Assign = Type.Object(
   {
     type: Type.Literal('assign'),
@@ -156,6 +178,7 @@ export const Assign = Type.Object(
     input_width: Count('input features', 1),
     output_width: Count('output classes', 1),
     activation: Type.Union([Type.Literal('relu'), Type.Literal('tanh')]),
+    top: Type.Optional(AssignedTop),
   },
   { ...closed, description: 'a leased work unit' },
 );
@@ -255,6 +278,7 @@ export type Heartbeat = Static<typeof Heartbeat>;
 export type Release = Static<typeof Release>;
 export type Welcome = Static<typeof Welcome>;
 export type Assign = Static<typeof Assign>;
+export type AssignedTop = Static<typeof AssignedTop>;
 export type NoWork = Static<typeof NoWork>;
 export type Cancel = Static<typeof Cancel>;
 export type ErrorMessage = Static<typeof ErrorMessage>;

@@ -5,12 +5,14 @@ import type { Assign, Welcome } from '../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../proto/version.ts';
 import { HEADERS, ROUTES, httpBase, socketUrl } from '../proto/routes.ts';
 import { parseResultResponse } from '../proto/parse.ts';
-import { decodeFFF, encodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
+import { decodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
 import { decodeShardData } from '../shared/data/shard-blob.ts';
 import { trainUnit } from '../shared/fff/local-training.ts';
-import type { OptimizerCarry, StepReport } from '../shared/fff/trainer.ts';
+import type { PathContext } from '../shared/fff/path-model.ts';
+import type { OptimizerCarry, StepReport, TrainingSet } from '../shared/fff/trainer.ts';
+import { encodeUnitDelta } from '../shared/fff/unit-delta.ts';
 import { sameShape } from '../shared/fff/weights.ts';
-import { assignedRecipe } from '../shared/assigned-recipe.ts';
+import { assignedPath, assignedRecipe } from '../shared/assigned-recipe.ts';
 import { BlobCache } from './blob-cache.ts';
 import { CoordinatorConnection } from './connection.ts';
 
@@ -141,7 +143,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         'BAD_MESSAGE',
         `base blob of ${assign.unit_id} does not have the assigned shape`,
       );
-    const data = decodeShardData(dataBytes, `data blob of ${assign.unit_id}`);
+    let data: TrainingSet = decodeShardData(dataBytes, `data blob of ${assign.unit_id}`);
+    let path: PathContext | undefined;
+    if (assign.top !== undefined) {
+      const along = assignedPath(
+        assign,
+        await blobs.get(assign.top.blob),
+        await blobs.get(assign.top.siblings_blob),
+        data.n,
+      );
+      path = along.path;
+      data = { ...data, siblings: along.siblings };
+    }
     const totalSteps = Math.max(
       1,
       Math.round(assign.recipe.local_epochs * Math.ceil(data.n / assign.recipe.batch)),
@@ -188,6 +201,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
           onOptimizerState: (carry) => (carried = { shard: assign.shard, carry }),
         },
         window,
+        path,
       );
     } finally {
       clearInterval(heartbeat);
@@ -212,7 +226,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     }
     const samples = result.samples;
     stats.units++;
-    const verdict = await upload(assign, encodeFFF(result.delta), {
+    const verdict = await upload(assign, encodeUnitDelta(result.delta, result.pathDelta), {
       train_loss: Number.isFinite(result.finalLoss) ? Math.max(0, result.finalLoss) : 0,
       samples,
       seconds: result.seconds,

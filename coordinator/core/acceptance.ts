@@ -5,7 +5,8 @@
  */
 import type { ErrorCode } from '../../proto/errors.ts';
 import type { ResultMetrics } from '../../proto/messages.ts';
-import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import type { PathNodes } from '../../shared/fff/path-model.ts';
+import { decodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { TrainingJob } from '../job/training-job.ts';
@@ -30,6 +31,8 @@ export interface Candidate {
   readonly unit: Unit | undefined;
   readonly shard: Shard | undefined;
   delta?: FFFWeights;
+  /** Slow top: the delta of the path nodes above the subtree. */
+  path?: PathNodes;
   staleness?: number;
   norm?: number;
   merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number; measure: number; phase: string };
@@ -86,9 +89,12 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     name: 'decodes',
     stage: 'delta',
     code: 'DELTA_INVALID',
-    check: (c) => {
+    check: (c, job) => {
       try {
-        c.delta = decodeFFF(c.submission.body, `result for ${c.submission.unitId}`);
+        const source = `result for ${c.submission.unitId}`;
+        const decoded = decodeUnitDelta(c.submission.body, source, job.top.levelsFor(unitOf(c)));
+        c.delta = decoded.delta;
+        if (decoded.path !== undefined) c.path = decoded.path;
         return undefined;
       } catch (error) {
         return (error as Error).message;
@@ -110,6 +116,26 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
       const norm = (c.norm ??= deltaNorm(deltaOf(c)));
       const bound = job.config.validation.max_delta_norm;
       return norm > bound ? `norm ${norm.toPrecision(4)} exceeds the bound ${bound}` : undefined;
+    },
+  },
+  {
+    name: 'path-finite',
+    stage: 'delta',
+    code: 'DELTA_INVALID',
+    check: (c) =>
+      c.path !== undefined && ![...c.path.weight, ...c.path.bias].every(Number.isFinite)
+        ? 'the path delta holds a value that is not finite'
+        : undefined,
+  },
+  {
+    name: 'path-norm-bounded',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      if (c.path === undefined) return undefined;
+      const norm = Math.hypot(...c.path.weight, ...c.path.bias);
+      const bound = job.config.top.max_norm;
+      return norm > bound ? `path delta norm ${norm.toPrecision(4)} exceeds the bound ${bound}` : undefined;
     },
   },
   {

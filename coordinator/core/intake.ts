@@ -7,6 +7,7 @@ import type { TrainingJob } from '../job/training-job.ts';
 import type { NewUnit, ResultRow, Store, Unit, UnitWindow } from '../store/store.ts';
 import { type AcceptanceRule, type Candidate, type Submission, judge } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
+import type { TopStep } from '../top/slow-top.ts';
 
 /** What the HTTP layer sends back: 200 for accepted, the rule's error code otherwise. */
 export type IntakeOutcome =
@@ -125,6 +126,7 @@ export class ResultIntake {
       return this.hold(unit!, candidate, name);
     const version = this.merge(unit!, candidate, name);
     this.timings.merged((performance.now() - started) / 1000);
+    this.job.rerouteIfDue();
     return { response: { status: 'accepted', version } };
   }
 
@@ -172,8 +174,30 @@ export class ResultIntake {
     this.log.warn({ unit: unit.id, shard: unit.shard, worker: workerId, rule, reason }, 'result rejected');
   }
 
+  /**
+   * Slow top: how the result's path delta moves the top, unless it is too stale or makes the
+   * served model's validation loss worse beyond the tolerance (then only the subtree merges).
+   */
+  private topStep(unit: Unit, candidate: Candidate): TopStep | undefined {
+    const { path } = candidate;
+    // Hard-routed phases train leaves only: their path delta is zero and moves nothing.
+    if (path === undefined || (path.weight.every((v) => v === 0) && path.bias.every((v) => v === 0)))
+      return undefined;
+    const step = this.job.top.step(unit, path);
+    if ('dropped' in step) return step;
+    const before = this.job.servedLoss(this.job.top.current()!);
+    const after = this.job.servedLoss(step.top);
+    const tolerance = this.job.config.top.tolerance;
+    return Number.isFinite(after) && after <= before * (1 + tolerance) + 1e-6
+      ? step
+      : {
+          dropped: `served validation loss ${after.toFixed(4)} is worse than ${before.toFixed(4)} beyond the tolerance ${tolerance}`,
+        };
+  }
+
   private merge(unit: Unit, candidate: Candidate, name: string | undefined): number {
     const { store, blobs } = this;
+    const top = this.topStep(unit, candidate);
     const merged = candidate.merged!;
     const { workerId, metrics, body } = candidate.submission;
     const weightsBlob = blobs.put(encodeFFF(merged.weights));
@@ -206,6 +230,8 @@ export class ResultIntake {
       });
       if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
       if (rest !== undefined) store.createUnit(rest);
+      const topVersion =
+        top && 'top' in top ? this.job.top.commit(top, unit.shard, candidate.now) : undefined;
       store.appendEvent(
         'accepted',
         {
@@ -215,6 +241,8 @@ export class ResultIntake {
           staleness: candidate.staleness,
           train_loss: metrics.train_loss,
           ...(rest !== undefined ? { partial: Number(done.fraction.toFixed(4)), rest: rest.id } : {}),
+          ...(topVersion !== undefined ? { top_version: topVersion } : {}),
+          ...(top && 'dropped' in top ? { top_dropped: top.dropped } : {}),
           ...(unit.heldBy !== null
             ? { agreed_with: unit.heldBy, quorum_distance: candidate.quorumDistance }
             : {}),

@@ -61,6 +61,7 @@ export class Leases {
     this.store.appendEvent('leased', { ...fields, name, attempt: unit.attempts }, now);
     this.log.info({ ...fields, base_version: unit.baseVersion }, 'unit leased');
     const sub = this.job.subtreeShape;
+    const top = this.job.top.assigned(shard);
     return {
       type: 'assign',
       unit_id: unit.id,
@@ -88,6 +89,7 @@ export class Leases {
       input_width: sub.inputWidth,
       output_width: sub.outputWidth,
       activation: sub.activation,
+      ...(top !== undefined ? { top } : {}),
     };
   }
 

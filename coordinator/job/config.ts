@@ -83,6 +83,38 @@ export const JobConfigSchema = Type.Object(
       },
       { ...closed, default: {} },
     ),
+    top: Type.Object(
+      {
+        mode: Type.Union([Type.Literal('frozen'), Type.Literal('slow')], {
+          description:
+            "'frozen': the top K levels stay as pretrained; 'slow': workers also train the branch nodes on their path, the coordinator merges them slowly and re-routes now and then",
+          default: 'frozen',
+        }),
+        lr: Type.Array(Num(0, 10, 'rate', 0.5), {
+          minItems: 1,
+          maxItems: 12,
+          description:
+            'rate at which the mean of the path deltas of a node moves it, per level from the root (the last entry serves deeper levels)',
+          default: [0.5],
+        }),
+        reroute_every: Int(1, 1e6, 'top updates between re-routes of the training set', 16),
+        max_staleness: Int(
+          0,
+          1e6,
+          "drop a path delta computed this many top updates ago (the subtree's part still counts)",
+          32,
+        ),
+        tolerance: Num(
+          0,
+          100,
+          "drop a top update that raises the served model's validation loss by more than this factor",
+          0.05,
+        ),
+        max_norm: Num(0, 1e9, 'reject results whose path delta has a larger L2 norm', 100),
+        balance: Num(0, 100, "weight of the path nodes' balance term in local training", 1),
+      },
+      { ...closed, default: {} },
+    ),
     validation: Type.Object(
       {
         fraction: Num(0, 0.5, 'share of each shard held out by the coordinator', 0.1),

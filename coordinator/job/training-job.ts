@@ -19,6 +19,10 @@ import type { JobConfig } from './config.ts';
 import { pretrainMode, pretrainTree, treeShape } from './pretrain.ts';
 import { routeShards } from './route-shards.ts';
 import { type ValidationPhase, legacyWindow, phaseAt } from './schedule.ts';
+import { SlowTop } from '../top/slow-top.ts';
+import { applySlowRouting } from '../top/slow-routing.ts';
+import { type TopNodes, topOfTree, withTop } from '../../shared/fff/top-blob.ts';
+import { concatDatasets } from '../../shared/data/dataset.ts';
 
 export interface JobContext {
   readonly store: Store;
@@ -32,7 +36,12 @@ export interface JobContext {
 }
 
 /** A unit as far as its window goes (a plain id is a unit of its round). */
-export type UnitRef = { readonly id: string; readonly window?: UnitWindow | null };
+export type UnitRef = {
+  readonly id: string;
+  readonly window?: UnitWindow | null;
+  /** The shard's size when the unit was leased. */
+  readonly baseSamples?: number | null;
+};
 
 /**
  * The job's model-side state: the pretrained tree with its frozen top, each shard's
@@ -42,16 +51,20 @@ export type UnitRef = { readonly id: string; readonly window?: UnitWindow | null
 export class TrainingJob {
   readonly shape: FFFShape;
   readonly subtreeShape: FFFShape;
+  /** The top K levels, when they train slowly instead of staying frozen. */
+  readonly top: SlowTop;
   private treeWeights: FFFWeights | undefined;
   private readonly weightsByBlob = new Map<number, { blob: string; weights: FFFWeights }>();
   private readonly valByShard = new Map<number, Dataset>();
   private resultSize: number | undefined;
   private readonly measured = new Map<string, number>();
   private readonly decodedBlobs = new Map<string, FFFWeights>();
+  private allVal: Dataset | undefined;
 
   constructor(private readonly ctx: JobContext) {
     this.shape = treeShape(ctx.config, ctx.data.train);
     this.subtreeShape = subtreeShape(this.shape, ctx.config.frozen);
+    this.top = new SlowTop(ctx.store, ctx.blobs, ctx.config, ctx.log);
   }
 
   /** Bytes of a unit's result: the encoded delta of one subtree (the same for every unit). */
@@ -101,6 +114,28 @@ export class TrainingJob {
     this.treeWeights = decodeFFF(blobs.read(job.treeBlob), `blob ${job.treeBlob}`);
     if (this.phase === 'routing') this.route();
     this.backfillWindows();
+    // A coordinator stopped before a due re-route was written down routes again here.
+    this.rerouteIfDue();
+  }
+
+  /** Slow top: re-routes the training set once enough top updates have been merged. */
+  rerouteIfDue(): void {
+    if (!this.top.enabled || this.phase !== 'training' || !this.top.rerouteDue()) return;
+    applySlowRouting(this.slowRoutingContext(), this.assembled(), this.top.current()!, false);
+    this.valByShard.clear();
+    this.measured.clear();
+    this.allVal = undefined;
+  }
+
+  private slowRoutingContext() {
+    const { store, blobs, config, data, log } = this.ctx;
+    return { store, blobs, config, train: data.train, log, now: () => this.ctx.clock.now() };
+  }
+
+  /** Loss of the served model with `top` above the shards' current subtrees, on every validation slice. */
+  servedLoss(top: TopNodes): number {
+    this.allVal ??= concatDatasets(this.ctx.store.listShards().map((s) => this.validationSet(s)));
+    return hardCrossEntropy(withTop(this.assembled(), top), this.allVal);
   }
 
   /** Units of jobs begun before units were cut by size get their round's window written down. */
@@ -116,6 +151,14 @@ export class TrainingJob {
   private route(): void {
     const { store, blobs, config, data, log } = this.ctx;
     const now = () => this.ctx.clock.now();
+    if (this.top.enabled) {
+      const top = topOfTree(this.tree, config.frozen);
+      applySlowRouting(this.slowRoutingContext(), this.tree, top, true, (sizes) => {
+        store.setJobPhase('training', now());
+        store.appendEvent('phase', { phase: 'training', shard_sizes: sizes }, now());
+      });
+      return;
+    }
     const shards = routeShards(this.tree, config.frozen, data.train, config.validation.fraction, config.seed);
     const rows: Shard[] = shards.map((shard) => {
       const subtree = extractSubtree(this.tree, config.frozen, shard.id);
@@ -179,10 +222,11 @@ export class TrainingJob {
     return val;
   }
 
-  /** Frozen top + every shard's current subtree. */
+  /** The top (frozen, or as the data was last routed by) + every shard's current subtree. */
   assembled(): FFFWeights {
+    const serving = this.top.serving();
     return assembleSubtrees(
-      this.tree,
+      serving ? withTop(this.tree, serving) : this.tree,
       this.ctx.config.frozen,
       this.ctx.store.listShards().map((s) => this.subtree(s)),
     );
@@ -284,7 +328,8 @@ export class TrainingJob {
 
   /** Samples a whole unit trains: what its full result is credited with. */
   unitSamples(shard: Shard, unit: UnitRef): number {
-    return samplesOfRun(this.windowOf(unit).epochs, shard.samples, this.batchOf(shard));
+    const samples = unit.baseSamples ?? shard.samples;
+    return samplesOfRun(this.windowOf(unit).epochs, samples, this.batchOf(shard));
   }
 
   /** Units still to be trained or merged, and shards with budget not yet cut into units. */

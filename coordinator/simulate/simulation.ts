@@ -5,13 +5,13 @@ import type { Logger } from 'pino';
 import type { Assign } from '../../proto/messages.ts';
 export type { SimulationResult } from './summary.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
-import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
-import { assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { JobConfig } from '../job/config.ts';
 import { TrainingJob } from '../job/training-job.ts';
@@ -102,7 +102,16 @@ export async function simulate(
         ? { onOptimizerState: (carry: OptimizerCarry) => carried.set(id, { shard: assign.shard, carry }) }
         : {}),
     };
-    return trainUnit(base, shardData.get(shard)!, options, hooks, window);
+    const data = shardData.get(shard)!;
+    if (assign.top === undefined) return trainUnit(base, data, options, hooks, window);
+    const top = assign.top;
+    const along = assignedPath(
+      assign,
+      blobs.read(top.blob.sha256),
+      blobs.read(top.siblings_blob.sha256),
+      data.n,
+    );
+    return trainUnit(base, { ...data, siblings: along.siblings }, options, hooks, window, along.path);
   };
 
   const submit = async (volunteer: SimulatedVolunteer, run: Running, stopAfterSteps?: number) => {
@@ -112,7 +121,7 @@ export async function simulate(
       unitId: run.assign.unit_id,
       workerId: id,
       leaseToken: run.assign.lease_token,
-      body: encodeFFF(result.delta),
+      body: encodeUnitDelta(result.delta, result.pathDelta),
       metrics: { train_loss: Math.max(0, result.finalLoss || 0), samples: result.samples, seconds: 1 },
     });
     busy(id, run.startMs, clock.now(), outcome.response.status === 'accepted');

@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.ts';
+import { type TopActivity, topActivity } from '../top/top-activity.ts';
 
 export interface SimulationResult {
   readonly volunteers: number;
@@ -27,6 +28,8 @@ export interface SimulationResult {
   readonly partial: number;
   readonly vanished: number;
   readonly real_seconds: number;
+  /** Slow top: its updates and re-routes. */
+  readonly top?: Omit<TopActivity, 'last_update'>;
 }
 
 /** What the run itself counted; the rest comes from the store. */
@@ -64,6 +67,7 @@ export function summarize(store: Store, run: RunCounts): SimulationResult {
   const results = store.resultCounts();
   const weighted = stale.reduce((sum, a) => sum + a.meanStaleness! * a.accepted, 0);
   const merged = stale.reduce((sum, a) => sum + a.accepted, 0);
+  const top = topActivity(store);
   return {
     volunteers: run.volunteers,
     hard_test_acc: run.hardTestAcc,
@@ -80,5 +84,16 @@ export function summarize(store: Store, run: RunCounts): SimulationResult {
     partial: run.counts.partial,
     vanished: run.counts.vanished,
     real_seconds: run.realSeconds,
+    ...(top !== undefined
+      ? {
+          top: {
+            version: top.version,
+            routing_version: top.routing_version,
+            updates: top.updates,
+            dropped: top.dropped,
+            reroutes: top.reroutes,
+          },
+        }
+      : {}),
   };
 }

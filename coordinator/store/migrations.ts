@@ -120,6 +120,19 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE shards ADD COLUMN best_phase TEXT;
   `,
+  `
+  CREATE TABLE top (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    blob TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    routing_version INTEGER NOT NULL,
+    routing_blob TEXT NOT NULL,
+    routed_version INTEGER NOT NULL
+  );
+  ALTER TABLE shards ADD COLUMN context_blob TEXT;
+  ALTER TABLE units ADD COLUMN base_top INTEGER;
+  ALTER TABLE units ADD COLUMN base_samples INTEGER;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -30,6 +30,7 @@ export interface ShardRow {
   val_loss: number | null;
   best_val_loss: number | null;
   best_phase: string | null;
+  context_blob: string | null;
 }
 export interface UnitRow {
   id: string;
@@ -47,6 +48,8 @@ export interface UnitRow {
   window_from: number | null;
   window_to: number | null;
   epochs: number | null;
+  base_top: number | null;
+  base_samples: number | null;
 }
 export interface WorkerRow {
   id: string;
@@ -93,6 +96,7 @@ export const toShard = (r: ShardRow): Shard => ({
   valLoss: r.val_loss,
   bestValLoss: r.best_val_loss,
   bestPhase: r.best_phase,
+  contextBlob: r.context_blob,
 });
 export const toUnit = (r: UnitRow): Unit => ({
   id: r.id,
@@ -111,6 +115,8 @@ export const toUnit = (r: UnitRow): Unit => ({
     r.window_from === null || r.window_to === null || r.epochs === null
       ? null
       : { from: r.window_from, to: r.window_to, epochs: r.epochs },
+  baseTop: r.base_top,
+  baseSamples: r.base_samples,
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

@@ -7,14 +7,15 @@ export function prepareStatements(db: Database.Database) {
   return {
     upsertShard: db.prepare<[ShardRow]>(
       `INSERT INTO shards (id, version, samples, data_blob, weights_blob, budget_samples, trained_samples,
-         momentum_blob, val_blob, val_loss, best_val_loss, best_phase)
+         momentum_blob, val_blob, val_loss, best_val_loss, best_phase, context_blob)
        VALUES (@id, @version, @samples, @data_blob, @weights_blob, @budget_samples, @trained_samples,
-         @momentum_blob, @val_blob, @val_loss, @best_val_loss, @best_phase)
+         @momentum_blob, @val_blob, @val_loss, @best_val_loss, @best_phase, @context_blob)
        ON CONFLICT(id) DO UPDATE SET version = excluded.version, samples = excluded.samples,
          data_blob = excluded.data_blob, weights_blob = excluded.weights_blob,
          budget_samples = excluded.budget_samples, trained_samples = excluded.trained_samples,
          momentum_blob = excluded.momentum_blob, val_blob = excluded.val_blob, val_loss = excluded.val_loss,
-         best_val_loss = excluded.best_val_loss, best_phase = excluded.best_phase`,
+         best_val_loss = excluded.best_val_loss, best_phase = excluded.best_phase,
+         context_blob = excluded.context_blob`,
     ),
     getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
     listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
@@ -33,7 +34,10 @@ export function prepareStatements(db: Database.Database) {
          base_version = CASE WHEN held_by IS NULL
            THEN (SELECT version FROM shards WHERE shards.id = units.shard) ELSE base_version END,
          base_blob = CASE WHEN held_by IS NULL
-           THEN (SELECT weights_blob FROM shards WHERE shards.id = units.shard) ELSE base_blob END
+           THEN (SELECT weights_blob FROM shards WHERE shards.id = units.shard) ELSE base_blob END,
+         base_top = CASE WHEN held_by IS NULL THEN (SELECT version FROM top WHERE id = 1) ELSE base_top END,
+         base_samples = CASE WHEN held_by IS NULL
+           THEN (SELECT samples FROM shards WHERE shards.id = units.shard) ELSE base_samples END
        WHERE id = ? AND state = 'ready'`,
     ),
     hold: db.prepare<[{ id: string; token: string; worker: string; blob: string }]>(
@@ -180,6 +184,27 @@ export function prepareStatements(db: Database.Database) {
     ),
     setJobPhase: db.prepare<[JobPhase, number, string | null]>(
       'UPDATE job SET phase = ?, updated_ms = ?, tree_blob = COALESCE(?, tree_blob) WHERE id = 1',
+    ),
+    getTop: db.prepare<
+      [],
+      { blob: string; version: number; routing_version: number; routing_blob: string; routed_version: number }
+    >('SELECT * FROM top WHERE id = 1'),
+    setTop: db.prepare<
+      [
+        {
+          blob: string;
+          version: number;
+          routing_version: number;
+          routing_blob: string;
+          routed_version: number;
+        },
+      ]
+    >(
+      `INSERT INTO top (id, blob, version, routing_version, routing_blob, routed_version)
+       VALUES (1, @blob, @version, @routing_version, @routing_blob, @routed_version)
+       ON CONFLICT(id) DO UPDATE SET blob = excluded.blob, version = excluded.version,
+         routing_version = excluded.routing_version, routing_blob = excluded.routing_blob,
+         routed_version = excluded.routed_version`,
     ),
     addEval: db.prepare<[number, number, number, number, string]>(
       'INSERT INTO evals (at_ms, accepted, hard_test_acc, val_loss, checkpoint_blob) VALUES (?, ?, ?, ?, ?)',

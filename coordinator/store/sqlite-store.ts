@@ -18,6 +18,7 @@ import type {
   ShardActivity,
   Store,
   TokenRow,
+  TopRow,
   Unit,
   UnitWindow,
   UnitState,
@@ -69,6 +70,7 @@ export class SqliteStore implements Store {
       val_loss: shard.valLoss ?? null,
       best_val_loss: shard.bestValLoss ?? null,
       best_phase: shard.bestPhase ?? null,
+      context_blob: shard.contextBlob ?? null,
     });
   }
 
@@ -340,6 +342,29 @@ export class SqliteStore implements Store {
 
   setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void {
     this.s.setJobPhase.run(phase, now, treeBlob ?? null);
+  }
+
+  getTop(): TopRow | undefined {
+    const r = this.s.getTop.get();
+    return r === undefined
+      ? undefined
+      : {
+          blob: r.blob,
+          version: r.version,
+          routingVersion: r.routing_version,
+          routingBlob: r.routing_blob,
+          routedVersion: r.routed_version,
+        };
+  }
+
+  setTop(top: TopRow): void {
+    this.s.setTop.run({
+      blob: top.blob,
+      version: top.version,
+      routing_version: top.routingVersion,
+      routing_blob: top.routingBlob,
+      routed_version: top.routedVersion,
+    });
   }
 
   addEval(row: Omit<EvalRow, 'id'>): number {

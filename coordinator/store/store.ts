@@ -19,6 +19,8 @@ export interface Shard {
   /** The best validation measure merged so far in the training phase `bestPhase`. */
   bestValLoss?: number | null;
   bestPhase?: string | null;
+  /** Slow top: the cached sibling outputs of the shard's training samples. */
+  contextBlob?: string | null;
 }
 
 export const JOB_PHASES = ['pretraining', 'routing', 'training', 'done'] as const;
@@ -34,6 +36,18 @@ export interface JobRow {
   pausedMs: number | null;
   createdMs: number;
   updatedMs: number;
+}
+
+/** Slow top: the top K levels as they are now, and the ones the shards' data was routed by. */
+export interface TopRow {
+  blob: string;
+  /** Path-node updates merged so far. */
+  version: number;
+  /** Re-routes so far (0: the first routing). */
+  routingVersion: number;
+  routingBlob: string;
+  /** The top version the data was last routed by. */
+  routedVersion: number;
 }
 
 export interface EvalRow {
@@ -80,6 +94,10 @@ export interface Unit extends NewUnit {
   heldBy: string | null;
   heldBlob: string | null;
   window: UnitWindow | null;
+  /** Slow top: the top version it was leased with. */
+  baseTop: number | null;
+  /** The shard's training samples when it was leased (re-routing changes them). */
+  baseSamples: number | null;
 }
 
 export interface WorkerInfo {
@@ -244,6 +262,8 @@ export interface Store {
   /** Creates the job row once; later calls change nothing and return false. */
   createJob(config: string, now: number): boolean;
   setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void;
+  getTop(): TopRow | undefined;
+  setTop(top: TopRow): void;
   addEval(row: Omit<EvalRow, 'id'>): number;
   listEvals(): EvalRow[];
   latestEval(): EvalRow | undefined;

@@ -28,7 +28,11 @@ export interface FFFCheckpoint {
   readonly metadata: Record<string, string>;
 }
 
-export function encodeFFF(weights: FFFWeights, extraMetadata: Record<string, string> = {}): Uint8Array {
+export function encodeFFF(
+  weights: FFFWeights,
+  extraMetadata: Record<string, string> = {},
+  extraTensors: Record<string, HostTensor> = {},
+): Uint8Array {
   const clash = RESERVED_KEYS.find((key) => key in extraMetadata);
   if (clash) throw new RangeError(`extra checkpoint metadata may not set the reserved key "${clash}"`);
   const { shape } = weights;
@@ -44,7 +48,7 @@ export function encodeFFF(weights: FFFWeights, extraMetadata: Record<string, str
   const dims = tensorDims(shape);
   const tensors: Record<string, HostTensor> = {};
   for (const name of TENSOR_NAMES) tensors[name] = { shape: dims[name], data: weights.tensors[name] };
-  return encodeSafetensors(tensors, metadata);
+  return encodeSafetensors({ ...tensors, ...extraTensors }, metadata);
 }
 
 function parseShape(metadata: Record<string, string>, fail: (problem: string) => never): FFFShape {
@@ -72,7 +76,12 @@ function parseShape(metadata: Record<string, string>, fail: (problem: string) =>
   };
 }
 
-export function decodeFFFCheckpoint(bytes: Uint8Array, source = 'checkpoint'): FFFCheckpoint {
+/** Decodes a checkpoint; tensors named in `extraTensors` may be there too and are returned apart. */
+export function decodeFFFCheckpoint(
+  bytes: Uint8Array,
+  source = 'checkpoint',
+  extraTensors: readonly string[] = [],
+): FFFCheckpoint & { extra: Map<string, HostTensor> } {
   const fail = (problem: string): never => {
     throw new CheckpointError(source, problem);
   };
@@ -94,10 +103,11 @@ export function decodeFFFCheckpoint(bytes: Uint8Array, source = 'checkpoint'): F
     out[name] = tensor.data;
   }
   const unexpected = [...tensors.keys()].filter(
-    (name) => !(TENSOR_NAMES as readonly string[]).includes(name),
+    (name) => !(TENSOR_NAMES as readonly string[]).includes(name) && !extraTensors.includes(name),
   );
   if (unexpected.length > 0) fail(`unexpected tensors: ${unexpected.join(', ')}`);
-  return { weights: { shape, tensors: out as FFFTensors }, metadata };
+  const extra = new Map([...tensors].filter(([name]) => extraTensors.includes(name)));
+  return { weights: { shape, tensors: out as FFFTensors }, metadata, extra };
 }
 
 const describe = (s: FFFShape): string =>

@@ -44,6 +44,22 @@ export function subset(ds: Dataset, indices: Int32Array): Dataset {
   return { ...ds, n: indices.length, x, y };
 }
 
+/** The rows of `parts` (same width and classes) one after another. */
+export function concatDatasets(parts: readonly Dataset[]): Dataset {
+  const first = parts[0];
+  if (first === undefined) throw new RangeError('nothing to concatenate');
+  const n = parts.reduce((sum, part) => sum + part.n, 0);
+  const x = new Float32Array(n * first.inputWidth);
+  const y = new Int32Array(n);
+  let at = 0;
+  for (const part of parts) {
+    x.set(part.x.subarray(0, part.n * first.inputWidth), at * first.inputWidth);
+    y.set(part.y.subarray(0, part.n), at);
+    at += part.n;
+  }
+  return { ...first, n, x, y };
+}
+
 /** Throws DataError unless sizes are consistent and every label is in [0, classes). */
 export function validateDataset(ds: Dataset): void {
   const fail = (problem: string): never => {

@@ -1,3 +1,4 @@
+import { type PathContext, type PathNodes, TrainablePath } from './path-model.ts';
 import { type RecipeOptions, type ScheduleWindow, WHOLE_RUN, buildRecipe } from './recipe.ts';
 import { TrainableFFF } from './soft-model.ts';
 import { type TrainHooks, type TrainingSet, trainFFF } from './trainer.ts';
@@ -6,6 +7,8 @@ import { type FFFWeights, TENSOR_NAMES, cloneWeights, sameShape } from './weight
 export interface UnitResult {
   /** local - base, in the checkpoint layout of the subtree. */
   readonly delta: FFFWeights;
+  /** The path nodes' delta, when the unit trained its path (slow top). */
+  readonly pathDelta?: PathNodes;
   readonly samples: number;
   readonly seconds: number;
   readonly finalLoss: number;
@@ -35,13 +38,24 @@ export async function trainUnit(
   recipe: Omit<RecipeOptions, 'balance' | 'frozenLevels'>,
   hooks: TrainHooks = {},
   window: ScheduleWindow = WHOLE_RUN,
+  path?: PathContext,
 ): Promise<UnitResult> {
   const model = new TrainableFFF(base);
+  const trainablePath = path && new TrainablePath(path);
   try {
     const built = buildRecipe({ ...recipe, balance: 0, frozenLevels: 0 }, window);
-    const stats = await trainFFF(model, data, built, hooks);
+    const stats = await trainFFF(model, data, built, hooks, trainablePath);
+    const trained = trainablePath?.toNodes();
     return {
       delta: subtractWeights(model.toWeights(), base),
+      ...(trained && path
+        ? {
+            pathDelta: {
+              weight: trained.weight.map((v, i) => v - path.weight[i]!),
+              bias: trained.bias.map((v, i) => v - path.bias[i]!),
+            },
+          }
+        : {}),
       samples: stats.samplesSeen,
       seconds: stats.seconds,
       finalLoss: stats.finalLoss,
@@ -49,5 +63,6 @@ export async function trainUnit(
     };
   } finally {
     model.dispose();
+    trainablePath?.dispose();
   }
 }

@@ -45,6 +45,15 @@ void describe('parseJobConfig', () => {
       unit_seconds: 60,
       in_flight_span: 0.125,
       outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'project' },
+      top: {
+        mode: 'frozen',
+        lr: [0.5],
+        reroute_every: 16,
+        max_staleness: 32,
+        tolerance: 0.05,
+        max_norm: 100,
+        balance: 1,
+      },
       validation: {
         fraction: 0.1,
         tolerance: 0.25,
