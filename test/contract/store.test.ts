@@ -788,6 +788,7 @@ void describe('Store migrations', () => {
         valLoss: null,
         bestValLoss: null,
         bestPhase: null,
+        contextBlob: null,
       });
       assert.deepEqual(store.getUnit('old-unit'), {
         id: 'old-unit',
@@ -803,6 +804,8 @@ void describe('Store migrations', () => {
         heldBy: null,
         heldBlob: null,
         window: null,
+        baseTop: null,
+        baseSamples: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

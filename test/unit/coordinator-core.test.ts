@@ -227,6 +227,8 @@ void describe('acceptance rules', () => {
         'delta:shape-matches:DELTA_INVALID',
         'delta:values-finite:DELTA_INVALID',
         'delta:norm-bounded:DELTA_REJECTED',
+        'delta:path-finite:DELTA_INVALID',
+        'delta:path-norm-bounded:DELTA_REJECTED',
         'delta:shows-work:DELTA_REJECTED',
         'delta:claim-matches-unit:DELTA_REJECTED',
         'delta:quorum-agrees:DELTA_REJECTED',

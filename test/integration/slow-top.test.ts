@@ -1,0 +1,204 @@
+/**
+ * The slow top end to end on the real core and a real SQLite file: workers' path deltas
+ * move the top, the coordinator re-routes, every training sample stays in exactly one shard
+ * (held-out samples stay held out), and a coordinator that dies in the middle of a re-route
+ * comes back with nothing lost. Training is real (tiny data); time is a hand-driven clock.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { CoordinatorCore } from '../../coordinator/core/coordinator-core.ts';
+import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { TrainingJob } from '../../coordinator/job/training-job.ts';
+import { BlobStore } from '../../coordinator/store/blob-store.ts';
+import { SqliteStore } from '../../coordinator/store/sqlite-store.ts';
+import type { Store } from '../../coordinator/store/store.ts';
+import { heldOutSamples } from '../../coordinator/top/route-held-out.ts';
+import type { Assign, Hello } from '../../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { selectBackend } from '../../shared/backend.ts';
+import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { ManualClock } from '../../shared/clock.ts';
+import type { Dataset } from '../../shared/data/dataset.ts';
+import { decodeShardData } from '../../shared/data/shard-blob.ts';
+import { trainUnit } from '../../shared/fff/local-training.ts';
+import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
+import { SMALL_JOB, seedPretrained, tinyData } from '../helpers/small-job.ts';
+
+const silent = pino({ level: 'silent' });
+const data = tinyData();
+const SETTINGS = {
+  ...SMALL_JOB,
+  data: 'tiny',
+  depth: 4,
+  frozen: 2,
+  shard_epochs: 6,
+  local_epochs: 1,
+  unit_seconds: 0.5,
+  top: { mode: 'slow', lr: [8], reroute_every: 3, tolerance: 100 },
+};
+
+const hello = (name: string): Hello => ({
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  name,
+  capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 400 },
+});
+
+interface Opened {
+  store: SqliteStore;
+  blobs: BlobStore;
+  job: TrainingJob;
+  core: CoordinatorCore;
+  clock: ManualClock;
+}
+
+async function open(dir: string, settings: Record<string, unknown>, store?: Store): Promise<Opened> {
+  const config = parseJobConfig(settings);
+  mkdirSync(dir, { recursive: true });
+  const sqlite = new SqliteStore(join(dir, 'arbor.db'));
+  const blobs = new BlobStore(join(dir, 'blobs'));
+  const clock = new ManualClock(1_000_000);
+  if (sqlite.getJob() === undefined) seedPretrained(sqlite, blobs, config, data);
+  const ctx = { store: store ?? sqlite, blobs, config, data, log: silent, clock };
+  const job = new TrainingJob({ ...ctx, finalModelPath: join(dir, 'final.safetensors') });
+  const core = new CoordinatorCore({ job, store: store ?? sqlite, blobs, clock, log: silent });
+  await core.prepare();
+  return { store: sqlite, blobs, job, core, clock };
+}
+
+/** Trains a leased unit as a worker would, path included. */
+async function result(o: Opened, assign: Assign): Promise<{ body: Uint8Array; samples: number }> {
+  const base = decodeFFF(o.blobs.read(assign.base_blob.sha256));
+  let shard: Dataset = decodeShardData(o.blobs.read(assign.data_blob.sha256));
+  const { options, window } = assignedRecipe(assign);
+  assert.ok(assign.top, 'a slow-top unit tells its worker the top');
+  const along = assignedPath(
+    assign,
+    o.blobs.read(assign.top.blob.sha256),
+    o.blobs.read(assign.top.siblings_blob.sha256),
+    shard.n,
+  );
+  shard = { ...shard, siblings: along.siblings } as Dataset;
+  const trained = await trainUnit(base, shard, options, {}, window, along.path);
+  return { body: encodeUnitDelta(trained.delta, trained.pathDelta), samples: trained.samples };
+}
+
+async function runUnits(o: Opened, worker: string, count: number): Promise<number> {
+  let done = 0;
+  for (; done < count; done++) {
+    const assign = o.core.assign(worker);
+    if (assign.type !== 'assign') break;
+    const { body, samples } = await result(o, assign);
+    const outcome = o.core.submit({
+      unitId: assign.unit_id,
+      workerId: worker,
+      leaseToken: assign.lease_token,
+      body,
+      metrics: { train_loss: 1, samples, seconds: 1 },
+    });
+    assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
+    o.clock.advance(1000);
+  }
+  return done;
+}
+
+const rowKey = (ds: Dataset, i: number): string =>
+  `${ds.y[i]}:${Array.from(ds.x.subarray(i * ds.inputWidth, (i + 1) * ds.inputWidth)).join(',')}`;
+
+/** Every training sample is in exactly one shard's data or validation slice, held out as before. */
+function assertEachSampleOnce(o: Opened): void {
+  const held = heldOutSamples(data.train.n, 0.1, 1);
+  const where = new Map<string, string[]>();
+  for (const shard of o.store.listShards()) {
+    for (const [kind, blob] of [
+      ['train', shard.dataBlob],
+      ['val', shard.valBlob!],
+    ] as const) {
+      const ds = decodeShardData(o.blobs.read(blob));
+      for (let i = 0; i < ds.n; i++) where.set(rowKey(ds, i), [...(where.get(rowKey(ds, i)) ?? []), kind]);
+    }
+  }
+  assert.equal(where.size, data.train.n, 'every sample is somewhere, none twice over');
+  for (let i = 0; i < data.train.n; i++) {
+    const places = where.get(rowKey(data.train, i));
+    assert.deepEqual(places, [held[i] ? 'val' : 'train'], `sample ${i}`);
+  }
+}
+
+void describe('slow top', () => {
+  let dir: string;
+  before(async () => {
+    await selectBackend('cpu');
+    dir = mkdtempSync(join(tmpdir(), 'arbor-slow-top-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  void it('moves the top with path deltas and re-routes, each sample in exactly one shard', async () => {
+    const o = await open(join(dir, 'a'), SETTINGS);
+    assertEachSampleOnce(o);
+    await runUnits(o, o.core.connect(hello('ann')).id, 12);
+    const top = o.store.getTop()!;
+    assert.ok(top.version >= 3, `top updates merged: ${top.version}`);
+    assert.ok(top.routingVersion >= 1, 're-routed at least once');
+    const reroutes = o.store
+      .eventsAfter(0, 1000)
+      .filter((e) => e.kind === 'rerouted')
+      .map((e) => e.data as { migrated: number });
+    assert.ok(
+      reroutes.some((r) => r.migrated > 0),
+      `samples migrated: ${JSON.stringify(reroutes)}`,
+    );
+    assertEachSampleOnce(o);
+    o.store.close();
+  });
+
+  void it('loses nothing when the coordinator dies in the middle of a re-route', async () => {
+    const path = join(dir, 'b');
+    const quiet = { ...SETTINGS, top: { ...SETTINGS.top, reroute_every: 1000 } };
+    const first = await open(path, quiet);
+    const worker = first.core.connect(hello('bob')).id;
+    await runUnits(first, worker, 4);
+    const inFlight = first.core.assign(worker) as Assign;
+    const shardsBefore = first.store.listShards();
+    const topBefore = first.store.getTop()!;
+    assert.ok(topBefore.version > 0);
+    first.store.close();
+
+    // Restarted with re-routing due; the process dies while writing the new routing down.
+    const dying = new SqliteStore(join(path, 'arbor.db'));
+    const crash = new Proxy(dying, {
+      get(target, key, receiver) {
+        if (key === 'setTop')
+          return () => {
+            throw new Error('killed mid-re-route');
+          };
+        const value = Reflect.get(target, key, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    await assert.rejects(open(path, { ...quiet, top: { ...quiet.top, reroute_every: 1 } }, crash), /killed/);
+    assert.deepEqual(dying.listShards(), shardsBefore, 'no shard half-moved');
+    assert.deepEqual(dying.getTop(), topBefore);
+    dying.close();
+
+    const back = await open(path, { ...quiet, top: { ...quiet.top, reroute_every: 1 } });
+    assert.equal(back.store.getTop()!.routingVersion, topBefore.routingVersion + 1, 'the re-route ran');
+    assertEachSampleOnce(back);
+    // The unit leased before the crash is still held, and its result still counts.
+    const { body, samples } = await result(back, inFlight);
+    const outcome = back.core.submit({
+      unitId: inFlight.unit_id,
+      workerId: worker,
+      leaseToken: inFlight.lease_token,
+      body,
+      metrics: { train_loss: 1, samples, seconds: 1 },
+    });
+    assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
+    back.store.close();
+  });
+});
