@@ -73,6 +73,21 @@ export function trainCommand(): Command {
       positiveNumber('--balance'),
       TRAIN_DEFAULTS.balance,
     )
+    .addOption(
+      new Option(
+        '--top <mode>',
+        "with --frozen: the top K levels train 'free'ly throughout, or after --top-from epochs stay 'frozen' or move 'slow'ly (the central twin of a distributed job)",
+      )
+        .choices(['free', 'frozen', 'slow'])
+        .default('free'),
+    )
+    .option(
+      '--top-from <epochs>',
+      'epochs before the top is frozen or slowed (the pretraining)',
+      integer('--top-from', 0),
+      4,
+    )
+    .option('--top-rate <r>', "the top's share of each step once slowed", positiveNumber('--top-rate'), 0.5)
     .option('--seed <n>', 'random seed', integer('--seed', 0), 1)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')
@@ -94,6 +109,9 @@ export function trainCommand(): Command {
         leak: number;
         frozen: number;
         balance: number;
+        top: 'free' | 'frozen' | 'slow';
+        topFrom: number;
+        topRate: number;
         seed: number;
         backend: BackendChoice;
         gpu: boolean;
@@ -127,6 +145,15 @@ export function trainCommand(): Command {
             balance: opts.frozen > 0 ? opts.balance : 0,
             frozenLevels: opts.frozen,
             seed: opts.seed,
+            ...(opts.top !== 'free' && opts.frozen > 0
+              ? {
+                  top: {
+                    levels: opts.frozen,
+                    fromEpoch: opts.topFrom,
+                    rate: opts.top === 'frozen' ? 0 : opts.topRate,
+                  },
+                }
+              : {}),
             out: opts.out,
             outMetadata: provenanceMetadata({
               spec: opts.data,

@@ -10,6 +10,8 @@ export interface RecipeOptions {
   readonly balance: number;
   readonly frozenLevels: number;
   readonly seed: number;
+  /** Central twin of a distributed top: see Recipe.top. */
+  readonly top?: Recipe['top'];
 }
 
 /**
@@ -62,6 +64,7 @@ export function buildRecipe(options: RecipeOptions, window: ScheduleWindow = WHO
     balance: options.balance,
     balanceLevels: options.frozenLevels,
     seed: options.seed,
+    ...(options.top !== undefined ? { top: options.top } : {}),
   };
 }
 

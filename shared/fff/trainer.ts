@@ -37,6 +37,11 @@ export interface Recipe {
   readonly balance: number;
   readonly balanceLevels: number;
   readonly seed: number;
+  /**
+   * The central twin of a distributed run's top: from `fromEpoch` on, the top `levels` levels'
+   * nodes move `rate` times as far as the optimizer moves them (0: frozen, below 1: slow).
+   */
+  readonly top?: { readonly levels: number; readonly fromEpoch: number; readonly rate: number };
 }
 
 export interface TrainingSet {
@@ -207,6 +212,9 @@ export async function trainFFF(
       const leakSeed = Math.floor(rng() * 2 ** 31);
       const lastOfEpoch = step === stepsPerEpoch - 1;
       const wantReport = (steps + 1) % reportEvery === 0 || lastOfEpoch;
+      const restrained =
+        recipe.top !== undefined && phase.train === 'all' && steps >= recipe.top.fromEpoch * stepsPerEpoch;
+      const topBefore = restrained ? topRows(model, recipe.top!.levels) : undefined;
       const cost: tf.Scalar | undefined = tf.tidy(() => {
         const x = tf.tensor2d(xBatch.subarray(0, size * data.inputWidth), [size, data.inputWidth]);
         const y = tf.tensor1d(yBatch.subarray(0, size), 'int32');
@@ -244,6 +252,7 @@ export async function trainFFF(
           ) ?? undefined
         );
       }) as tf.Scalar | undefined;
+      if (topBefore !== undefined) restrainTop(model, recipe.top!.levels, recipe.top!.rate, topBefore);
       steps++;
       samplesSeen += size;
       if (cost) {
@@ -292,4 +301,41 @@ export async function trainFFF(
       stopped,
     };
   }
+}
+
+/** Copies of the top `levels` levels' node rows. */
+function topRows(model: TrainableFFF, levels: number): [tf.Tensor, tf.Tensor] {
+  const nodes = 2 ** levels - 1;
+  return tf.tidy(() => [
+    tf.slice(model.vars['nodes.weight'], [0, 0], [nodes, -1]),
+    tf.slice(model.vars['nodes.bias'], [0], [nodes]),
+  ]);
+}
+
+/** Moves the top rows back to `before` + `rate` x (the step just taken); frees `before`. */
+function restrainTop(
+  model: TrainableFFF,
+  levels: number,
+  rate: number,
+  before: [tf.Tensor, tf.Tensor],
+): void {
+  const nodes = 2 ** levels - 1;
+  tf.tidy(() => {
+    (['nodes.weight', 'nodes.bias'] as const).forEach((name, i) => {
+      const variable = model.vars[name];
+      const old = before[i]!;
+      const moved = tf.slice(
+        variable,
+        variable.rank === 2 ? [0, 0] : [0],
+        variable.rank === 2 ? [nodes, -1] : [nodes],
+      );
+      const rest = tf.slice(
+        variable,
+        variable.rank === 2 ? [nodes, 0] : [nodes],
+        variable.rank === 2 ? [-1, -1] : [-1],
+      );
+      variable.assign(tf.concat([tf.add(old, tf.mul(rate, tf.sub(moved, old))), rest], 0));
+    });
+  });
+  before.forEach((t) => t.dispose());
 }

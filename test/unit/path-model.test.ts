@@ -6,6 +6,7 @@ import { selectBackend } from '../../shared/backend.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { TrainablePath, pathForward, pathOf } from '../../shared/fff/path-model.ts';
 import { TrainableFFF, crossEntropy, forward } from '../../shared/fff/soft-model.ts';
+import { trainFFF } from '../../shared/fff/trainer.ts';
 import { extractSubtree } from '../../shared/fff/subtree.ts';
 import type { FFFShape } from '../../shared/fff/weights.ts';
 import { createRng, uniformFill } from '../../shared/random.ts';
@@ -110,6 +111,53 @@ void describe('path model (slow top)', () => {
       assert.ok(maxDiff(own, pathGrads.w1) < 1e-5, 'subtree leaf gradients');
     });
   }
+
+  void it("trains a central twin's top frozen (rate 0) or slow (a share of each step)", async () => {
+    const { x, y } = sample(9);
+    const data = { n, inputWidth: shape.inputWidth, x, y };
+    const phases = [
+      {
+        name: 'soft',
+        epochs: 2,
+        routing: 'soft',
+        hardening: 1,
+        lr: 0.05,
+        lrDecay: 'constant',
+        train: 'all',
+        leak: 0,
+      },
+    ] as const;
+    const topOf = async (top?: { levels: number; fromEpoch: number; rate: number }) => {
+      const model = new TrainableFFF(initWeights(shape, 5));
+      const recipe = {
+        batchSize: 8,
+        optimizer: 'adam' as const,
+        phases,
+        balance: 0,
+        balanceLevels: 0,
+        seed: 3,
+      };
+      await trainFFF(model, data, top ? { ...recipe, top } : recipe);
+      const trained = model.toWeights();
+      model.dispose();
+      return {
+        w: trained.tensors['nodes.weight'].slice(0, 3 * shape.inputWidth),
+        b: trained.tensors['nodes.bias'].slice(0, 3),
+      };
+    };
+    const init = initWeights(shape, 5);
+    const start = init.tensors['nodes.weight'].slice(0, 3 * shape.inputWidth);
+    const free = await topOf();
+    const frozen = await topOf({ levels: 2, fromEpoch: 0, rate: 0 });
+    const slow = await topOf({ levels: 2, fromEpoch: 0, rate: 0.2 });
+    assert.equal(maxDiff(frozen.w, start), 0, 'a frozen top does not move');
+    const moved = (w: Float32Array) => maxDiff(w, start);
+    assert.ok(moved(free.w) > 0.05, `the free top moves (${moved(free.w)})`);
+    assert.ok(
+      moved(slow.w) > 0 && moved(slow.w) < 0.5 * moved(free.w),
+      `the slow top moves less: ${moved(slow.w)} vs ${moved(free.w)}`,
+    );
+  });
 
   void it('pushes an overfull side away: the balance gradient lowers the on-path probability', () => {
     const path = new TrainablePath({
