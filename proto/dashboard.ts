@@ -135,6 +135,33 @@ export const SeriesSchema = Type.Object({
   rejections: Type.Array(
     Type.Object({ at_ms: Count('time'), unit: Type.String(), worker: Type.String(), reason: Type.String() }),
   ),
+  top: Type.Union(
+    [
+      Type.Object({
+        version: Count('path-node updates merged into the top'),
+        routing_version: Count('re-routes so far'),
+        updates: Count('top updates'),
+        dropped: Count('path deltas dropped (stale, or worse on validation)'),
+        reroutes: Type.Array(
+          Type.Object({
+            at_ms: Count('time'),
+            migrated: Count('training samples that changed shard'),
+            imbalance: Num('largest shard over the mean shard after it'),
+            seconds: Num('time the re-route took'),
+          }),
+        ),
+        last_update: Type.Array(
+          Type.Object({
+            node: Count('top node (0 = root, children 2n+1 and 2n+2)'),
+            size: Num('L2 size of its latest update'),
+            version: Count('top version of that update'),
+          }),
+        ),
+      }),
+      Type.Null(),
+    ],
+    { description: "the slow top's movement (null when the top is frozen)" },
+  ),
 });
 export type Series = Static<typeof SeriesSchema>;
 

@@ -218,6 +218,9 @@ export class ResultIntake {
         baseVersion: unit.baseVersion,
         deltaBlob,
         samples: done.samples,
+        progress: Math.round(
+          (done.samples * candidate.shard!.samples) / (unit.baseSamples ?? candidate.shard!.samples),
+        ),
         alsoCredit: unit.heldBy,
         now: candidate.now,
         merged: {

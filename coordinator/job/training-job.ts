@@ -23,6 +23,7 @@ import { SlowTop } from '../top/slow-top.ts';
 import { applySlowRouting } from '../top/slow-routing.ts';
 import { type TopNodes, topOfTree, withTop } from '../../shared/fff/top-blob.ts';
 import { concatDatasets } from '../../shared/data/dataset.ts';
+import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 
 export interface JobContext {
   readonly store: Store;
@@ -67,9 +68,14 @@ export class TrainingJob {
     this.top = new SlowTop(ctx.store, ctx.blobs, ctx.config, ctx.log);
   }
 
-  /** Bytes of a unit's result: the encoded delta of one subtree (the same for every unit). */
+  /** Bytes of a unit's result: the encoded delta of one subtree, and of its path (slow top). */
   get resultBytes(): number {
-    this.resultSize ??= encodeFFF(zeroWeights(this.subtreeShape)).byteLength;
+    const K = this.ctx.config.frozen;
+    const path = { weight: new Float32Array(K * this.shape.inputWidth), bias: new Float32Array(K) };
+    this.resultSize ??= encodeUnitDelta(
+      zeroWeights(this.subtreeShape),
+      this.top.enabled ? path : undefined,
+    ).byteLength;
     return this.resultSize;
   }
 

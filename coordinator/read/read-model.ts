@@ -2,6 +2,7 @@
  * The one thing the dashboard, /metrics and `arbor status` read: aggregate queries on the
  * store plus the core's in-memory presence, shaped as the schemas in proto/dashboard.ts.
  */
+import { topActivity } from '../top/top-activity.ts';
 import type {
   EventItem,
   Series,
@@ -186,6 +187,7 @@ export class ReadModel {
       rejections: this.store
         .recentRejections(SERIES_REJECTIONS)
         .map((r) => ({ at_ms: r.receivedMs, unit: r.unitId, worker: r.workerId, reason: r.reason ?? '' })),
+      top: topActivity(this.store) ?? null,
     };
   }
 

@@ -17,7 +17,7 @@ export function prepareTransactions(db: Database.Database, s: ReturnType<typeof 
   const accept = db.transaction((input: AcceptInput) => {
     if (s.resultExists.get(input.unitId) !== undefined) return undefined;
     if (s.finishUnit.run('accepted', input.unitId).changes !== 1) return undefined;
-    const bumped = s.bumpShard.get(input.samples, input.shard);
+    const bumped = s.bumpShard.get(input.progress ?? input.samples, input.shard);
     if (bumped === undefined) throw new Error(`acceptResult: unknown shard ${input.shard}`);
     if (input.merged !== undefined) {
       const { weightsBlob, momentumBlob, valLoss, measure, phase } = input.merged;

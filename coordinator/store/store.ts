@@ -122,6 +122,11 @@ export interface AcceptInput {
   deltaBlob: string;
   /** Samples the unit trained: added to the shard's trained_samples and the worker's credit. */
   samples: number;
+  /**
+   * What the shard's trained_samples grows by, when not `samples`: a unit leased before a
+   * re-route trained the shard at its old size, and counts for its share of the schedule.
+   */
+  progress?: number;
   /** Quorum mode: the worker whose held result this one agreed with, credited the same. */
   alsoCredit?: string | null;
   now: number;

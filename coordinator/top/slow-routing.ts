@@ -63,7 +63,10 @@ export function applySlowRouting(
       dataBlob: blobs.put(encodeShardData(routed.train)),
       weightsBlob: existing?.weightsBlob ?? blobs.put(encodeFFF(subtree)),
       budgetSamples: routed.train.n * config.shard_epochs,
-      trainedSamples: existing?.trainedSamples ?? 0,
+      // Progress through the schedule stays what it was; the budget follows the shard's size.
+      trainedSamples: existing
+        ? Math.round((existing.trainedSamples * routed.train.n) / Math.max(1, existing.samples))
+        : 0,
       momentumBlob: existing?.momentumBlob ?? null,
       valBlob: blobs.put(encodeShardData(routed.val)),
       valLoss: hardCrossEntropy(subtree, routed.val),

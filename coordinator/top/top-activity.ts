@@ -1,17 +1,8 @@
+import type { Series } from '../../proto/dashboard.ts';
 import type { Store } from '../store/store.ts';
 
 /** How the top has moved: what the dashboard, `arbor status` and the simulator report. */
-export interface TopActivity {
-  readonly version: number;
-  readonly routing_version: number;
-  /** Path deltas merged into the top, and those dropped (stale, or worse on validation). */
-  readonly updates: number;
-  readonly dropped: number;
-  /** Each re-route: when, samples that changed shard, largest shard over the mean. */
-  readonly reroutes: readonly { at_ms: number; migrated: number; imbalance: number; seconds: number }[];
-  /** Per top node, the L2 size of its latest update. */
-  readonly last_update: readonly { node: number; size: number; version: number }[];
-}
+export type TopActivity = NonNullable<Series['top']>;
 
 const PAGE = 5000;
 

@@ -151,6 +151,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       'coordinator',
       ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '2'],
       ...['--shard-epochs', '6', '--local-epochs', '1', '--eval-every', '2'],
+      ...['--top', 'slow', '--reroute-every', '3'],
       ...['--db', join(dir, 'dash.db'), '--port', '0'],
     ]);
     t.after(() => coordinator.child.kill());
@@ -287,6 +288,16 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     );
     const shardsDone = await page.locator('#shards .shard.done').count();
     assert.equal(shardsDone, 4, 'every shard shows its budget done');
+    // The slow top moved: its re-routes plotted, its nodes marked with their last update.
+    const series = (await getChecked(`${url}/v1/series`, SeriesSchema)) as { top: { reroutes: unknown[] } };
+    assert.ok(series.top.reroutes.length > 0, 're-routed during the job');
+    assert.equal(await page.locator('#top-plots').isVisible(), true);
+    assert.ok((await page.locator('#plot-migrated canvas').count()) > 0, 'migrated samples plotted');
+    assert.ok((await page.locator('#plot-imbalance canvas').count()) > 0, 'imbalance plotted');
+    assert.ok(
+      (await page.locator('#tree circle[data-update]').count()) > 0,
+      'top nodes show their last update',
+    );
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-done.png'), fullPage: true });
     assert.deepEqual(problems, [], 'no errors in the browser console');
 

@@ -162,6 +162,9 @@ const plotResizer = new ResizeObserver(() => {
   }
 });
 
+/** Slow top: the size of each node's latest update, by node. */
+let topUpdates = new Map();
+
 function drawTree(frozen) {
   const levels = Math.min(frozen, 5);
   const leaves = 2 ** levels;
@@ -191,6 +194,21 @@ function drawTree(frozen) {
       node.setAttribute('cy', String(cy));
       node.setAttribute('r', '5');
       node.setAttribute('fill', '#455a64');
+      const update = topUpdates.get(2 ** level - 1 + i);
+      if (update !== undefined) {
+        const title = document.createElementNS(svgNs, 'title');
+        title.textContent = `node ${update.node}: last update ${update.size.toPrecision(3)} (top v${update.version})`;
+        node.append(title);
+        node.setAttribute('r', String(Math.min(11, 5 + 20 * update.size)));
+        node.setAttribute('fill', '#ef6c00');
+        node.setAttribute('data-update', String(update.size));
+        const label = document.createElementNS(svgNs, 'text');
+        label.setAttribute('x', String(x(level, i) + 12));
+        label.setAttribute('y', String(cy + 4));
+        label.setAttribute('font-size', '10');
+        label.textContent = update.size.toPrecision(2);
+        svg.append(label);
+      }
       svg.append(node);
     }
   return svg;
@@ -334,6 +352,14 @@ function renderSeries(series, status) {
   const reference = status ? status.accuracy.central_hard_test_acc : null;
   plot('plot-acc', 'hard test accuracy', 'hard_test_acc', series.evals, reference);
   plot('plot-loss', 'validation loss', 'val_loss', series.evals, null);
+  if (series.top) {
+    $('top-plots').hidden = false;
+    topUpdates = new Map(series.top.last_update.map((u) => [u.node, u]));
+    $('top-note').textContent =
+      `(slow top: ${series.top.updates} updates, ${series.top.dropped} dropped, ${series.top.routing_version} re-routes)`;
+    plot('plot-migrated', 'samples migrated', 'migrated', series.top.reroutes, null);
+    plot('plot-imbalance', 'routing imbalance', 'imbalance', series.top.reroutes, null);
+  }
   if (series.rejections.length > 0)
     $('rejections').replaceChildren(
       ...series.rejections
