@@ -219,7 +219,8 @@ export class ResultIntake {
         deltaBlob,
         samples: done.samples,
         progress: Math.round(
-          (done.samples * candidate.shard!.samples) / (unit.baseSamples ?? candidate.shard!.samples),
+          (done.samples * candidate.shard!.samples) /
+            Math.max(1, unit.baseSamples ?? candidate.shard!.samples),
         ),
         alsoCredit: unit.heldBy,
         now: candidate.now,
