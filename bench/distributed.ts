@@ -9,6 +9,7 @@ import { runLocalCluster } from '../coordinator/local-cluster.ts';
 import { dataParallelBytesPerSample } from '../coordinator/read/traffic.ts';
 import { centralTwinBatch, centralTwinEpochs, trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import type { DataSplit } from '../shared/data/dataset.ts';
+import { type TopActivity, topActivity } from '../coordinator/top/top-activity.ts';
 
 export interface DistributedBenchResult {
   readonly data: string;
@@ -32,6 +33,9 @@ export interface DistributedBenchResult {
   readonly data_bytes_per_sample: number;
   readonly routing_imbalance: number;
   readonly shard_sizes: readonly number[];
+  /** The top: frozen, or slow with its updates and re-routes. */
+  readonly top: JobConfig['top']['mode'];
+  readonly top_activity: Omit<TopActivity, 'last_update'> | null;
   readonly final_model: string;
 }
 
@@ -55,6 +59,7 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
   });
   const shards = cluster.coordinator.store.listShards();
   const counters = cluster.coordinator.store.counters();
+  const top = topActivity(cluster.coordinator.store);
   const unitsPerWorker = cluster.coordinator.store
     .listWorkers()
     .map((w) => w.unitsDone)
@@ -92,6 +97,16 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
     data_bytes_per_sample: (counters['data_bytes_out'] ?? 0) / Math.max(1, trained),
     routing_imbalance: Math.max(...sizes) / ideal,
     shard_sizes: sizes,
+    top: config.top.mode,
+    top_activity: top
+      ? {
+          version: top.version,
+          routing_version: top.routing_version,
+          updates: top.updates,
+          dropped: top.dropped,
+          reroutes: top.reroutes,
+        }
+      : null,
     final_model: cluster.coordinator.job.finalModelPath,
   };
 }

@@ -128,7 +128,7 @@ export class CoordinatorCore {
       this.rejectDone(error as Error);
       throw error;
     }
-    this.dataBlobs = new Set(this.deps.store.listShards().map((s) => s.dataBlob));
+    this.refreshDataBlobs();
     const last = this.deps.store.latestEval();
     if (this.phase === 'done' && last !== undefined) this.finish(last);
     else this.finishIfComplete();
@@ -222,9 +222,19 @@ export class CoordinatorCore {
     return outcome;
   }
 
-  /** Counts bytes served, as shard data or as model weights. */
+  /** Counts bytes served, as shard data (samples and their sibling outputs) or as model weights. */
   blobServed(sha256: string, bytes: number): void {
+    // Re-routing (slow top) writes new data blobs: the set follows the shards.
+    if (!this.dataBlobs.has(sha256)) this.refreshDataBlobs();
     this.deps.store.addToCounter(this.dataBlobs.has(sha256) ? 'data_bytes_out' : 'model_bytes_out', bytes);
+  }
+
+  private refreshDataBlobs(): void {
+    this.dataBlobs = new Set(
+      this.deps.store
+        .listShards()
+        .flatMap((s) => (s.contextBlob ? [s.dataBlob, s.contextBlob] : [s.dataBlob])),
+    );
   }
 
   /** Leases past their deadline go back to ready; the sweeper calls this. */
