@@ -57,14 +57,15 @@ export default tseslint.config(
       ],
     },
   },
-  // The coordinator's layers point one way: main -> http -> read -> core -> job -> store.
+  // The coordinator's layers point one way: main -> http -> read -> core -> job -> top -> store.
   ...layerRules('coordinator', [
     ['main', []],
     ['http', ['main']],
     ['read', ['main', 'http']],
     ['core', ['main', 'http', 'read']],
     ['job', ['main', 'http', 'read', 'core']],
-    ['store', ['main', 'http', 'read', 'core', 'job']],
+    ['top', ['main', 'http', 'read', 'core', 'job']],
+    ['store', ['main', 'http', 'read', 'core', 'job', 'top']],
   ]),
   {
     files: ['shared/**/*.ts'],

@@ -2,7 +2,12 @@ import { type Dataset, subset } from '../../shared/data/dataset.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import { createRng, shuffleInPlace } from '../../shared/random.ts';
-import type { RoutedShard } from '../job/route-shards.ts';
+
+export interface RoutedShard {
+  readonly id: number;
+  readonly train: Dataset;
+  readonly val: Dataset;
+}
 
 export interface Routing {
   readonly shards: RoutedShard[];

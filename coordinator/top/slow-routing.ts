@@ -9,14 +9,14 @@ import { type TopNodes, decodeTop, encodeSiblings, encodeTop, withTop } from '..
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { Shard, Store } from '../store/store.ts';
-import type { JobConfig } from '../job/config.ts';
 import { heldOutSamples, routeWithHeldOut } from './route-held-out.ts';
 import { siblingOutputs } from './sibling-outputs.ts';
+import type { TopSettings } from './slow-top.ts';
 
 export interface SlowRoutingContext {
   readonly store: Store;
   readonly blobs: BlobStore;
-  readonly config: JobConfig;
+  readonly config: TopSettings;
   readonly train: Dataset;
   readonly log: Logger;
   readonly now: () => number;

@@ -5,7 +5,21 @@ import { pathOf } from '../../shared/fff/path-model.ts';
 import { type TopNodes, decodeTop, encodeTop } from '../../shared/fff/top-blob.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { Shard, Store, TopRow, Unit } from '../store/store.ts';
-import type { JobConfig } from '../job/config.ts';
+
+/** The job settings the top reads (a JobConfig has them). */
+export interface TopSettings {
+  readonly frozen: number;
+  readonly shard_epochs: number;
+  readonly seed: number;
+  readonly validation: { readonly fraction: number };
+  readonly top: {
+    readonly mode: 'frozen' | 'slow';
+    readonly lr: readonly number[];
+    readonly reroute_every: number;
+    readonly max_staleness: number;
+    readonly balance: number;
+  };
+}
 
 /** A path delta as it would move the top, or why it does not. */
 export type TopStep =
@@ -23,7 +37,7 @@ export class SlowTop {
   constructor(
     private readonly store: Store,
     private readonly blobs: BlobStore,
-    private readonly config: JobConfig,
+    private readonly config: TopSettings,
     private readonly log: Logger,
   ) {}
 
