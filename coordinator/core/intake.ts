@@ -185,13 +185,12 @@ export class ResultIntake {
       return undefined;
     const step = this.job.top.step(unit, path);
     if ('dropped' in step) return step;
-    const before = this.job.servedLoss(this.job.top.current()!);
-    const after = this.job.servedLoss(step.top);
+    const { before, change } = this.job.servedLossChange(this.job.top.current()!, step.top);
     const tolerance = this.job.config.top.tolerance;
-    return Number.isFinite(after) && after <= before * (1 + tolerance) + 1e-6
+    return Number.isFinite(change) && change <= before * tolerance + 1e-6
       ? step
       : {
-          dropped: `served validation loss ${after.toFixed(4)} is worse than ${before.toFixed(4)} beyond the tolerance ${tolerance}`,
+          dropped: `it raises the served validation loss by ${change.toFixed(4)} from ${before.toFixed(4)}, beyond the tolerance ${tolerance}`,
         };
   }
 

@@ -21,8 +21,8 @@ import { routeShards } from './route-shards.ts';
 import { type ValidationPhase, legacyWindow, phaseAt } from './schedule.ts';
 import { SlowTop } from '../top/slow-top.ts';
 import { applySlowRouting } from '../top/slow-routing.ts';
-import { type TopNodes, topOfTree, withTop } from '../../shared/fff/top-blob.ts';
-import { concatDatasets } from '../../shared/data/dataset.ts';
+import { type TopNodes, routeThroughTop, topOfTree, withTop } from '../../shared/fff/top-blob.ts';
+import { concatDatasets, subset } from '../../shared/data/dataset.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 
 export interface JobContext {
@@ -138,10 +138,26 @@ export class TrainingJob {
     return { store, blobs, config, train: data.train, log, now: () => this.ctx.clock.now() };
   }
 
-  /** Loss of the served model with `top` above the shards' current subtrees, on every validation slice. */
-  servedLoss(top: TopNodes): number {
-    this.allVal ??= concatDatasets(this.ctx.store.listShards().map((s) => this.validationSet(s)));
-    return hardCrossEntropy(withTop(this.assembled(), top), this.allVal);
+  /**
+   * What moving the top `from` -> `to` does to the served model's loss on every validation
+   * slice: the loss now (the shards' own) and its change, from the samples whose route changes.
+   */
+  servedLossChange(from: TopNodes, to: TopNodes): { before: number; change: number } {
+    const shards = this.ctx.store.listShards();
+    this.allVal ??= concatDatasets(shards.map((s) => this.validationSet(s)));
+    const val = this.allVal;
+    const before = shards.reduce((sum, s) => sum + (s.valLoss ?? 0) * this.validationSet(s).n, 0) / val.n;
+    const old = routeThroughTop(from, val.x, val.n);
+    const now = routeThroughTop(to, val.x, val.n);
+    const moved = [...old.keys()].filter((i) => old[i] !== now[i]);
+    const lossIn = (routes: Int32Array): number =>
+      shards.reduce((sum, shard) => {
+        const mine = Int32Array.from(moved.filter((i) => routes[i] === shard.id));
+        return mine.length === 0
+          ? sum
+          : sum + hardCrossEntropy(this.subtree(shard), subset(val, mine)) * mine.length;
+      }, 0);
+    return { before, change: moved.length === 0 ? 0 : (lossIn(now) - lossIn(old)) / val.n };
   }
 
   /** Units of jobs begun before units were cut by size get their round's window written down. */

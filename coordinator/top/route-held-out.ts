@@ -1,6 +1,5 @@
 import { type Dataset, subset } from '../../shared/data/dataset.ts';
-import { compileHardInference } from '../../shared/fff/hard-inference.ts';
-import type { FFFWeights } from '../../shared/fff/weights.ts';
+import { type TopNodes, routeThroughTop } from '../../shared/fff/top-blob.ts';
 import { createRng, shuffleInPlace } from '../../shared/random.ts';
 
 export interface RoutedShard {
@@ -47,16 +46,12 @@ export function rightShares(perShard: readonly number[], levels: number): Float3
 }
 
 /**
- * Routes every training sample through the top K levels of `tree` (hard decisions) to its
- * shard, in index order; the held-out samples become the shards' validation slices.
+ * Routes every training sample through the top K levels (hard decisions) to its shard, in
+ * index order; the held-out samples become the shards' validation slices.
  */
-export function routeWithHeldOut(
-  tree: FFFWeights,
-  levels: number,
-  train: Dataset,
-  held: Uint8Array,
-): Routing {
-  const shardOf = compileHardInference(tree).routeToDepth(train.x, train.n, levels);
+export function routeWithHeldOut(top: TopNodes, train: Dataset, held: Uint8Array): Routing {
+  const levels = top.levels;
+  const shardOf = routeThroughTop(top, train.x, train.n);
   const shards = 2 ** levels;
   const trainRows: number[][] = Array.from({ length: shards }, () => []);
   const valRows: number[][] = Array.from({ length: shards }, () => []);

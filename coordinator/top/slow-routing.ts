@@ -2,10 +2,16 @@ import type { Logger } from 'pino';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { Dataset } from '../../shared/data/dataset.ts';
 import { encodeShardData } from '../../shared/data/shard-blob.ts';
-import { compileHardInference } from '../../shared/fff/hard-inference.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { extractSubtree } from '../../shared/fff/subtree.ts';
-import { type TopNodes, decodeTop, encodeSiblings, encodeTop, withTop } from '../../shared/fff/top-blob.ts';
+import {
+  type TopNodes,
+  decodeTop,
+  encodeSiblings,
+  encodeTop,
+  routeThroughTop,
+  withTop,
+} from '../../shared/fff/top-blob.ts';
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { Shard, Store } from '../store/store.ts';
@@ -41,13 +47,15 @@ export function applySlowRouting(
   const K = config.frozen;
   const full = withTop(tree, top);
   const held = heldOutSamples(train.n, config.validation.fraction, config.seed);
-  const routing = routeWithHeldOut(full, K, train, held);
+  const routing = routeWithHeldOut(top, train, held);
   const before = store.getTop();
   let migrated = 0;
   if (before !== undefined) {
-    const previous = compileHardInference(
-      withTop(tree, decodeTop(blobs.read(before.routingBlob), `blob ${before.routingBlob}`)),
-    ).routeToDepth(train.x, train.n, K);
+    const previous = routeThroughTop(
+      decodeTop(blobs.read(before.routingBlob), `blob ${before.routingBlob}`),
+      train.x,
+      train.n,
+    );
     for (let i = 0; i < train.n; i++) if (!held[i] && previous[i] !== routing.shardOf[i]) migrated++;
   }
   const rows: Shard[] = routing.shards.map((routed) => {

@@ -41,6 +41,22 @@ export function withTop(tree: FFFWeights, top: TopNodes): FFFWeights {
   return { shape: tree.shape, tensors: { ...tree.tensors, 'nodes.weight': weight, 'nodes.bias': bias } };
 }
 
+/** The shard each of `n` samples goes to through the top's hard decisions. */
+export function routeThroughTop(top: TopNodes, x: Float32Array, n: number): Int32Array {
+  const I = top.inputWidth;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let node = 0;
+    for (let k = 0; k < top.levels; k++) {
+      let z = top.bias[node]!;
+      for (let j = 0, w = node * I, r = i * I; j < I; j++) z += top.weight[w + j]! * x[r + j]!;
+      node = 2 * node + (z > 0 ? 2 : 1);
+    }
+    out[i] = node - (2 ** top.levels - 1);
+  }
+  return out;
+}
+
 export function encodeTop(top: TopNodes): Uint8Array {
   const nodes = 2 ** top.levels - 1;
   return encodeSafetensors(

@@ -21,12 +21,13 @@ import type { Assign, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
 import { selectBackend } from '../../shared/backend.ts';
-import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { zeroWeights } from '../../shared/fff/weights.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
-import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
+import { decodeUnitDelta, encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { SMALL_JOB, seedPretrained, tinyData } from '../helpers/small-job.ts';
 
 const silent = pino({ level: 'silent' });
@@ -154,6 +155,42 @@ void describe('slow top', () => {
       `samples migrated: ${JSON.stringify(reroutes)}`,
     );
     assertEachSampleOnce(o);
+    o.store.close();
+  });
+
+  void it("drops a path delta that would make the served model worse, and merges the subtree's part", async () => {
+    const o = await open(join(dir, 'c'), { ...SETTINGS, top: { ...SETTINGS.top, tolerance: 0.05 } });
+    const worker = o.core.connect(hello('eve')).id;
+    await runUnits(o, worker, 4);
+    const assign = o.core.assign(worker) as Assign;
+    const honest = await result(o, assign);
+    const decoded = decodeUnitDelta(honest.body, 'honest', 2);
+    // Every other shard's subtree answers class 0 whatever it is shown.
+    const bad = zeroWeights(o.job.subtreeShape);
+    for (let leaf = 0; leaf < 2 ** bad.shape.depth; leaf++) bad.tensors['leaves.b2'][leaf * 4] = 10;
+    for (const shard of o.store.listShards())
+      if (shard.id !== assign.shard)
+        o.store.upsertShard({ ...shard, weightsBlob: o.blobs.put(encodeFFF(bad)) });
+    // Within the norm bound, but at the root it sends every sample away from the unit's shard.
+    const bias = Float32Array.of(assign.shard < 2 ? 60 : -60, 0);
+    const body = encodeUnitDelta(decoded.delta, {
+      weight: new Float32Array(2 * data.train.inputWidth),
+      bias,
+    });
+    const before = o.store.getTop()!;
+    const outcome = o.core.submit({
+      unitId: assign.unit_id,
+      workerId: worker,
+      leaseToken: assign.lease_token,
+      body,
+      metrics: { train_loss: 1, samples: honest.samples, seconds: 1 },
+    });
+    assert.equal(outcome.response.status, 'accepted', 'the subtree part still counts');
+    assert.deepEqual(o.store.getTop(), before, 'the top did not move');
+    const accepted = o.store.eventsAfter(0, 1000).findLast((e) => e.kind === 'accepted')!.data as {
+      top_dropped?: string;
+    };
+    assert.match(accepted.top_dropped ?? '', /raises the served validation loss/);
     o.store.close();
   });
 

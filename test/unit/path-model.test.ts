@@ -7,6 +7,8 @@ import { initWeights } from '../../shared/fff/init.ts';
 import { TrainablePath, pathForward, pathOf } from '../../shared/fff/path-model.ts';
 import { TrainableFFF, crossEntropy, forward } from '../../shared/fff/soft-model.ts';
 import { trainFFF } from '../../shared/fff/trainer.ts';
+import { compileHardInference } from '../../shared/fff/hard-inference.ts';
+import { routeThroughTop, topOfTree } from '../../shared/fff/top-blob.ts';
 import { extractSubtree } from '../../shared/fff/subtree.ts';
 import type { FFFShape } from '../../shared/fff/weights.ts';
 import { createRng, uniformFill } from '../../shared/random.ts';
@@ -157,6 +159,17 @@ void describe('path model (slow top)', () => {
       moved(slow.w) > 0 && moved(slow.w) < 0.5 * moved(free.w),
       `the slow top moves less: ${moved(slow.w)} vs ${moved(free.w)}`,
     );
+  });
+
+  void it('routes through the top as the served model does', () => {
+    const tree = initWeights(shape, 21);
+    const many = 400;
+    const x = new Float32Array(many * shape.inputWidth);
+    uniformFill(x, 2, createRng(22));
+    const served = compileHardInference(tree).routeToDepth(x, many, K);
+    const routed = routeThroughTop(topOfTree(tree, K), x, many);
+    assert.deepEqual([...routed], [...served]);
+    assert.ok(new Set(routed).size > 1, 'the samples go more than one way');
   });
 
   void it('pushes an overfull side away: the balance gradient lowers the on-path probability', () => {
