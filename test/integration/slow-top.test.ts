@@ -89,19 +89,22 @@ async function result(o: Opened, assign: Assign): Promise<{ body: Uint8Array; sa
   return { body: encodeUnitDelta(trained.delta, trained.pathDelta), samples: trained.samples };
 }
 
+function submit(o: Opened, worker: string, assign: Assign, trained: { body: Uint8Array; samples: number }) {
+  return o.core.submit({
+    unitId: assign.unit_id,
+    workerId: worker,
+    leaseToken: assign.lease_token,
+    body: trained.body,
+    metrics: { train_loss: 1, samples: trained.samples, seconds: 1 },
+  });
+}
+
 async function runUnits(o: Opened, worker: string, count: number): Promise<number> {
   let done = 0;
   for (; done < count; done++) {
     const assign = o.core.assign(worker);
     if (assign.type !== 'assign') break;
-    const { body, samples } = await result(o, assign);
-    const outcome = o.core.submit({
-      unitId: assign.unit_id,
-      workerId: worker,
-      leaseToken: assign.lease_token,
-      body,
-      metrics: { train_loss: 1, samples, seconds: 1 },
-    });
+    const outcome = submit(o, worker, assign, await result(o, assign));
     assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
     o.clock.advance(1000);
   }
@@ -178,13 +181,7 @@ void describe('slow top', () => {
       bias,
     });
     const before = o.store.getTop()!;
-    const outcome = o.core.submit({
-      unitId: assign.unit_id,
-      workerId: worker,
-      leaseToken: assign.lease_token,
-      body,
-      metrics: { train_loss: 1, samples: honest.samples, seconds: 1 },
-    });
+    const outcome = submit(o, worker, assign, { body, samples: honest.samples });
     assert.equal(outcome.response.status, 'accepted', 'the subtree part still counts');
     assert.deepEqual(o.store.getTop(), before, 'the top did not move');
     const accepted = o.store.eventsAfter(0, 1000).findLast((e) => e.kind === 'accepted')!.data as {
@@ -227,14 +224,7 @@ void describe('slow top', () => {
     assert.equal(back.store.getTop()!.routingVersion, topBefore.routingVersion + 1, 'the re-route ran');
     assertEachSampleOnce(back);
     // The unit leased before the crash is still held, and its result still counts.
-    const { body, samples } = await result(back, inFlight);
-    const outcome = back.core.submit({
-      unitId: inFlight.unit_id,
-      workerId: worker,
-      leaseToken: inFlight.lease_token,
-      body,
-      metrics: { train_loss: 1, samples, seconds: 1 },
-    });
+    const outcome = submit(back, worker, inFlight, await result(back, inFlight));
     assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
     back.store.close();
   });
