@@ -87,7 +87,7 @@ export function trainCommand(): Command {
       integer('--top-from', 0),
       4,
     )
-    .option('--top-rate <r>', "the top's share of each step once slowed", positiveNumber('--top-rate'), 0.5)
+    .option('--top-rate <r>', "the top's share of each step once slowed", positiveNumber('--top-rate'), 0.1)
     .option('--seed <n>', 'random seed', integer('--seed', 0), 1)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')

@@ -90,12 +90,12 @@ export const JobConfigSchema = Type.Object(
             "'frozen': the top K levels stay as pretrained; 'slow': workers also train the branch nodes on their path, the coordinator merges them slowly and re-routes now and then",
           default: 'frozen',
         }),
-        lr: Type.Array(Num(0, 10, 'rate', 0.5), {
+        lr: Type.Array(Type.Number({ minimum: 0, maximum: 10 }), {
           minItems: 1,
           maxItems: 12,
           description:
             'rate at which the mean of the path deltas of a node moves it, per level from the root (the last entry serves deeper levels)',
-          default: [0.5],
+          default: [0.1],
         }),
         reroute_every: Int(1, 1e6, 'top updates between re-routes of the training set', 16),
         max_staleness: Int(

@@ -47,7 +47,7 @@ void describe('parseJobConfig', () => {
       outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'project' },
       top: {
         mode: 'frozen',
-        lr: [0.5],
+        lr: [0.1],
         reroute_every: 16,
         max_staleness: 32,
         tolerance: 0.05,
