@@ -88,7 +88,7 @@ export const JobConfigSchema = Type.Object(
         mode: Type.Union([Type.Literal('frozen'), Type.Literal('slow')], {
           description:
             "'frozen': the top K levels stay as pretrained; 'slow': workers also train the branch nodes on their path, the coordinator merges them slowly and re-routes now and then",
-          default: 'slow',
+          default: 'frozen',
         }),
         lr: Type.Array(Type.Number({ minimum: 0, maximum: 10 }), {
           minItems: 1,

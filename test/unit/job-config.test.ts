@@ -46,7 +46,7 @@ void describe('parseJobConfig', () => {
       in_flight_span: 0.125,
       outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'project' },
       top: {
-        mode: 'slow',
+        mode: 'frozen',
         lr: [0.1],
         reroute_every: 16,
         max_staleness: 32,
