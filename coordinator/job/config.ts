@@ -182,6 +182,11 @@ export function parseJobConfig(raw: unknown, source = 'job config'): JobConfig {
   const config = value;
   if (config.frozen >= config.depth)
     throw new ConfigError(source, `frozen (${config.frozen}) must be below depth (${config.depth})`);
+  if (config.top.mode === 'slow' && config.validation.quorum > 1)
+    throw new ConfigError(
+      source,
+      "top.mode 'slow' cannot be combined with validation.quorum 2: the two workers of a unit would train from different tops and sibling outputs",
+    );
   if (config.local_epochs > config.shard_epochs)
     throw new ConfigError(
       source,

@@ -77,6 +77,14 @@ void describe('parseJobConfig', () => {
     assert.equal(config.label, undefined);
   });
 
+  void it('refuses a slow top with a quorum of two', () => {
+    assert.throws(
+      () => parseJobConfig({ top: { mode: 'slow' }, validation: { quorum: 2 } }),
+      /cannot be combined with validation.quorum 2/,
+    );
+    assert.equal(parseJobConfig({ top: { mode: 'slow' } }).top.mode, 'slow');
+  });
+
   void it('a partial nested object keeps the other nested defaults', () => {
     const config = parseJobConfig({
       pretrain: { epochs: 1 },
