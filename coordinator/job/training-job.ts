@@ -21,8 +21,9 @@ import { routeShards } from './route-shards.ts';
 import { type ValidationPhase, legacyWindow, phaseAt } from './schedule.ts';
 import { SlowTop } from '../top/slow-top.ts';
 import { applySlowRouting } from '../top/slow-routing.ts';
-import { type TopNodes, routeThroughTop, topOfTree, withTop } from '../../shared/fff/top-blob.ts';
-import { concatDatasets, subset } from '../../shared/data/dataset.ts';
+import { type TopNodes, topOfTree, withTop } from '../../shared/fff/top-blob.ts';
+import { concatDatasets } from '../../shared/data/dataset.ts';
+import { servedLossChange } from '../top/served-loss.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 
 export interface JobContext {
@@ -145,19 +146,13 @@ export class TrainingJob {
   servedLossChange(from: TopNodes, to: TopNodes): { before: number; change: number } {
     const shards = this.ctx.store.listShards();
     this.allVal ??= concatDatasets(shards.map((s) => this.validationSet(s)));
-    const val = this.allVal;
-    const before = shards.reduce((sum, s) => sum + (s.valLoss ?? 0) * this.validationSet(s).n, 0) / val.n;
-    const old = routeThroughTop(from, val.x, val.n);
-    const now = routeThroughTop(to, val.x, val.n);
-    const moved = [...old.keys()].filter((i) => old[i] !== now[i]);
-    const lossIn = (routes: Int32Array): number =>
-      shards.reduce((sum, shard) => {
-        const mine = Int32Array.from(moved.filter((i) => routes[i] === shard.id));
-        return mine.length === 0
-          ? sum
-          : sum + hardCrossEntropy(this.subtree(shard), subset(val, mine)) * mine.length;
-      }, 0);
-    return { before, change: moved.length === 0 ? 0 : (lossIn(now) - lossIn(old)) / val.n };
+    const served = shards.map((s) => ({
+      id: s.id,
+      subtree: this.subtree(s),
+      valLoss: s.valLoss ?? 0,
+      valSamples: this.validationSet(s).n,
+    }));
+    return servedLossChange(served, this.allVal, from, to);
   }
 
   /** Units of jobs begun before units were cut by size get their round's window written down. */
