@@ -126,7 +126,11 @@ export class ResultIntake {
       return this.hold(unit!, candidate, name);
     const version = this.merge(unit!, candidate, name);
     this.timings.merged((performance.now() - started) / 1000);
-    this.job.rerouteIfDue();
+    this.job
+      .rerouteIfDue()
+      .catch((error: unknown) =>
+        this.log.error({ err: error }, 're-routing failed; it runs again after the next result'),
+      );
     return { response: { status: 'accepted', version } };
   }
 

@@ -62,6 +62,7 @@ export class TrainingJob {
   private readonly measured = new Map<string, number>();
   private readonly decodedBlobs = new Map<string, FFFWeights>();
   private allVal: Dataset | undefined;
+  private rerouting: Promise<void> | undefined;
 
   constructor(private readonly ctx: JobContext) {
     this.shape = treeShape(ctx.config, ctx.data.train);
@@ -119,19 +120,32 @@ export class TrainingJob {
     const job = store.getJob();
     if (job?.treeBlob == null) throw new Error('job row has no pretrained tree');
     this.treeWeights = decodeFFF(blobs.read(job.treeBlob), `blob ${job.treeBlob}`);
-    if (this.phase === 'routing') this.route();
+    if (this.phase === 'routing') await this.route();
     this.backfillWindows();
     // A coordinator stopped before a due re-route was written down routes again here.
-    this.rerouteIfDue();
+    await this.rerouteIfDue();
   }
 
-  /** Slow top: re-routes the training set once enough top updates have been merged. */
-  rerouteIfDue(): void {
-    if (!this.top.enabled || this.phase !== 'training' || !this.top.rerouteDue()) return;
-    applySlowRouting(this.slowRoutingContext(), this.assembled(), this.top.current()!, false);
-    this.valByShard.clear();
-    this.measured.clear();
-    this.allVal = undefined;
+  /**
+   * Slow top: re-routes the training set once enough top updates have been merged, in the
+   * background (one at a time); the promise settles when it is written down.
+   */
+  rerouteIfDue(): Promise<void> {
+    if (this.rerouting !== undefined) return this.rerouting;
+    if (!this.top.enabled || this.phase !== 'training' || !this.top.rerouteDue()) return Promise.resolve();
+    this.rerouting = applySlowRouting(this.slowRoutingContext(), this.assembled(), this.top.current()!, false)
+      .then(() => {
+        this.valByShard.clear();
+        this.measured.clear();
+        this.allVal = undefined;
+      })
+      .finally(() => (this.rerouting = undefined));
+    return this.rerouting;
+  }
+
+  /** Settles when no re-route is running (the simulator and tests wait for it). */
+  async settled(): Promise<void> {
+    while (this.rerouting !== undefined) await this.rerouting;
   }
 
   private slowRoutingContext() {
@@ -165,12 +179,12 @@ export class TrainingJob {
     });
   }
 
-  private route(): void {
+  private async route(): Promise<void> {
     const { store, blobs, config, data, log } = this.ctx;
     const now = () => this.ctx.clock.now();
     if (this.top.enabled) {
       const top = topOfTree(this.tree, config.frozen);
-      applySlowRouting(this.slowRoutingContext(), this.tree, top, true, (sizes) => {
+      await applySlowRouting(this.slowRoutingContext(), this.tree, top, true, (sizes) => {
         store.setJobPhase('training', now());
         store.appendEvent('phase', { phase: 'training', shard_sizes: sizes }, now());
       });

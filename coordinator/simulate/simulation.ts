@@ -124,6 +124,7 @@ export async function simulate(
       body: encodeUnitDelta(result.delta, result.pathDelta),
       metrics: { train_loss: Math.max(0, result.finalLoss || 0), samples: result.samples, seconds: 1 },
     });
+    await job.settled(); // a re-route the result started, before virtual time moves on
     busy(id, run.startMs, clock.now(), outcome.response.status === 'accepted');
     const carry = carried.get(id);
     if (carry !== undefined && outcome.response.version !== undefined)

@@ -28,22 +28,44 @@ export interface SlowRoutingContext {
   readonly now: () => number;
 }
 
+const CHUNK = 1024;
+const pause = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Sibling outputs of a shard's samples, a chunk at a time, letting the coordinator answer in between. */
+async function siblingsOf(full: FFFWeights, K: number, shard: number, data: Dataset): Promise<Float32Array> {
+  const width = K * full.shape.outputWidth;
+  const out = new Float32Array(data.n * width);
+  const I = data.inputWidth;
+  for (let start = 0; start < data.n; start += CHUNK) {
+    const rows = Math.min(CHUNK, data.n - start);
+    out.set(
+      siblingOutputs(full, K, shard, data.x.subarray(start * I, (start + rows) * I), rows),
+      start * width,
+    );
+    await pause();
+  }
+  return out;
+}
+
 /**
  * Routes the training set through `top` (on `tree`, the full tree with every shard's
- * current subtree) and writes it down in one transaction: each shard's data, validation
- * slice and sibling outputs, and the top the data is now routed by. A coordinator that
- * stops before the transaction routes again when it restarts; nothing is half-written.
- * First routing (`first`) also sets up the shards' subtrees from the pretrained tree.
+ * subtree) and writes it down in one transaction: each shard's data, validation slice and
+ * sibling outputs, and the top the data is now routed by. The work before it yields to
+ * the event loop, so results keep merging meanwhile: the transaction re-reads the shards
+ * and the top and changes only what routing owns. A coordinator that stops before the
+ * transaction routes again when it restarts; nothing is half-written. First routing
+ * (`first`) also sets up the shards' subtrees from the pretrained tree.
  */
-export function applySlowRouting(
+export async function applySlowRouting(
   ctx: SlowRoutingContext,
   tree: FFFWeights,
   top: TopNodes,
   first: boolean,
   alsoInTransaction: (sizes: number[]) => void = () => undefined,
-): { migrated: number; imbalance: number; sizes: number[] } {
+): Promise<{ migrated: number; imbalance: number; sizes: number[] }> {
   const { store, blobs, config, train, log } = ctx;
   const started = performance.now();
+  await pause();
   const K = config.frozen;
   const full = withTop(tree, top);
   const held = heldOutSamples(train.n, config.validation.fraction, config.seed);
@@ -58,41 +80,74 @@ export function applySlowRouting(
     );
     for (let i = 0; i < train.n; i++) if (!held[i] && previous[i] !== routing.shardOf[i]) migrated++;
   }
-  const rows: Shard[] = routing.shards.map((routed) => {
-    const existing = first ? undefined : store.getShard(routed.id);
+  const routed: Omit<Shard, 'version' | 'weightsBlob' | 'trainedSamples'>[] = [];
+  for (const shard of routing.shards) {
+    const existing = first ? undefined : store.getShard(shard.id);
     const subtree = existing
       ? decodeFFF(blobs.read(existing.weightsBlob), `blob ${existing.weightsBlob}`)
-      : extractSubtree(full, K, routed.id);
-    const siblings = siblingOutputs(full, K, routed.id, routed.train.x, routed.train.n);
-    return {
-      id: routed.id,
-      version: existing?.version ?? 0,
-      samples: routed.train.n,
-      dataBlob: blobs.put(encodeShardData(routed.train)),
-      weightsBlob: existing?.weightsBlob ?? blobs.put(encodeFFF(subtree)),
-      budgetSamples: routed.train.n * config.shard_epochs,
-      // Progress through the schedule stays what it was; the budget follows the shard's size.
-      trainedSamples: existing
-        ? Math.round((existing.trainedSamples * routed.train.n) / Math.max(1, existing.samples))
-        : 0,
-      momentumBlob: existing?.momentumBlob ?? null,
-      valBlob: blobs.put(encodeShardData(routed.val)),
-      valLoss: hardCrossEntropy(subtree, routed.val),
+      : extractSubtree(full, K, shard.id);
+    const siblings = await siblingsOf(full, K, shard.id, shard.train);
+    routed.push({
+      id: shard.id,
+      samples: shard.train.n,
+      dataBlob: blobs.put(encodeShardData(shard.train)),
+      budgetSamples: shard.train.n * config.shard_epochs,
+      valBlob: blobs.put(encodeShardData(shard.val)),
+      valLoss: hardCrossEntropy(subtree, shard.val),
       // The validation slice changed: the phase's best starts again.
       bestValLoss: null,
       bestPhase: null,
-      contextBlob: blobs.put(encodeSiblings(siblings, routed.train.n)),
-    };
-  });
-  const sizes = rows.map((row) => row.samples);
+      contextBlob: blobs.put(encodeSiblings(siblings, shard.train.n)),
+    });
+  }
+  const sizes = routed.map((row) => row.samples);
   const imbalance = Math.max(...sizes) / Math.max(1e-9, sizes.reduce((a, b) => a + b, 0) / sizes.length);
-  const topBlob = blobs.put(encodeTop({ ...top, rightShare: routing.rightShare }));
+  const routingBlob = blobs.put(encodeTop({ ...top, rightShare: routing.rightShare }));
   const version = before?.version ?? 0;
   const routingVersion = before === undefined ? 0 : before.routingVersion + 1;
   const seconds = (performance.now() - started) / 1000;
   store.transaction(() => {
-    for (const row of rows) store.upsertShard(row);
-    store.setTop({ blob: topBlob, version, routingVersion, routingBlob: topBlob, routedVersion: version });
+    // A job that ended meanwhile keeps the routing it ended with.
+    if (!first && store.getJob()?.phase !== 'training') return;
+    for (const row of routed) {
+      const current = first ? undefined : store.getShard(row.id);
+      store.upsertShard(
+        current
+          ? {
+              ...current,
+              ...row,
+              // Progress through the schedule stays what it was; the budget follows the size.
+              trainedSamples: Math.round(
+                (current.trainedSamples * row.samples) / Math.max(1, current.samples),
+              ),
+            }
+          : {
+              ...row,
+              version: 0,
+              trainedSamples: 0,
+              weightsBlob: blobs.put(encodeFFF(extractSubtree(full, K, row.id))),
+              momentumBlob: null,
+            },
+      );
+    }
+    // Top updates merged meanwhile stay; they take the new split shares.
+    const now = store.getTop();
+    const blob =
+      now === undefined || now.version === version
+        ? routingBlob
+        : blobs.put(
+            encodeTop({
+              ...decodeTop(blobs.read(now.blob), `blob ${now.blob}`),
+              rightShare: routing.rightShare,
+            }),
+          );
+    store.setTop({
+      blob,
+      version: now?.version ?? version,
+      routingVersion,
+      routingBlob,
+      routedVersion: version,
+    });
     if (!first)
       store.appendEvent(
         'rerouted',

@@ -106,6 +106,7 @@ async function runUnits(o: Opened, worker: string, count: number): Promise<numbe
     if (assign.type !== 'assign') break;
     const outcome = submit(o, worker, assign, await result(o, assign));
     assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
+    await o.job.settled();
     o.clock.advance(1000);
   }
   return done;
@@ -226,6 +227,7 @@ void describe('slow top', () => {
     // The unit leased before the crash is still held, and its result still counts.
     const outcome = submit(back, worker, inFlight, await result(back, inFlight));
     assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
+    await back.job.settled();
     back.store.close();
   });
 });
