@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { benchPretraining } from '../bench/pretraining.ts';
+import { benchReroute } from '../bench/reroute.ts';
 import type { JobConfig } from '../coordinator/job/config.ts';
 import { benchDistributed } from '../bench/distributed.ts';
 import { benchInference } from '../bench/inference.ts';
@@ -179,6 +180,25 @@ export function benchCommand(): Command {
                   `${r.mode.padEnd(7)} K=${r.frozen}: ${r.pretrain_s.toFixed(1)} s, imbalance ${r.routing_imbalance.toFixed(2)}, ${r.empty_shards} empty shards\n`,
               )
               .join(''),
+      );
+    });
+  addJobOptions(
+    bench
+      .command('reroute')
+      .description(
+        "A slow top's re-route of the training set: its time, and the longest the coordinator's event loop waits meanwhile. Default job: Fashion-MNIST, D=6, K=3, L=32.",
+      ),
+    DISTRIBUTED_DEFAULTS,
+  )
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      await selectBackend('auto');
+      const config = benchJobConfig(opts);
+      const r = await benchReroute(config, await loadJobData(config));
+      process.stdout.write(
+        opts['json']
+          ? `${JSON.stringify(r)}\n`
+          : `re-route of ${r.samples} samples: ${r.reroute_s.toFixed(1)} s, longest event-loop wait ${r.max_stall_ms.toFixed(0)} ms (p99 ${r.p99_stall_ms.toFixed(0)} ms)\n`,
       );
     });
   bench

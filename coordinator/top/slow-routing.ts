@@ -70,6 +70,7 @@ export async function applySlowRouting(
   const full = withTop(tree, top);
   const held = heldOutSamples(train.n, config.validation.fraction, config.seed);
   const routing = routeWithHeldOut(top, train, held);
+  await pause();
   const before = store.getTop();
   let migrated = 0;
   if (before !== undefined) {
@@ -79,6 +80,7 @@ export async function applySlowRouting(
       train.n,
     );
     for (let i = 0; i < train.n; i++) if (!held[i] && previous[i] !== routing.shardOf[i]) migrated++;
+    await pause();
   }
   const routed: Omit<Shard, 'version' | 'weightsBlob' | 'trainedSamples'>[] = [];
   for (const shard of routing.shards) {
@@ -87,18 +89,21 @@ export async function applySlowRouting(
       ? decodeFFF(blobs.read(existing.weightsBlob), `blob ${existing.weightsBlob}`)
       : extractSubtree(full, K, shard.id);
     const siblings = await siblingsOf(full, K, shard.id, shard.train);
+    const valLoss = hardCrossEntropy(subtree, shard.val);
+    await pause();
     routed.push({
       id: shard.id,
       samples: shard.train.n,
       dataBlob: blobs.put(encodeShardData(shard.train)),
       budgetSamples: shard.train.n * config.shard_epochs,
       valBlob: blobs.put(encodeShardData(shard.val)),
-      valLoss: hardCrossEntropy(subtree, shard.val),
+      valLoss,
       // The validation slice changed: the phase's best starts again.
       bestValLoss: null,
       bestPhase: null,
       contextBlob: blobs.put(encodeSiblings(siblings, shard.train.n)),
     });
+    await pause();
   }
   const sizes = routed.map((row) => row.samples);
   const imbalance = Math.max(...sizes) / Math.max(1e-9, sizes.reduce((a, b) => a + b, 0) / sizes.length);
