@@ -24,10 +24,15 @@ import { ShardGallery } from './shard-gallery.ts';
 const SERIES_EVALS = 2_000;
 const SERIES_REJECTIONS = 200;
 
-function shardHealth(shard: Shard, activity: ShardActivity | undefined): ShardInfo['health'] {
+function shardHealth(
+  shard: Shard,
+  activity: ShardActivity | undefined,
+  jobDone: boolean,
+): ShardInfo['health'] {
   const { leased = 0, accepted = 0, rejected = 0 } = activity ?? {};
   if (shard.samples === 0) return 'idle';
-  if (shard.trainedSamples >= shard.budgetSamples) return 'done';
+  // Re-routing rescales a shard's progress in whole samples: the job's end is the last word.
+  if (jobDone || shard.trainedSamples >= shard.budgetSamples) return 'done';
   if (rejected > Math.max(2, accepted)) return 'bad';
   if (rejected > 0) return 'warn';
   return leased > 0 || accepted > 0 ? 'ok' : 'idle';
@@ -123,6 +128,7 @@ export class ReadModel {
 
   shards(): Shards {
     const activity = new Map(this.store.shardActivity().map((a) => [a.shard, a]));
+    const jobDone = this.store.getJob()?.phase === 'done';
     return {
       frozen: this.core.job.config.frozen,
       shards: this.store.listShards().map((shard) => {
@@ -138,7 +144,7 @@ export class ReadModel {
           val_loss: shard.valLoss ?? null,
           accepted: a?.accepted ?? 0,
           rejected: a?.rejected ?? 0,
-          health: shardHealth(shard, a),
+          health: shardHealth(shard, a, jobDone),
           class_mix: this.gallery.classMix(shard),
         };
       }),
