@@ -133,7 +133,9 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     code: 'DELTA_REJECTED',
     check: (c, job) => {
       if (c.path === undefined) return undefined;
-      const norm = Math.hypot(...c.path.weight, ...c.path.bias);
+      let squares = 0;
+      for (const values of [c.path.weight, c.path.bias]) for (const v of values) squares += v * v;
+      const norm = Math.sqrt(squares);
       const bound = job.config.top.max_norm;
       return norm > bound ? `path delta norm ${norm.toPrecision(4)} exceeds the bound ${bound}` : undefined;
     },
