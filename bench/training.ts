@@ -14,20 +14,28 @@ export interface TrainingBenchResult {
   readonly ratio_to_dense: number;
 }
 
-function samplesPerSecond(step: () => void, batch: number, steps: number): number {
+/** GPU backends queue their work: reading a trained value back waits for all of it. */
+async function samplesPerSecond(
+  step: () => void,
+  settled: () => Promise<unknown>,
+  batch: number,
+  steps: number,
+): Promise<number> {
   for (let i = 0; i < 5; i++) step();
+  await settled();
   const started = performance.now();
   for (let i = 0; i < steps; i++) step();
+  await settled();
   return (batch * steps) / ((performance.now() - started) / 1000);
 }
 
 /** Soft training steps per second (with hardening) on the active backend, against a dense twin. */
-export function benchTraining(opts: {
+export async function benchTraining(opts: {
   depth: number;
   leaf: number;
   batch: number;
   steps?: number;
-}): TrainingBenchResult {
+}): Promise<TrainingBenchResult> {
   const steps = opts.steps ?? 60;
   const inputWidth = 784;
   const rng = createRng(7);
@@ -49,7 +57,7 @@ export function benchTraining(opts: {
   const model = new TrainableFFF(initWeights(shape, 1));
   const fffOptimizer = tf.train.adam(1e-3);
   const fffVars = Object.values(model.vars);
-  const fff = samplesPerSecond(
+  const fff = await samplesPerSecond(
     () =>
       tf.tidy(() => {
         fffOptimizer.minimize(
@@ -64,6 +72,7 @@ export function benchTraining(opts: {
           fffVars,
         );
       }),
+    () => fffVars[0]!.data(),
     opts.batch,
     steps,
   );
@@ -75,7 +84,7 @@ export function benchTraining(opts: {
     tf.variable(tf.zeros([10])),
   ] as const;
   const denseOptimizer = tf.train.adam(1e-3);
-  const ff = samplesPerSecond(
+  const ff = await samplesPerSecond(
     () =>
       tf.tidy(() => {
         denseOptimizer.minimize(
@@ -87,6 +96,7 @@ export function benchTraining(opts: {
           [...dense],
         );
       }),
+    () => dense[0].data(),
     opts.batch,
     steps,
   );

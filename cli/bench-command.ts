@@ -111,7 +111,7 @@ export function benchCommand(): Command {
         json: boolean;
       }) => {
         await selectBackend(opts.backend);
-        const result = benchTraining(opts);
+        const result = await benchTraining(opts);
         process.stdout.write(
           opts.json
             ? `${JSON.stringify(result)}\n`

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice } from '../shared/backend.ts';
-import { readFFFCheckpoint } from '../shared/checkpoint/fff-checkpoint.ts';
+import { readFFFCheckpoint } from '../shared/checkpoint/fff-file.ts';
 import { CheckpointError } from '../shared/checkpoint/safetensors.ts';
 import { provenanceFrom } from '../shared/data/provenance.ts';
 import { hardAccuracy } from '../shared/central-training.ts';

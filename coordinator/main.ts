@@ -16,6 +16,7 @@ import { loadJobData } from './job/job-data.ts';
 import { TrainingJob } from './job/training-job.ts';
 import { ReadModel } from './read/read-model.ts';
 import { type WorkerPackage, buildWorkerPackage } from './worker-package.ts';
+import { type VolunteerBundle, buildVolunteerBundle } from './volunteer-bundle.ts';
 import { DatabaseLock } from './store/db-lock.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { EvalRow } from './store/store.ts';
@@ -135,6 +136,13 @@ async function serve(
         throw error;
       },
     ));
+  let bundled: Promise<VolunteerBundle> | undefined;
+  const volunteerScripts = () =>
+    (bundled ??= buildVolunteerBundle().catch((error: unknown) => {
+      log.warn({ err: (error as Error).message }, 'the browser volunteer could not be built');
+      bundled = undefined;
+      throw error;
+    }));
   const { app, sockets } = buildApp(
     { core, read, blobs },
     {
@@ -148,6 +156,7 @@ async function serve(
       enrolment: options.enrolment === true,
       clock,
       workerPackage,
+      volunteerScripts,
       log,
     },
   );

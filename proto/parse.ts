@@ -18,7 +18,10 @@ import {
 } from './messages.ts';
 import { PROTOCOL_VERSION } from './version.ts';
 
-type Raw = string | Buffer | Uint8Array;
+type Raw = string | Uint8Array;
+
+const utf8 = new TextDecoder('utf-8');
+const encoder = new TextEncoder();
 
 function compileByType<T extends TObject>(schemas: readonly T[]): ReadonlyMap<string, TypeCheck<T>> {
   const map = new Map<string, TypeCheck<T>>();
@@ -38,11 +41,10 @@ const enrolRequestCheck = TypeCompiler.Compile(EnrolRequest);
 const enrolResponseCheck = TypeCompiler.Compile(EnrolResponse);
 
 function decodeJson(raw: Raw, maxBytes: number): unknown {
-  const bytes = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.byteLength;
+  const bytes = typeof raw === 'string' ? encoder.encode(raw).byteLength : raw.byteLength;
   if (bytes > maxBytes)
     throw new ProtocolError('FRAME_TOO_LARGE', `frame is ${bytes} bytes, limit ${maxBytes}`);
-  const text =
-    typeof raw === 'string' ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8');
+  const text = typeof raw === 'string' ? raw : utf8.decode(raw);
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {

@@ -1,4 +1,4 @@
-import { writeFFF } from './checkpoint/fff-checkpoint.ts';
+import { writeFFF } from './checkpoint/fff-file.ts';
 import type { DataSplit, Dataset } from './data/dataset.ts';
 import { tensorAccuracy } from './fff/evaluate.ts';
 import { compileHardInference } from './fff/hard-inference.ts';

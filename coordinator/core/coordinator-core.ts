@@ -159,14 +159,25 @@ export class CoordinatorCore {
     return worker;
   }
 
-  disconnect(workerId: string): void {
+  /**
+   * A worker that says it is going away (a closed browser tab) hands its leases back at once;
+   * one that merely lost its socket keeps them, since it may still upload over HTTP.
+   */
+  disconnect(workerId: string, goingAway = false): void {
     const { store, clock, log } = this.deps;
     const worker = this.presence.leave(workerId);
     if (worker === undefined) return;
     const info = store.getWorker(workerId);
     if (info !== undefined) store.upsertWorker({ ...info, lastSeenMs: worker.lastSeenMs });
+    const released = goingAway ? store.releaseLeasesOf(workerId) : 0;
+    if (released > 0)
+      store.appendEvent(
+        'released',
+        { worker: workerId, name: worker.name, units: released, reason: 'went away' },
+        clock.now(),
+      );
     store.appendEvent('disconnected', { worker: workerId, name: worker.name }, clock.now());
-    log.info({ worker: workerId }, 'worker disconnected');
+    log.info({ worker: workerId, ...(released > 0 ? { released } : {}) }, 'worker disconnected');
   }
 
   /** A unit for the worker; within the oldest round, one of `cachedShards` if any is ready. */

@@ -15,6 +15,7 @@ import { dashboardRoutes } from './dashboard.ts';
 import { metricsRoutes } from './metrics.ts';
 import { resultRoutes } from './result-routes.ts';
 import { type PackagedWorker, workerPackageRoutes } from './worker-package-routes.ts';
+import { type VolunteerScripts, volunteerRoutes } from './volunteer-routes.ts';
 import { type WorkerSockets, attachWorkerSockets } from './worker-socket.ts';
 
 export interface HttpConfig {
@@ -33,6 +34,8 @@ export interface HttpConfig {
   readonly clock?: Clock;
   /** The volunteer package served at /v1/worker.tgz, built on first use. */
   readonly workerPackage: () => Promise<PackagedWorker>;
+  /** The browser volunteer's scripts served under /volunteer, built on first use. */
+  readonly volunteerScripts?: () => Promise<VolunteerScripts>;
   readonly log: Logger;
 }
 
@@ -153,6 +156,9 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     workerPackage: config.workerPackage,
     tokenRequired: () => core.identify(undefined) === undefined,
     enrolment: config.enrolment === true,
+  });
+  void app.register(volunteerRoutes, {
+    scripts: config.volunteerScripts ?? (() => Promise.reject(new Error('no browser volunteer here'))),
   });
   const sockets = attachWorkerSockets(app, {
     core,

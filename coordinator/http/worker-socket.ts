@@ -10,6 +10,7 @@ import { ROUTES } from '../../proto/routes.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { Identity } from '../core/identity.ts';
 import { bearerOf } from './auth.ts';
+import { SOCKET_PROTOCOL, tokenFromProtocols } from '../../proto/socket-token.ts';
 import type { ServerLimits } from './limits.ts';
 import { SocketAdmission } from './socket-admission.ts';
 
@@ -118,17 +119,24 @@ function attachSession(
     }
   });
   ws.on('error', (error) => log.warn({ worker: workerId, err: error.message }, 'worker socket error'));
-  ws.on('close', () => {
+  ws.on('close', (code) => {
     clearTimeout(helloDeadline);
     if (workerId === undefined) return;
     byWorker.delete(workerId);
-    core.disconnect(workerId);
+    core.disconnect(workerId, code === GOING_AWAY);
   });
 }
 
+/** A browser tab closing (or navigating away) closes its sockets with this code. */
+const GOING_AWAY = 1001;
+
 /** The control WebSocket on the app's own port (noServer), authenticated on upgrade. */
 export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketOptions): WorkerSockets {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    handleProtocols: (offered) => (offered.has(SOCKET_PROTOCOL) ? SOCKET_PROTOCOL : false),
+  });
   const emptied = new Set<() => void>();
   const admission = new SocketAdmission(options.limits);
   const alive = new WeakSet<WebSocket>();
@@ -185,7 +193,9 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     if ((request.url ?? '').split('?')[0] !== ROUTES.workerSocket) return refuse('404 Not Found');
-    const identity = options.core.identify(bearerOf(request.headers));
+    const identity = options.core.identify(
+      bearerOf(request.headers) ?? tokenFromProtocols(request.headers['sec-websocket-protocol']),
+    );
     if (identity === undefined) {
       options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: bad or missing token');
       return refuse('401 Unauthorized');

@@ -45,9 +45,9 @@ export async function trainUnit(
   try {
     const built = buildRecipe({ ...recipe, balance: 0, frozenLevels: 0 }, window);
     const stats = await trainFFF(model, data, built, hooks, trainablePath);
-    const trained = trainablePath?.toNodes();
+    const trained = await trainablePath?.readNodes();
     return {
-      delta: subtractWeights(model.toWeights(), base),
+      delta: subtractWeights(await model.readWeights(), base),
       ...(trained && path
         ? {
             pathDelta: {

@@ -67,6 +67,14 @@ export class TrainablePath {
     };
   }
 
+  async readNodes(): Promise<PathNodes> {
+    const [weight, bias] = await Promise.all([this.weight.data(), this.bias.data()]);
+    return {
+      weight: Float32Array.from(weight as Float32Array),
+      bias: Float32Array.from(bias as Float32Array),
+    };
+  }
+
   dispose(): void {
     this.weight.dispose();
     this.bias.dispose();

@@ -31,6 +31,15 @@ export class TrainableFFF {
     return { shape: { ...this.shape }, tensors };
   }
 
+  /** As toWeights, read asynchronously: WebGPU cannot read its buffers back synchronously. */
+  async readWeights(): Promise<FFFWeights> {
+    const values = await Promise.all(TENSOR_NAMES.map((name) => this.vars[name].data()));
+    const tensors = Object.fromEntries(
+      TENSOR_NAMES.map((name, i) => [name, Float32Array.from(values[i] as Float32Array)]),
+    ) as FFFWeights['tensors'];
+    return { shape: { ...this.shape }, tensors };
+  }
+
   dispose(): void {
     for (const name of TENSOR_NAMES) this.vars[name].dispose();
   }

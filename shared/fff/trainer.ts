@@ -107,8 +107,14 @@ export interface TrainStats {
 
 const LEAF_TENSORS: readonly TensorName[] = ['leaves.w1', 'leaves.b1', 'leaves.w2', 'leaves.b2'];
 
+/**
+ * Adam's epsilon is fixed: tfjs would take the backend's, which WebGL reports as 1e-4 (its
+ * float16 value) even where it computes in float32, and a unit would train differently there.
+ */
+const ADAM_EPSILON = 1e-7;
+
 function makeOptimizer(kind: Recipe['optimizer'], lr: number): tf.Optimizer {
-  return kind === 'adam' ? tf.train.adam(lr) : tf.train.sgd(lr);
+  return kind === 'adam' ? tf.train.adam(lr, 0.9, 0.999, ADAM_EPSILON) : tf.train.sgd(lr);
 }
 
 function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
@@ -130,7 +136,9 @@ export function samplesOfRun(epochs: number, n: number, batchSize: number): numb
   return Math.floor(steps / stepsPerEpoch) * n + Math.min(n, (steps % stepsPerEpoch) * batchSize);
 }
 
-const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+// A browser has no setImmediate; its setTimeout(0) is the nearest yield there.
+const yieldNow: (resume: () => void) => void = globalThis.setImmediate ?? ((resume) => setTimeout(resume, 0));
+const nextTick = (): Promise<void> => new Promise((resolve) => yieldNow(resolve));
 
 /** Trains `model` in place through the recipe's phases; returns throughput figures. */
 export async function trainFFF(
@@ -256,7 +264,7 @@ export async function trainFFF(
       steps++;
       samplesSeen += size;
       if (cost) {
-        lastLoss = cost.dataSync()[0]!;
+        lastLoss = (await cost.data())[0]!;
         cost.dispose();
         report = {
           phase: phase.name,
@@ -280,9 +288,10 @@ export async function trainFFF(
   async function saveState(optimizer: tf.Optimizer, phase: string): Promise<void> {
     if (hooks.onOptimizerState === undefined) return;
     const named = await optimizer.getWeights();
-    const slots = named.map(({ name, tensor }) => ({
+    const values = await Promise.all(named.map(({ tensor }) => tensor.data()));
+    const slots = named.map(({ name, tensor }, i) => ({
       name,
-      values: Float32Array.from(tensor.dataSync()),
+      values: Float32Array.from(values[i] as Float32Array),
       shape: tensor.shape,
     }));
     // The step count is a fresh tensor; the moments are the optimizer's own (freed with it).

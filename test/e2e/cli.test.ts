@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseJobConfig } from '../../coordinator/job/config.ts';
-import { writeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { writeFFF } from '../../shared/checkpoint/fff-file.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { readFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { readFFF } from '../../shared/checkpoint/fff-file.ts';
 import { assertMergedExactlyOnce, query } from '../helpers/job-database.ts';
 import { coordinatorUrl, spawnArbor, waitFor } from '../helpers/processes.ts';
 

@@ -4,13 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import {
-  decodeFFF,
-  decodeFFFCheckpoint,
-  encodeFFF,
-  readFFF,
-  writeFFF,
-} from '../../shared/checkpoint/fff-checkpoint.ts';
+import { decodeFFF, decodeFFFCheckpoint, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { readFFF, writeFFF } from '../../shared/checkpoint/fff-file.ts';
 import {
   CheckpointError,
   decodeSafetensors,

@@ -1,0 +1,34 @@
+/** What the browser lab's Node side asks its Web Worker, and the answers. */
+export type LabTask =
+  | { readonly task: 'flags' }
+  /** `flags`: tfjs environment flags set first (e.g. WEBGL_FORCE_F16_TEXTURES). */
+  | { readonly task: 'probe'; readonly flags?: Readonly<Record<string, boolean | number>> }
+  | {
+      readonly task: 'unit';
+      /** An Arbor FFF checkpoint and a shard data blob, as a worker would fetch them. */
+      readonly base: Uint8Array;
+      readonly data: Uint8Array;
+      readonly epochs: number;
+      readonly batch: number;
+      readonly seed: number;
+    }
+  | {
+      readonly task: 'training';
+      readonly depth: number;
+      readonly leaf: number;
+      readonly batch: number;
+      readonly steps: number;
+    };
+
+export type LabRequest = LabTask & { readonly id: number; readonly backend: string };
+
+export type LabAnswer =
+  | { readonly id: number; readonly ok: true; readonly result: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: string };
+
+export interface UnitRun {
+  /** The encoded delta (the result body a worker would upload). */
+  readonly delta: Uint8Array;
+  readonly samples: number;
+  readonly seconds: number;
+}

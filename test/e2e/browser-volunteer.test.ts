@@ -1,0 +1,165 @@
+/**
+ * The browser volunteer: /volunteer in headless Chromium (WebGPU and WebGL2 on SwiftShader)
+ * against a real coordinator process, beside a CLI volunteer; pause, resume and a closed tab.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { type Browser, type Page, chromium } from 'playwright-core';
+import type { Status, Workers } from '../../proto/dashboard.ts';
+import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from '../../bench/browser/browser-lab.ts';
+import { type Spawned, coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'arbor-browser-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const JOB = ['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'];
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
+const text = (page: Page, selector: string): Promise<string> => page.locator(selector).innerText();
+
+function startCoordinator(
+  name: string,
+  args: readonly string[],
+): { coordinator: Spawned; url: Promise<string> } {
+  const coordinator = spawnArbor([
+    'coordinator',
+    ...JOB,
+    ...args,
+    '--db',
+    join(dir, `${name}.db`),
+    '--port',
+    '0',
+  ]);
+  return { coordinator, url: coordinatorUrl(coordinator) };
+}
+
+async function openVolunteer(browser: Browser, url: string, problems: string[]): Promise<Page> {
+  const page = await browser.newPage();
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.goto(url);
+  return page;
+}
+
+void describe('browser volunteer', { timeout: 600_000 }, () => {
+  let browser: Browser | undefined;
+  after(async () => browser?.close());
+  const launch = async (): Promise<Browser> =>
+    (browser ??= await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_GPU_FLAGS }));
+
+  void it('tabs on WebGPU and on WebGL train accepted units beside a CLI volunteer until the job is done', async (t) => {
+    const { coordinator, url: listening } = startCoordinator('side-by-side', [
+      ...['--shard-epochs', '4', '--local-epochs', '1', '--token', 'tab-secret'],
+    ]);
+    t.after(() => coordinator.child.kill());
+    const url = await listening;
+    const problems: string[] = [];
+    const b = await launch();
+    const tabs = await Promise.all(
+      (['webgpu', 'webgl'] as const).map(async (backend) => ({
+        backend,
+        page: await openVolunteer(
+          b,
+          `${url}/volunteer?backend=${backend}&autostart=1&token=tab-secret`,
+          problems,
+        ),
+      })),
+    );
+    for (const { backend, page } of tabs) {
+      const chosen = await until(`the ${backend} tab to choose its backend`, async () => {
+        const shown = await text(page, '#backend');
+        return shown === '–' ? undefined : shown;
+      });
+      assert.equal(chosen, backend, `the ${backend} tab fell back: ${await text(page, '#log')}`);
+      const numerics = Number(await page.locator('#backend').getAttribute('data-numerics'));
+      assert.ok(numerics < 1e-3, `${backend} trains ${numerics} away from the CPU reference`);
+      await until(`a unit accepted from the ${backend} tab`, async () =>
+        Number(await text(page, '#units-done')) >= 1 ? true : undefined,
+      );
+    }
+    const worker = spawnArbor(['worker', '--url', url, '--token', 'tab-secret', '--backend', 'wasm']);
+    t.after(() => worker.child.kill());
+    await until('the job to finish', async () =>
+      (await getJson<Status>(`${url}/v1/status`)).phase === 'done' ? true : undefined,
+    );
+    const { workers } = await getJson<Workers>(`${url}/v1/workers`);
+    for (const backend of ['webgpu', 'webgl', 'wasm']) {
+      const volunteer = workers.find((w) => w.backend === backend);
+      assert.ok(
+        volunteer && volunteer.units_done >= 1,
+        `no accepted unit on ${backend}: ${JSON.stringify(workers)}`,
+      );
+    }
+    // A slow tab's unit may come back after the CLI volunteer has moved its shard on and be
+    // refused as worse than the shard's best; nothing else may refuse a tab's result.
+    const rules = (coordinator.stdout + coordinator.stderr)
+      .split('\n')
+      .filter((line) => line.includes('"result rejected"'))
+      .map((line) => (JSON.parse(line) as { rule: string }).rule);
+    assert.deepEqual(
+      rules.filter((rule) => rule !== 'validation-loss'),
+      [],
+    );
+    for (const { page } of tabs) {
+      await until('the tab to say the job is done', async () =>
+        (await page.locator('body').getAttribute('data-state')) === 'done' ? true : undefined,
+      );
+    }
+    const dashboard = await b.newPage();
+    await dashboard.goto(url);
+    const table = await until('the volunteer table', async () => {
+      const shown = await text(dashboard, '#workers');
+      return shown.includes('webgpu') && shown.includes('webgl') ? shown : undefined;
+    });
+    assert.match(table, /wasm/);
+    assert.deepEqual(problems, []);
+    await Promise.all([...tabs.map(({ page }) => page.close()), dashboard.close()]);
+  });
+
+  void it('enrols itself, pauses and resumes, and a closed tab hands its unit back at once', async (t) => {
+    const { coordinator, url: listening } = startCoordinator('pause', [
+      ...['--shard-epochs', '400', '--local-epochs', '40', '--lease-ms', '600000', '--enrolment', 'open'],
+    ]);
+    t.after(() => coordinator.child.kill());
+    const url = await listening;
+    const problems: string[] = [];
+    const page = await openVolunteer(await launch(), `${url}/volunteer?backend=wasm&autostart=1`, problems);
+    const leased = async (): Promise<number> =>
+      (await getJson<Status>(`${url}/v1/status`)).units['leased'] ?? 0;
+    const state = async (): Promise<string | null> => page.locator('body').getAttribute('data-state');
+
+    await until('a unit in training', async () =>
+      (await leased()) === 1 && (await text(page, '#progress-text')) !== '' ? true : undefined,
+    );
+    assert.match(await text(page, '#log'), /enrolled/);
+    await page.click('#pause');
+    await until('the tab to pause', async () => ((await state()) === 'paused' ? true : undefined));
+    assert.equal(await leased(), 0, 'a paused tab holds no lease');
+    assert.equal(await text(page, '#pause'), 'Resume');
+
+    await page.click('#pause');
+    await until('a unit in training again', async () =>
+      (await state()) === 'working' && (await leased()) === 1 ? true : undefined,
+    );
+    await page.close({ runBeforeUnload: false });
+    // The lease runs for ten minutes: only the tab going away can give it back this soon.
+    await until(
+      'the closed tab’s unit to be back',
+      async () => ((await leased()) === 0 ? true : undefined),
+      20_000,
+    );
+    assert.deepEqual(problems, []);
+  });
+});

@@ -1,0 +1,34 @@
+/** What the volunteer page and its Web Worker say to each other. */
+
+export const BROWSER_BACKENDS = ['webgpu', 'webgl', 'wasm'] as const;
+export type BrowserBackend = (typeof BROWSER_BACKENDS)[number];
+
+export function isBrowserBackend(value: unknown): value is BrowserBackend {
+  return typeof value === 'string' && (BROWSER_BACKENDS as readonly string[]).includes(value);
+}
+
+export type PageCommand =
+  | {
+      readonly type: 'start';
+      readonly name: string;
+      readonly token?: string;
+      readonly backend?: BrowserBackend;
+    }
+  | { readonly type: 'pause' }
+  | { readonly type: 'resume' };
+
+export type ThreadReport =
+  | {
+      readonly type: 'ready';
+      readonly backend: BrowserBackend;
+      readonly skipped: readonly string[];
+      readonly numericsError: number;
+      readonly samplesPerSecond: number;
+    }
+  | { readonly type: 'state'; readonly state: VolunteerState; readonly message?: string }
+  | { readonly type: 'unit'; readonly unit: string; readonly shard: number }
+  | { readonly type: 'progress'; readonly step: number; readonly total: number; readonly loss: number }
+  | { readonly type: 'result'; readonly verdict: 'accepted' | 'rejected' | 'lost'; readonly samples: number }
+  | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
+
+export type VolunteerState = 'starting' | 'working' | 'pausing' | 'paused' | 'done' | 'failed';

@@ -1,0 +1,94 @@
+/**
+ * The Web Worker behind /volunteer: picks a backend, measures its speed, then runs the same
+ * volunteer loop as the CLI until the job is done or the page pauses it.
+ */
+import { measureTrainingSpeed } from '../speed-probe.ts';
+import { runVolunteer } from '../volunteer-loop.ts';
+import type { VolunteerLog } from '../volunteer-ports.ts';
+import { type BrowserBackendChoice, selectBrowserBackend } from './browser-backend.ts';
+import { BrowserSocket } from './browser-socket.ts';
+import { MemoryBlobs } from './memory-blobs.ts';
+import type { PageCommand, ThreadReport } from './thread-messages.ts';
+
+const post = (report: ThreadReport): void => self.postMessage(report);
+const origin = self.location.origin;
+const coordinatorUrl = origin.replace(/^http/, 'ws');
+
+function pageLog(fields: object = {}): VolunteerLog {
+  const line = (fieldsOrMessage: object | string, message?: string): string => {
+    const extra = typeof fieldsOrMessage === 'string' ? {} : fieldsOrMessage;
+    const text = typeof fieldsOrMessage === 'string' ? fieldsOrMessage : (message ?? '');
+    const details = Object.entries({ ...fields, ...extra })
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ');
+    return details === '' ? text : `${text} (${details})`;
+  };
+  return {
+    info: (f, m) => post({ type: 'log', level: 'info', message: line(f, m) }),
+    warn: (f, m) => post({ type: 'log', level: 'warn', message: line(f, m) }),
+    child: (more) => pageLog({ ...fields, ...more }),
+  };
+}
+
+let settings: Extract<PageCommand, { type: 'start' }> | undefined;
+let backend: (BrowserBackendChoice & { samplesPerSecond: number }) | undefined;
+let controller: AbortController | undefined;
+let running = false;
+
+async function work(): Promise<void> {
+  if (settings === undefined || backend === undefined || running) return;
+  running = true;
+  controller = new AbortController();
+  post({ type: 'state', state: 'working' });
+  const summary = await runVolunteer({
+    url: coordinatorUrl,
+    ...(settings.token !== undefined ? { token: settings.token } : {}),
+    name: settings.name,
+    backend: backend.name,
+    gpu: backend.gpu,
+    threads: 1,
+    samplesPerSecond: backend.samplesPerSecond,
+    log: pageLog(),
+    signal: controller.signal,
+    connect: (url, token) => BrowserSocket.open(url, token),
+    blobs: new MemoryBlobs(origin, settings.token),
+    onUnitProgress: (unit, report, total) => {
+      const step = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
+      post({ type: 'progress', step: Math.min(step, total), total, loss: report.loss });
+      if (step <= 1) post({ type: 'unit', unit: unit.unit_id, shard: unit.shard });
+    },
+    onResult: (_unit, verdict, samples) => post({ type: 'result', verdict, samples }),
+  });
+  running = false;
+  post({ type: 'state', state: summary.end === 'done' ? 'done' : 'paused' });
+}
+
+async function start(command: Extract<PageCommand, { type: 'start' }>): Promise<void> {
+  settings = command;
+  post({ type: 'state', state: 'starting', message: 'choosing a backend' });
+  const choice = await selectBrowserBackend(`${origin}/volunteer/wasm/`, command.backend);
+  const samplesPerSecond = await measureTrainingSpeed();
+  backend = { ...choice, samplesPerSecond };
+  post({
+    type: 'ready',
+    backend: choice.name,
+    skipped: choice.skipped,
+    numericsError: choice.numerics.relativeError,
+    samplesPerSecond,
+  });
+  await work();
+}
+
+const fail = (error: unknown): void => {
+  running = false;
+  post({ type: 'state', state: 'failed', message: (error as Error).message ?? String(error) });
+};
+
+self.onmessage = (event: MessageEvent<PageCommand>) => {
+  const command = event.data;
+  if (command.type === 'start' && settings === undefined) start(command).catch(fail);
+  else if (command.type === 'pause' && controller !== undefined && !controller.signal.aborted) {
+    post({ type: 'state', state: 'pausing', message: 'sending the steps done, or handing the unit back' });
+    controller.abort();
+  } else if (command.type === 'resume' && controller?.signal.aborted === true) work().catch(fail);
+};

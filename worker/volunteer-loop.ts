@@ -1,0 +1,274 @@
+/**
+ * The volunteer loop, the same in Node and in a browser's Web Worker: the socket and the
+ * blob source are handed in, so nothing here touches the file system or a Node module.
+ */
+import { ProtocolError } from '../proto/errors.ts';
+import type { Assign, Welcome } from '../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../proto/version.ts';
+import { httpBase, socketUrl } from '../proto/routes.ts';
+import { decodeFFF } from '../shared/checkpoint/fff-checkpoint.ts';
+import { decodeShardData } from '../shared/data/shard-blob.ts';
+import { trainUnit } from '../shared/fff/local-training.ts';
+import type { PathContext } from '../shared/fff/path-model.ts';
+import type { OptimizerCarry, StepReport, TrainingSet } from '../shared/fff/trainer.ts';
+import { encodeUnitDelta } from '../shared/fff/unit-delta.ts';
+import { sameShape } from '../shared/fff/weights.ts';
+import { assignedPath, assignedRecipe } from '../shared/assigned-recipe.ts';
+import { uploadResult } from './upload-result.ts';
+import { type BlobSource, type ControlSocket, type VolunteerLog, pause } from './volunteer-ports.ts';
+
+export interface VolunteerOptions {
+  /** ws://HOST:PORT (the control socket is /v1/ws under it). */
+  readonly url: string;
+  readonly token?: string;
+  readonly name: string;
+  readonly backend: string;
+  readonly gpu: boolean;
+  readonly threads: number;
+  readonly samplesPerSecond: number;
+  /** Stop after this many units (default: until the job is done). */
+  readonly maxUnits?: number;
+  readonly log: VolunteerLog;
+  readonly connect: (url: string, token?: string) => Promise<ControlSocket>;
+  readonly blobs: BlobSource;
+  /** Aborting finishes nothing new: the current unit is handed back and the worker exits. */
+  readonly signal?: AbortSignal;
+  readonly reconnect?: { readonly initialMs: number; readonly maxMs: number };
+  readonly onUnitProgress?: (unit: Assign, report: StepReport, totalSteps: number) => void;
+  /** Training of the unit is over (finished, stopped or cancelled). */
+  readonly onUnitEnd?: (unit: Assign) => void;
+  readonly onResult?: (unit: Assign, verdict: 'accepted' | 'rejected' | 'lost', samples: number) => void;
+}
+
+export interface WorkerSummary {
+  readonly units: number;
+  readonly accepted: number;
+  readonly rejected: number;
+  readonly samples: number;
+  readonly end: 'done' | 'max-units' | 'stopped';
+}
+
+class StopWorker extends Error {
+  constructor(readonly end: WorkerSummary['end']) {
+    super(end);
+  }
+}
+
+/**
+ * The volunteer loop: connect, hello, ask for work, fetch, train, upload, repeat; reconnect
+ * with capped exponential backoff and jitter when the coordinator goes away.
+ */
+export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSummary> {
+  const { log, signal, blobs } = options;
+  const base = httpBase(options.url);
+  const stats = { units: 0, accepted: 0, rejected: 0, samples: 0 };
+  const backoff = options.reconnect ?? { initialMs: 500, maxMs: 30_000 };
+  let failures = 0;
+  let workerId = '';
+  let lastNoWorkReason: string | undefined;
+  // Which data blob each shard had when last assigned: the shards whose data is at hand.
+  const shardData = new Map<number, string>();
+  // The optimizer's state after the last unit: the next unit of the same shard resumes it.
+  let carried: { shard: number; carry: OptimizerCarry; version?: number } | undefined;
+
+  const session = async (): Promise<never> => {
+    const connection = await options.connect(socketUrl(options.url), options.token);
+    try {
+      connection.send({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        ...(options.token !== undefined ? { token: options.token } : {}),
+        name: options.name,
+        capabilities: {
+          backend: options.backend,
+          threads: options.threads,
+          gpu: options.gpu,
+          samples_per_s: options.samplesPerSecond,
+        },
+      });
+      const welcome = await connection.next();
+      if (welcome.type === 'error') throw new ProtocolError(welcome.code, welcome.message);
+      if (welcome.type !== 'welcome')
+        throw new ProtocolError('BAD_MESSAGE', `expected welcome, got ${welcome.type}`);
+      failures = 0;
+      workerId = welcome.worker_id;
+      log.info({ worker: welcome.worker_id, url: options.url }, 'connected');
+      for (;;) {
+        if (signal?.aborted) throw new StopWorker('stopped');
+        if (options.maxUnits !== undefined && stats.units >= options.maxUnits)
+          throw new StopWorker('max-units');
+        const cached = [...shardData].filter(([, sha]) => blobs.holds(sha)).map(([shard]) => shard);
+        connection.send({
+          type: 'request_work',
+          ...(cached.length > 0 ? { cached_shards: cached.slice(0, 64) } : {}),
+        });
+        const message = await connection.next();
+        if (message.type === 'no_work') {
+          if (message.done) throw new StopWorker('done');
+          if (message.reason !== undefined && message.reason !== lastNoWorkReason)
+            log.warn({ retry_after_ms: message.retry_after_ms }, message.reason);
+          lastNoWorkReason = message.reason;
+          await pause(message.retry_after_ms, signal);
+        } else if (message.type === 'assign') {
+          lastNoWorkReason = undefined;
+          await runUnit(connection, welcome, message);
+        } else if (message.type === 'error') {
+          throw new ProtocolError(message.code, message.message);
+        }
+      }
+    } finally {
+      connection.close();
+    }
+  };
+
+  const runUnit = async (connection: ControlSocket, welcome: Welcome, assign: Assign): Promise<void> => {
+    const unitLog = log.child({ unit: assign.unit_id, shard: assign.shard });
+    shardData.set(assign.shard, assign.data_blob.sha256);
+    const [baseBytes, dataBytes] = [
+      await blobs.get(assign.base_blob),
+      await blobs.get(assign.data_blob, 'data'),
+    ];
+    const baseWeights = decodeFFF(baseBytes, `base blob of ${assign.unit_id}`);
+    const expected = {
+      depth: assign.subtree_depth,
+      leafWidth: assign.leaf_width,
+      inputWidth: assign.input_width,
+      outputWidth: assign.output_width,
+      activation: assign.activation,
+    };
+    if (!sameShape(baseWeights.shape, expected))
+      throw new ProtocolError(
+        'BAD_MESSAGE',
+        `base blob of ${assign.unit_id} does not have the assigned shape`,
+      );
+    let data: TrainingSet = decodeShardData(dataBytes, `data blob of ${assign.unit_id}`);
+    let path: PathContext | undefined;
+    if (assign.top !== undefined) {
+      const along = assignedPath(
+        assign,
+        await blobs.get(assign.top.blob),
+        await blobs.get(assign.top.siblings_blob),
+        data.n,
+      );
+      path = along.path;
+      data = { ...data, siblings: along.siblings };
+    }
+    const totalSteps = Math.max(
+      1,
+      Math.round(assign.recipe.local_epochs * Math.ceil(data.n / assign.recipe.batch)),
+    );
+    let cancelled: string | undefined;
+    connection.onCancel = (unitId, reason) => {
+      if (unitId === assign.unit_id) cancelled = reason;
+    };
+    let last: StepReport | undefined;
+    let stepsDone = 0;
+    const heartbeat = setInterval(() => {
+      connection.send({
+        type: 'heartbeat',
+        unit_id: assign.unit_id,
+        lease_token: assign.lease_token,
+        step: Math.min(stepsDone, totalSteps),
+        total_steps: Math.max(1, totalSteps),
+        ...(last !== undefined && Number.isFinite(last.loss) ? { loss: last.loss } : {}),
+      });
+    }, welcome.heartbeat_ms);
+    unitLog.info(
+      { samples: data.n, epochs: assign.recipe.local_epochs, batch: assign.recipe.batch },
+      'training unit',
+    );
+    let result;
+    try {
+      const { options: recipe, window } = assignedRecipe(assign);
+      result = await trainUnit(
+        baseWeights,
+        data,
+        recipe,
+        {
+          yieldEvery: 1,
+          reportEvery: 10,
+          onStep: (report) => {
+            last = report;
+            stepsDone = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
+            options.onUnitProgress?.(assign, report, totalSteps);
+          },
+          shouldStop: () => cancelled !== undefined || signal?.aborted === true,
+          ...(carried?.shard === assign.shard
+            ? { resumeOptimizer: { ...carried.carry, momentum: carried.version === assign.base_version } }
+            : {}),
+          onOptimizerState: (carry) => (carried = { shard: assign.shard, carry }),
+        },
+        window,
+        path,
+      );
+    } finally {
+      clearInterval(heartbeat);
+      connection.onCancel = () => undefined;
+      options.onUnitEnd?.(assign);
+    }
+    if (cancelled !== undefined) {
+      unitLog.warn({ reason: cancelled }, 'unit cancelled by the coordinator');
+      return;
+    }
+    // Stopping after a minibatch or more: what was trained goes up as a partial result.
+    const partial = result.stopped && result.samples >= assign.recipe.batch && signal?.aborted === true;
+    if (result.stopped && !partial) {
+      connection.send({
+        type: 'release',
+        unit_id: assign.unit_id,
+        lease_token: assign.lease_token,
+        reason: 'worker stopping',
+      });
+      unitLog.info('unit handed back');
+      throw new StopWorker('stopped');
+    }
+    const samples = result.samples;
+    stats.units++;
+    const answer = await uploadResult({
+      base,
+      ...(options.token !== undefined ? { token: options.token } : {}),
+      workerId,
+      assign,
+      body: encodeUnitDelta(result.delta, result.pathDelta),
+      metrics: {
+        train_loss: Number.isFinite(result.finalLoss) ? Math.max(0, result.finalLoss) : 0,
+        samples,
+        seconds: result.seconds,
+      },
+      log,
+      ...(signal ? { signal } : {}),
+    });
+    const verdict = answer.status;
+    if (answer.version !== undefined && carried?.shard === assign.shard) carried.version = answer.version;
+    options.onResult?.(assign, verdict, samples);
+    if (verdict === 'accepted') {
+      stats.accepted++;
+      stats.samples += samples;
+    } else stats.rejected++;
+    const done = partial ? { done: `${Math.min(stepsDone, totalSteps)}/${totalSteps} steps` } : {};
+    unitLog.info(
+      { verdict, samples, seconds: result.seconds.toFixed(1), ...done },
+      partial ? 'partial unit sent' : 'unit finished',
+    );
+    if (partial) throw new StopWorker('stopped');
+  };
+
+  for (;;) {
+    try {
+      await session();
+    } catch (error) {
+      if (error instanceof StopWorker) return { ...stats, end: error.end };
+      if (error instanceof ProtocolError && !error.retryable) throw error;
+      if (signal?.aborted) return { ...stats, end: 'stopped' };
+      failures++;
+      const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
+      const wait = ceiling / 2 + Math.random() * (ceiling / 2);
+      log.warn(
+        { err: (error as Error).message, retry_in_ms: Math.round(wait) },
+        'coordinator unreachable; reconnecting',
+      );
+      await pause(wait, signal);
+      if (signal?.aborted) return { ...stats, end: 'stopped' };
+    }
+  }
+}

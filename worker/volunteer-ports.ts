@@ -1,0 +1,37 @@
+/** What the volunteer loop needs from its platform: Node's ws and disk, or a browser's. */
+import type { Static } from '@sinclair/typebox';
+import type { BlobRef, CoordinatorMessage, WorkerMessage } from '../proto/messages.ts';
+
+/** The worker's end of the control socket (ws in Node, the browser's WebSocket in a tab). */
+export interface ControlSocket {
+  send(message: WorkerMessage): void;
+  next(): Promise<CoordinatorMessage>;
+  close(): void;
+  onCancel: (unitId: string, reason: string) => void;
+}
+
+/** Content-addressed blobs, verified against their reference before they are returned. */
+export interface BlobSource {
+  get(ref: Static<typeof BlobRef>, kind?: 'data' | 'weights'): Promise<Uint8Array>;
+  holds(sha256: string): boolean;
+}
+
+/** What the loop logs through: pino in Node, the page's status panel in a browser. */
+export interface VolunteerLog {
+  info(fieldsOrMessage: object | string, message?: string): void;
+  warn(fieldsOrMessage: object | string, message?: string): void;
+  child(fields: object): VolunteerLog;
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
