@@ -1,10 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
+import { numericsFailure, probeNumerics } from './fff/numerics-probe.ts';
+import { installNodeWebGpu } from './node-webgpu.ts';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
+type BackendName = Exclude<BackendChoice, 'auto'>;
 
 export interface BackendInfo {
-  /** tfjs backend name actually in use: 'tensorflow', 'wasm' or 'cpu'. */
+  /** tfjs backend name actually in use: 'webgpu', 'tensorflow', 'wasm' or 'cpu'. */
   readonly name: string;
   readonly gpu: boolean;
   readonly threads: number;
@@ -35,26 +38,44 @@ async function activate(name: string): Promise<boolean> {
   }
 }
 
+/** The backends to try, best first. `webgpu` and `--gpu` fall back to the CPU ones; other choices do not. */
+function candidates(choice: BackendChoice, gpu: boolean): readonly BackendName[] {
+  if (choice === 'webgpu') return ['webgpu', 'wasm', 'cpu'];
+  if (choice !== 'auto') return [choice];
+  return gpu ? ['webgpu', 'tensorflow', 'wasm', 'cpu'] : ['tensorflow', 'wasm', 'cpu'];
+}
+
+/** Why `name` cannot be used, or undefined once it is active. */
+async function unavailable(name: BackendName, gpu: boolean): Promise<string | undefined> {
+  if (name === 'webgpu') {
+    const missing = await installNodeWebGpu();
+    if (missing !== undefined) return missing;
+  }
+  if (name === 'tensorflow') {
+    const failure = await tryNative(gpu);
+    if (failure !== undefined) return failure;
+  }
+  if (!(await activate(name))) return `${name} backend failed to initialise`;
+  await tf.ready();
+  if (name === 'webgpu') {
+    const numerics = await probeNumerics('webgpu');
+    if (!numerics.ok) return `webgpu: ${numericsFailure(numerics.relativeError)}`;
+  }
+  return undefined;
+}
+
 /**
- * Picks the best available backend: native TensorFlow (GPU build when `gpu`) > wasm > cpu.
- * An explicit choice other than 'auto' must succeed or it throws.
+ * Picks the best available backend: native TensorFlow > wasm > cpu; with `gpu`, WebGPU
+ * (Node's Dawn) and then the CUDA build of TensorFlow first. `webgpu` falls back to wasm
+ * when no adapter is found; any other explicit choice must succeed or it throws.
  */
 export async function selectBackend(choice: BackendChoice = 'auto', gpu = false): Promise<BackendInfo> {
   const skipped: string[] = [];
-  const order = choice === 'auto' ? (['tensorflow', 'wasm', 'cpu'] as const) : [choice];
-  for (const name of order) {
-    if (name === 'tensorflow') {
-      const failure = await tryNative(gpu);
-      if (failure !== undefined) {
-        skipped.push(failure);
-        continue;
-      }
-    }
-    if (await activate(name)) {
-      await tf.ready();
-      return { name, gpu: gpu && name === 'tensorflow', threads: 1, skipped };
-    }
-    skipped.push(`${name} backend failed to initialise`);
+  for (const name of candidates(choice, gpu)) {
+    const reason = await unavailable(name, gpu);
+    if (reason === undefined)
+      return { name, gpu: name === 'webgpu' || (gpu && name === 'tensorflow'), threads: 1, skipped };
+    skipped.push(reason);
   }
   throw new BackendError(`no usable tensor backend for '${choice}': ${skipped.join('; ')}`);
 }

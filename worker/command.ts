@@ -32,7 +32,10 @@ export function workerCommand(name = 'worker'): Command {
     .option('--token <secret>', 'token the coordinator requires (default: $ARBOR_TOKEN)')
     .option('--name <name>', 'name shown on the dashboard', `${hostname()}-${process.pid}`)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
-    .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')
+    .option(
+      '--gpu',
+      'use the best GPU path there is: webgpu (Dawn), then @tensorflow/tfjs-node-gpu (CUDA); else the CPU',
+    )
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
     .option(
@@ -54,6 +57,9 @@ export function workerCommand(name = 'worker'): Command {
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
         const log = createLogger('worker', undefined, terminal?.write);
         const backend = await selectBackend(opts.backend, opts.gpu === true);
+        const wantedGpu = opts.gpu === true || opts.backend === 'webgpu';
+        if (wantedGpu) for (const reason of backend.skipped) log.warn(`skipped ${reason}`);
+        if (wantedGpu && !backend.gpu) log.warn(`no GPU path on this machine: training on ${backend.name}`);
         const samplesPerSecond = await measureTrainingSpeed();
         log.info({ backend: backend.name, samples_per_s: Math.round(samplesPerSecond) }, 'ready');
         const controller = new AbortController();

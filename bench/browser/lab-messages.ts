@@ -5,9 +5,9 @@ export type LabTask =
   | { readonly task: 'probe'; readonly flags?: Readonly<Record<string, boolean | number>> }
   | {
       readonly task: 'unit';
-      /** An Arbor FFF checkpoint and a shard data blob, as a worker would fetch them. */
-      readonly base: Uint8Array;
-      readonly data: Uint8Array;
+      /** An Arbor FFF checkpoint and a shard data blob, as a worker would fetch them (base64). */
+      readonly base: string;
+      readonly data: string;
       readonly epochs: number;
       readonly batch: number;
       readonly seed: number;
@@ -27,8 +27,8 @@ export type LabAnswer =
   | { readonly id: number; readonly ok: false; readonly error: string };
 
 export interface UnitRun {
-  /** The encoded delta (the result body a worker would upload). */
-  readonly delta: Uint8Array;
+  /** The encoded delta, the result body a worker would upload (base64). */
+  readonly delta: string;
   readonly samples: number;
   readonly seconds: number;
 }

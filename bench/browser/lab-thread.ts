@@ -15,6 +15,15 @@ import type { LabAnswer, LabRequest, UnitRun } from './lab-messages.ts';
 
 setWasmPaths(`${self.location.origin}/wasm/`);
 
+// page.evaluate carries JSON: bytes cross as base64.
+const fromBase64 = (text: string): Uint8Array => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+function toBase64(bytes: Uint8Array): string {
+  let binary = '';
+  for (let i = 0; i < bytes.length; i += 0x8000)
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
 async function use(backend: string): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not start`);
   await tf.ready();
@@ -34,8 +43,8 @@ async function run(request: LabRequest): Promise<unknown> {
       return probeNumerics(request.backend);
     case 'unit': {
       await use(request.backend);
-      const base = decodeFFF(request.base, 'lab base');
-      const data = decodeShardData(request.data, 'lab data');
+      const base = decodeFFF(fromBase64(request.base), 'lab base');
+      const data = decodeShardData(fromBase64(request.data), 'lab data');
       const recipe = {
         epochs: request.epochs,
         batchSize: request.batch,
@@ -47,7 +56,7 @@ async function run(request: LabRequest): Promise<unknown> {
       } as const;
       const result = await trainUnit(base, data, recipe);
       const answer: UnitRun = {
-        delta: encodeUnitDelta(result.delta),
+        delta: toBase64(encodeUnitDelta(result.delta)),
         samples: result.samples,
         seconds: result.seconds,
       };

@@ -36,6 +36,13 @@ export function deltaDistance(a: FFFWeights, b: FFFWeights): number {
   return Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30);
 }
 
+/** One line on a failed probe, for the volunteer's log. */
+export function numericsFailure(relativeError: number): string {
+  return Number.isFinite(relativeError)
+    ? `trains ${relativeError.toExponential(1)} away from the CPU reference (limit ${NUMERICS_TOLERANCE})`
+    : 'trains to non-finite values where the CPU reference does not';
+}
+
 function probeUnit(): { base: FFFWeights; data: TrainingSet } {
   const inputWidth = 64;
   const n = 256;

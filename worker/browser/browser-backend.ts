@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { BROWSER_BACKENDS, type BrowserBackend } from './thread-messages.ts';
-import { NUMERICS_TOLERANCE, type NumericsCheck, probeNumerics } from '../../shared/fff/numerics-probe.ts';
+import { type NumericsCheck, numericsFailure, probeNumerics } from '../../shared/fff/numerics-probe.ts';
 
 export interface BrowserBackendChoice {
   readonly name: BrowserBackend;
@@ -47,9 +47,7 @@ export async function selectBrowserBackend(
     }
     const numerics = await probeNumerics(name);
     if (numerics.ok) return { name, gpu: name !== 'wasm', numerics, skipped };
-    skipped.push(
-      `${name}: trains ${numerics.relativeError.toExponential(1)} away from the CPU reference (limit ${NUMERICS_TOLERANCE})`,
-    );
+    skipped.push(`${name}: ${numericsFailure(numerics.relativeError)}`);
   }
   throw new Error(`no usable backend in this browser: ${skipped.join('; ')}`);
 }

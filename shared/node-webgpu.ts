@@ -1,0 +1,44 @@
+/**
+ * WebGPU in Node through the optional `webgpu` package (Google's Dawn): a GPU of any vendor
+ * (Vulkan, Metal or Direct3D 12) without CUDA. Loaded only when asked for.
+ */
+
+interface GpuLike {
+  requestAdapter(): Promise<unknown>;
+}
+interface DawnModule {
+  create(options: string[]): GpuLike;
+  globals: Record<string, unknown>;
+}
+
+// Specifiers in variables: the packages are optional, and the lean worker bundle leaves them out.
+const DAWN = 'webgpu';
+const TFJS_WEBGPU = '@tensorflow/tfjs-backend-webgpu';
+
+/**
+ * Makes tfjs's `webgpu` backend available: undefined when it is, else why not, in one line
+ * a volunteer can act on.
+ */
+export async function installNodeWebGpu(): Promise<string | undefined> {
+  let dawn: DawnModule;
+  try {
+    dawn = (await import(DAWN)) as DawnModule;
+  } catch {
+    return `webgpu: the optional package '${DAWN}' is not installed (npm install ${DAWN})`;
+  }
+  const gpu = dawn.create([]);
+  if ((await gpu.requestAdapter()) === null)
+    return 'webgpu: Dawn found no GPU adapter (it needs a Vulkan, Metal or Direct3D 12 driver)';
+  Object.assign(globalThis, dawn.globals);
+  // Node 20 has no navigator; Node 21+ has one without gpu.
+  const navigatorLike = (globalThis as { navigator?: object }).navigator;
+  if (navigatorLike === undefined)
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
+  else Object.defineProperty(navigatorLike, 'gpu', { value: gpu, configurable: true });
+  try {
+    await import(TFJS_WEBGPU);
+  } catch {
+    return `webgpu: the package '${TFJS_WEBGPU}' is not installed (npm install ${TFJS_WEBGPU}@4.22.0)`;
+  }
+  return undefined;
+}
