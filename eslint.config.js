@@ -57,6 +57,29 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // Bundled for a browser tab: nothing of Node's.
+    files: ['worker/browser/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            '**/coordinator/**',
+            '**/cli/**',
+            'node:*',
+            '../run-worker.ts',
+            '../connection.ts',
+            '../blob-cache.ts',
+          ],
+          paths: ['ws', 'pino', 'fastify', 'better-sqlite3', 'prom-client', 'uplot'].map((name) => ({
+            name,
+            message: 'a browser tab cannot load this',
+          })),
+        },
+      ],
+    },
+  },
   // The coordinator's layers point one way: main -> http -> read -> core -> job -> top -> store.
   ...layerRules('coordinator', [
     ['main', []],

@@ -5,6 +5,7 @@ import type { JobConfig } from '../coordinator/job/config.ts';
 import { benchDistributed } from '../bench/distributed.ts';
 import { benchInference } from '../bench/inference.ts';
 import { benchTraining } from '../bench/training.ts';
+import { BROWSER_BENCH_BACKENDS, benchBrowserTraining } from '../bench/browser/browser-training.ts';
 import { benchWorkerStartup } from '../bench/worker-startup.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
@@ -99,7 +100,12 @@ export function benchCommand(): Command {
     'minibatch size',
   )
     .option('--steps <n>', 'timed steps', integer('--steps', 1), 60)
-    .addOption(backendOption('tensor backend'))
+    .addOption(
+      new Option('--backend <name>', 'tensor backend (with --browser: webgpu, webgl or wasm)')
+        .choices([...new Set([...BACKEND_CHOICES, ...BROWSER_BENCH_BACKENDS])])
+        .default('auto'),
+    )
+    .option('--browser', 'run in headless Chromium (WebGPU and WebGL2 on SwiftShader where there is no GPU)')
     .option('--json', 'print one JSON object on stdout')
     .action(
       async (opts: {
@@ -107,11 +113,21 @@ export function benchCommand(): Command {
         leaf: number;
         batch: number;
         steps: number;
-        backend: BackendChoice;
+        backend: BackendChoice | 'webgl';
+        browser?: boolean;
         json: boolean;
       }) => {
-        await selectBackend(opts.backend);
-        const result = await benchTraining(opts);
+        if (opts.browser !== true && opts.backend === 'webgl')
+          throw new InvalidArgumentError('--backend webgl runs in a browser: add --browser');
+        if (opts.browser === true && !(BROWSER_BENCH_BACKENDS as readonly string[]).includes(opts.backend))
+          throw new InvalidArgumentError('with --browser, --backend is webgpu, webgl or wasm');
+        const result =
+          opts.browser === true
+            ? await benchBrowserTraining(opts.backend, opts)
+            : await (async () => {
+                await selectBackend(opts.backend as BackendChoice);
+                return benchTraining(opts);
+              })();
         process.stdout.write(
           opts.json
             ? `${JSON.stringify(result)}\n`

@@ -3,7 +3,11 @@
  * the worker builds the paths, the docs list both.
  */
 export const ROUTES = {
-  /** The control WebSocket (upgrade with `Authorization: Bearer TOKEN` when required). */
+  /**
+   * The control WebSocket (upgrade with `Authorization: Bearer TOKEN` when required; a browser,
+   * which cannot set headers, offers subprotocols `arbor` and `arbor-token.BASE64URL(TOKEN)`).
+   * Closing it with 1001 (going away) hands the worker's leases back at once.
+   */
   workerSocket: '/v1/ws',
   /** Content-addressed, immutable: shard data, subtree weights, checkpoints. */
   blob: { pattern: '/v1/blobs/:sha256', path: (sha256: string) => `/v1/blobs/${sha256}` },
