@@ -124,6 +124,7 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
       return shown.includes('webgpu') && shown.includes('webgl') ? shown : undefined;
     });
     assert.match(table, /wasm/);
+    assert.equal(await dashboard.locator('#join-browser').getAttribute('href'), '/volunteer');
     assert.deepEqual(problems, []);
     await Promise.all([...tabs.map(({ page }) => page.close()), dashboard.close()]);
   });
