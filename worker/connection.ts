@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { ProtocolError } from '../proto/errors.ts';
 import type { CoordinatorMessage, WorkerMessage } from '../proto/messages.ts';
 import { parseCoordinatorMessage } from '../proto/parse.ts';
+import { CoordinatorInbox } from './coordinator-inbox.ts';
 
 const MAX_INCOMING_FRAME = 1024 * 1024;
 
@@ -15,15 +16,9 @@ export class ConnectionClosed extends Error {
   }
 }
 
-/**
- * The worker's end of the control socket: frames parsed by proto/, `cancel` delivered to a
- * listener at once (training is running then), every other message queued for `next()`.
- */
+/** The worker's end of the control socket in Node: frames parsed by proto/, kept in an inbox. */
 export class CoordinatorConnection {
-  private readonly queue: CoordinatorMessage[] = [];
-  private waiter: { resolve: (m: CoordinatorMessage) => void; reject: (e: Error) => void } | undefined;
-  private closed: Error | undefined;
-  onCancel: (unitId: string, reason: string) => void = () => undefined;
+  private readonly inbox = new CoordinatorInbox();
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (raw: Buffer) => {
@@ -35,12 +30,7 @@ export class CoordinatorConnection {
         ws.close(4000, 'bad message');
         return;
       }
-      if (message.type === 'cancel') this.onCancel(message.unit_id, message.reason);
-      else if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        w.resolve(message);
-      } else this.queue.push(message);
+      this.inbox.deliver(message);
     });
     ws.on('close', (code, reason) => this.fail(new ConnectionClosed(code, reason.toString())));
     ws.on('error', (error) => this.fail(error));
@@ -79,13 +69,16 @@ export class CoordinatorConnection {
     if (this.isOpen) this.ws.send(JSON.stringify(message));
   }
 
+  get onCancel(): (unitId: string, reason: string) => void {
+    return this.inbox.onCancel;
+  }
+
+  set onCancel(listener: (unitId: string, reason: string) => void) {
+    this.inbox.onCancel = listener;
+  }
+
   next(): Promise<CoordinatorMessage> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.closed) return Promise.reject(this.closed);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+    return this.inbox.next();
   }
 
   close(): void {
@@ -93,9 +86,6 @@ export class CoordinatorConnection {
   }
 
   private fail(error: Error): void {
-    this.closed ??= error;
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.closed);
+    this.inbox.fail(error);
   }
 }

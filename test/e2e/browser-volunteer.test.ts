@@ -10,22 +10,15 @@ import { after, describe, it } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import type { Status, Workers } from '../../proto/dashboard.ts';
 import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from '../../bench/browser/browser-lab.ts';
-import { type Spawned, coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
+import { type Spawned, coordinatorUrl, pollUntil, spawnArbor } from '../helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-browser-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const JOB = ['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'];
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> =>
+  pollUntil(what, probe, timeoutMs);
 
 const getJson = async <T>(url: string): Promise<T> => (await (await fetch(url)).json()) as T;
 const text = (page: Page, selector: string): Promise<string> => page.locator(selector).innerText();

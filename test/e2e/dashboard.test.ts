@@ -21,7 +21,7 @@ import {
 } from '../../proto/dashboard.ts';
 import { startSmallCoordinator } from '../helpers/small-job.ts';
 import { selectBackend } from '../../shared/backend.ts';
-import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
+import { coordinatorUrl, pollUntil, spawnArbor } from '../helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-dash-'));
 const ARTIFACTS = 'test-artifacts';
@@ -106,20 +106,6 @@ async function overflow(page: Page): Promise<string[]> {
   });
 }
 
-async function pollPage<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 void describe('dashboard', { timeout: 400_000 }, () => {
   let browser: Browser | undefined;
   after(async () => browser?.close());
@@ -158,7 +144,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     const url = await coordinatorUrl(coordinator);
     await page.goto(url);
 
-    const pretraining = await pollPage('pretraining progress in the header', async () => {
+    const pretraining = await pollUntil('pretraining progress in the header', async () => {
       const shown = await text(page, '#progress-text');
       if (shown.startsWith('pretraining epoch')) return shown;
       const phase = await text(page, '#phase');
@@ -169,11 +155,11 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     assert.match(pretraining, /^pretraining epoch [12] of 2 · \d{1,3}%$/);
 
     // Before any worker: the routed shards show, the worker table is in its empty state.
-    await pollPage('the shards to be drawn', async () =>
+    await pollUntil('the shards to be drawn', async () =>
       (await page.locator('#shards .shard').count()) === 4 ? true : undefined,
     );
     assert.equal(await text(page, '#phase'), 'training');
-    await pollPage('both pretraining epochs in the event list', async () => {
+    await pollUntil('both pretraining epochs in the event list', async () => {
       const shown = await text(page, '#events');
       return shown.includes('pretraining epoch 1 of 2 · soft routing') &&
         shown.includes('pretraining epoch 2 of 2 · hardening the routing')
@@ -191,7 +177,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       'one legend entry per class',
     );
     assert.equal(await text(page, '#mix-legend .legend-item[data-class="3"]'), 'class 3');
-    await pollPage('the class-mix bars', async () =>
+    await pollUntil('the class-mix bars', async () =>
       (await page.locator('#gallery .mix span').count()) > 0 ? true : undefined,
     );
     const colours = (selector: string) =>
@@ -201,7 +187,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       await colours('#gallery .shard-gallery:first-child .mix span'),
       'the legend has the colours of the bars, in class order',
     );
-    const joinShown = await pollPage('the join command', async () => {
+    const joinShown = await pollUntil('the join command', async () => {
       const shown = await text(page, '#join-command');
       return shown.startsWith('npx') ? shown : undefined;
     });
@@ -217,21 +203,21 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     const ws = url.replace('http', 'ws');
     const workers = ['alpha', 'beta'].map((name) => spawnArbor(['worker', '--url', ws, '--name', name]));
     t.after(() => workers.forEach((worker) => worker.child.kill()));
-    await pollPage('both workers listed', async () =>
+    await pollUntil('both workers listed', async () =>
       (await page.locator('#workers tbody tr[data-worker]').count()) === 2 ? true : undefined,
     );
-    const eventList = await pollPage('a unit leased to a volunteer by name in the event list', async () => {
+    const eventList = await pollUntil('a unit leased to a volunteer by name in the event list', async () => {
       const shown = await text(page, '#events');
       return /leased (alpha|beta) · /.test(shown) ? shown : undefined;
     });
     const volunteers = (await getChecked(`${url}/v1/workers`, WorkersSchema)) as Workers;
     for (const { id } of volunteers.workers)
       assert.ok(!eventList.includes(id), `events name ${id} by its id`);
-    const firstAccepted = await pollPage('a first merged result', async () => {
+    const firstAccepted = await pollUntil('a first merged result', async () => {
       const n = await numberIn(page, '#accepted');
       return n > 0 ? n : undefined;
     });
-    const moved = await pollPage('the merged count to move on without a reload', async () => {
+    const moved = await pollUntil('the merged count to move on without a reload', async () => {
       const n = await numberIn(page, '#accepted');
       return n > firstAccepted ? n : undefined;
     });
@@ -242,7 +228,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
 
     // On a phone: opened at 420 px, and this page narrowed to it, nothing sticks out sideways.
     const phone = await openDashboard(url, { width: 420, height: 900 });
-    await pollPage('the accuracy plot at 420 px', async () =>
+    await pollUntil('the accuracy plot at 420 px', async () =>
       (await phone.page.locator('#plot-acc canvas').count()) > 0 ? true : undefined,
     );
     assert.deepEqual(await overflow(phone.page), [], 'opened at 420 px');
@@ -278,12 +264,12 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     const resumed = await readEventStream(`${url}/v1/events`, 1, String(events[2]!.id));
     assert.equal(resumed[0]!.id, events[3]!.id, 'Last-Event-ID resumes after that event');
 
-    await pollPage(
+    await pollUntil(
       'the job to finish',
       async () => ((await text(page, '#phase')) === 'done' ? true : undefined),
       300_000,
     );
-    await pollPage('the final numbers', async () =>
+    await pollUntil('the final numbers', async () =>
       (await text(page, '#progress-text')) === 'finished' ? true : undefined,
     );
     const shardsDone = await page.locator('#shards .shard.done').count();
@@ -320,7 +306,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
           lastSeenMs: Date.now(),
         });
       const { page, problems } = await openDashboard(coordinator.url);
-      await pollPage('256 shard boxes', async () =>
+      await pollUntil('256 shard boxes', async () =>
         (await page.locator('#shards.dense .shard').count()) === 256 ? true : undefined,
       );
       assert.equal(
@@ -330,7 +316,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       );
       assert.equal(await text(page, '#page'), '1–50 of 1000');
       await page.click('#next');
-      await pollPage('the second page', async () =>
+      await pollUntil('the second page', async () =>
         (await text(page, '#page')) === '51–100 of 1000' ? true : undefined,
       );
       assert.equal(
@@ -339,7 +325,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
         'the gallery shows a handful of shards',
       );
       await page.click('#shards .shard[data-shard="200"]');
-      await pollPage('the chosen shard in the gallery', async () =>
+      await pollUntil('the chosen shard in the gallery', async () =>
         (await page.locator('#gallery .shard-gallery[data-shard="200"]').count()) === 1 ? true : undefined,
       );
       await page.screenshot({ path: join(ARTIFACTS, 'dashboard-256-shards.png'), fullPage: true });

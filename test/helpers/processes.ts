@@ -40,6 +40,21 @@ export async function waitFor<T>(what: string, probe: () => T | undefined, timeo
   }
 }
 
+/** Polls the async `probe` every 250 ms (a page, an HTTP endpoint) until it returns a value. */
+export async function pollUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /** The coordinator's http URL, from its first stdout line. */
 export const coordinatorUrl = (coordinator: Spawned): Promise<string> =>
   waitFor(

@@ -1,16 +1,14 @@
 import type { CoordinatorMessage, WorkerMessage } from '../../proto/messages.ts';
 import { parseCoordinatorMessage } from '../../proto/parse.ts';
 import { socketProtocols } from '../../proto/socket-token.ts';
+import { CoordinatorInbox } from '../coordinator-inbox.ts';
 import type { ControlSocket } from '../volunteer-ports.ts';
 
 const MAX_INCOMING_FRAME = 1024 * 1024;
 
 /** The control socket over the browser's WebSocket; the token travels as a subprotocol. */
 export class BrowserSocket implements ControlSocket {
-  private readonly queue: CoordinatorMessage[] = [];
-  private waiter: { resolve: (m: CoordinatorMessage) => void; reject: (e: Error) => void } | undefined;
-  private closed: Error | undefined;
-  onCancel: (unitId: string, reason: string) => void = () => undefined;
+  private readonly inbox = new CoordinatorInbox();
 
   private constructor(private readonly ws: WebSocket) {
     ws.addEventListener('message', (event: MessageEvent) => {
@@ -22,12 +20,7 @@ export class BrowserSocket implements ControlSocket {
         ws.close(4000, 'bad message');
         return;
       }
-      if (message.type === 'cancel') this.onCancel(message.unit_id, message.reason);
-      else if (this.waiter) {
-        const w = this.waiter;
-        this.waiter = undefined;
-        w.resolve(message);
-      } else this.queue.push(message);
+      this.inbox.deliver(message);
     });
     ws.addEventListener('close', (event: CloseEvent) =>
       this.fail(new Error(`connection closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`)),
@@ -63,13 +56,16 @@ export class BrowserSocket implements ControlSocket {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
 
+  get onCancel(): (unitId: string, reason: string) => void {
+    return this.inbox.onCancel;
+  }
+
+  set onCancel(listener: (unitId: string, reason: string) => void) {
+    this.inbox.onCancel = listener;
+  }
+
   next(): Promise<CoordinatorMessage> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.closed) return Promise.reject(this.closed);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
+    return this.inbox.next();
   }
 
   close(): void {
@@ -77,9 +73,6 @@ export class BrowserSocket implements ControlSocket {
   }
 
   private fail(error: Error): void {
-    this.closed ??= error;
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.reject(this.closed);
+    this.inbox.fail(error);
   }
 }
