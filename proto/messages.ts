@@ -124,6 +124,12 @@ export const Recipe = Type.Object(
     hardening: Finite('routing hardening weight', 0),
     leak: Type.Number({ minimum: 0, maximum: 1, description: 'region leak probability' }),
     seed: Count('seed for shuffling and leak'),
+    fresh_optimizer: Type.Optional(
+      Type.Boolean({
+        description:
+          "true: start Adam's state from zero, not from this worker's last unit of the shard (quorum: two workers must compute a unit alike)",
+      }),
+    ),
     schedule: Type.Object(
       {
         epochs: Count("epochs of the shard's whole schedule", 1),

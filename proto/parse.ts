@@ -20,7 +20,8 @@ import { PROTOCOL_VERSION } from './version.ts';
 
 type Raw = string | Uint8Array;
 
-const utf8 = new TextDecoder('utf-8');
+// A byte-order mark stays in the text, so JSON.parse refuses it as it always did.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 const encoder = new TextEncoder();
 
 function compileByType<T extends TObject>(schemas: readonly T[]): ReadonlyMap<string, TypeCheck<T>> {

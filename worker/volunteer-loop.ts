@@ -193,7 +193,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
             options.onUnitProgress?.(assign, report, totalSteps);
           },
           shouldStop: () => cancelled !== undefined || signal?.aborted === true,
-          ...(carried?.shard === assign.shard
+          ...(carried?.shard === assign.shard && assign.recipe.fresh_optimizer !== true
             ? { resumeOptimizer: { ...carried.carry, momentum: carried.version === assign.base_version } }
             : {}),
           onOptimizerState: (carry) => (carried = { shard: assign.shard, carry }),

@@ -11,10 +11,20 @@ import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { Shard, Unit } from '../store/store.ts';
-import { deltaNorm, nonFiniteValue, relativeDistance, shapeMismatch } from './delta-check.ts';
+import {
+  changedLeafShare,
+  deltaNorm,
+  nonFiniteValue,
+  relativeDistance,
+  shapeMismatch,
+} from './delta-check.ts';
+
 import { subtractWeights } from '../../shared/fff/local-training.ts';
 import { OuterOptimizer } from './outer-optimizer.ts';
 import { withoutCoveredPart } from './stale-correction.ts';
+
+/** Below this share of changed leaf parameters a delta shows no training (see changedLeafShare). */
+const MIN_CHANGED_LEAF_SHARE = 0.01;
 
 export interface Submission {
   readonly unitId: string;
@@ -147,8 +157,10 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     check: (c, job) => {
       const norm = (c.norm ??= deltaNorm(deltaOf(c)));
       const floor = job.config.validation.min_delta_norm;
-      return norm < floor
-        ? `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training`
+      if (norm < floor) return `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training`;
+      const share = changedLeafShare(deltaOf(c));
+      return share < MIN_CHANGED_LEAF_SHARE
+        ? `changes ${(share * 100).toPrecision(2)}% of the leaf parameters (at least ${MIN_CHANGED_LEAF_SHARE * 100}%): the delta shows no training`
         : undefined;
     },
   },

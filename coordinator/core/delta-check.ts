@@ -39,6 +39,24 @@ export function deltaNorm(delta: FFFWeights): number {
   return Math.sqrt(squares);
 }
 
+const LEAF_TENSORS = ['leaves.w1', 'leaves.b1', 'leaves.w2', 'leaves.b2'] as const;
+
+/**
+ * The share of leaf parameters a delta changes. Training changes nearly all of them (Adam
+ * moves every parameter with a gradient; one hard-routed minibatch still reaches 32 leaves);
+ * a zero delta with a few bytes flipped changes a handful.
+ */
+export function changedLeafShare(delta: FFFWeights): number {
+  let changed = 0;
+  let total = 0;
+  for (const name of LEAF_TENSORS) {
+    const values = delta.tensors[name];
+    total += values.length;
+    for (const v of values) if (v !== 0) changed++;
+  }
+  return total === 0 ? 0 : changed / total;
+}
+
 /** ‖a − b‖ / max(‖a‖, ‖b‖): 0 for equal deltas, about 1.4 for unrelated ones of one size. */
 export function relativeDistance(a: FFFWeights, b: FFFWeights): number {
   let diff = 0;

@@ -82,6 +82,7 @@ export class Leases {
         hardening: config.hardening,
         leak: config.leak,
         seed: unitSeed(config.seed, unit.id),
+        ...(config.validation.quorum > 1 ? { fresh_optimizer: true } : {}),
         schedule: this.job.scheduleOf(unit),
       },
       subtree_depth: sub.depth,

@@ -259,6 +259,16 @@ void describe('acceptance rules', () => {
 
   const deltaCases: [string, string, (s: SeededCore) => Uint8Array][] = [
     ['shows-work', 'DELTA_REJECTED', (s) => encodeFFF(zeros(s))],
+    [
+      'shows-work',
+      'DELTA_REJECTED',
+      (s) => {
+        // A zero delta with a few bytes flipped: a norm of training size, but no training.
+        const w = zeros(s);
+        for (let i = 0; i < 20; i++) w.tensors['leaves.w1'][i * 97] = 0.5;
+        return encodeFFF(w);
+      },
+    ],
     ['decodes', 'DELTA_INVALID', () => new Uint8Array([1, 2, 3])],
     [
       'shape-matches',
@@ -288,9 +298,10 @@ void describe('acceptance rules', () => {
       'DELTA_REJECTED',
       (s) => {
         const w = zeros(s);
+        w.tensors['leaves.w1'].fill(1e-6);
         // Every leaf now votes for one wrong class with a huge margin.
         for (let i = 0; i < w.tensors['leaves.b2'].length; i += s.job.subtreeShape.outputWidth)
-          w.tensors['leaves.b2'][i] = 500;
+          w.tensors['leaves.b2'][i] = 100;
         return encodeFFF(w);
       },
     ],
