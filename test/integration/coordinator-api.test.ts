@@ -588,6 +588,7 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
     const versionBefore = coordinator.store.getShard(l.assign.shard)?.version;
     // Every leaf now shouts class 0 and never says class 1: norm 300·√8 ≈ 849, under the bound.
     const delta = subtreeZeros();
+    delta.tensors['leaves.w1'].fill(1e-6); // touches every leaf, as training would
     const { outputWidth } = coordinator.job.subtreeShape;
     const b2 = delta.tensors['leaves.b2'];
     for (let leaf = 0; leaf * outputWidth < b2.length; leaf++) {
