@@ -35,6 +35,7 @@ const STATUS = 'http://127.0.0.1:7070/v1/status';
 const MINUTE = 60_000;
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-docker-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const engine = await ensureDockerd(join(dir, 'dockerd.log'));
 if (typeof engine === 'string')
   process.stderr.write(`\n${'!'.repeat(72)}\n!!! DOCKER TEST SKIPPED: ${engine}\n${'!'.repeat(72)}\n\n`);
@@ -63,24 +64,23 @@ async function statusWhen(what: string, wanted: (s: Status) => boolean, timeoutM
 const inspect = async (format: string, ...names: string[]) =>
   (await shell(`docker inspect -f '${format}' ${names.join(' ')}`, MINUTE)).trim().split('\n');
 
+void it("README.md's Docker section runs exactly these commands", () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const section = /^## Docker\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+  const lines = section.split('\n').map((line) => line.replace(/\s+#.*$/, '').trim());
+  for (const command of Object.values(COMMANDS)) assert.ok(lines.includes(command), `README: ${command}`);
+});
+
 void describe('docker compose', { timeout: 30 * MINUTE, skip: typeof engine === 'string' && engine }, () => {
   after(async () => {
     await shell(COMMANDS.down, 2 * MINUTE).catch((error: Error) =>
       process.stderr.write(`${error.message}\n`),
     );
     if (typeof engine !== 'string') await engine.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   let hostAccuracy = NaN;
   let hostJob: Pick<Status, 'data' | 'model'> | undefined;
-
-  void it("README.md's Docker section runs exactly these commands", () => {
-    const readme = readFileSync('README.md', 'utf8');
-    const section = /^## Docker\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
-    const lines = section.split('\n').map((line) => line.replace(/\s+#.*$/, '').trim());
-    for (const command of Object.values(COMMANDS)) assert.ok(lines.includes(command), `README: ${command}`);
-  });
 
   void it('builds the local base and both images: non-root, healthchecked, the worker without server deps', async (t) => {
     await shell(COMMANDS.base, 15 * MINUTE);
