@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Stages the images' build context in docker/build, so that `docker build` itself needs no
-# network: the coordinator's sources with the production dependencies (`npm ci --omit=dev`;
-# the optional native TensorFlow fails to install where libtensorflow cannot be downloaded,
-# and then the images use wasm), and the volunteer package the coordinator serves, installed
-# as a volunteer's npx installs it. Native addons are built here, against this host's Node.js:
-# run it on Linux x86-64 with Node.js 20 and a glibc no newer than the base image's.
+# network: the coordinator's sources with the production dependencies (`npm ci --omit=dev`),
+# and the volunteer package the coordinator serves, installed as a volunteer's npx installs
+# it. Native addons (better-sqlite3) are built here against this host's Node.js: run it on
+# Linux x86-64 with Node.js 20 and a glibc no newer than the base image's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=docker/build
@@ -15,6 +14,10 @@ export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=f
 cp -R package.json package-lock.json tsconfig.json bin bench cli coordinator proto shared worker \
   "$out/coordinator/"
 (cd "$out/coordinator" && npm ci --omit=dev)
+# The root's optional dependencies (native TensorFlow, where it installed at all) stay out:
+# the images run the same everywhere. GPU volunteers have the worker-gpu target.
+node -p "Object.keys(require('./package.json').optionalDependencies ?? {}).join('\n')" |
+  while read -r name; do rm -rf "$out/coordinator/node_modules/$name"; done
 
 node --import tsx --input-type=module -e "
   import { writeFileSync } from 'node:fs';
