@@ -29,6 +29,7 @@ export default tseslint.config(
       'coverage/**',
       'test-artifacts/**',
       'coordinator/dashboard/vendor/**',
+      'docker/build/**',
     ],
   },
   ...tseslint.configs.recommendedTypeChecked,

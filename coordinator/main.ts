@@ -187,7 +187,11 @@ async function serve(
     async close() {
       clearInterval(sweeper);
       await sockets.close();
-      await app.close();
+      const closing = app.close();
+      // A keep-alive connection busy when closing began goes idle later and would hold the
+      // server open for the 72 s keep-alive timeout: close each one as soon as it idles.
+      const idle = setInterval(() => app.server.closeIdleConnections(), 100);
+      await closing.finally(() => clearInterval(idle));
       store.close();
       unlock();
     },
