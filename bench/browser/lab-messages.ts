@@ -1,6 +1,5 @@
 /** What the browser lab's Node side asks its Web Worker, and the answers. */
 export type LabTask =
-  | { readonly task: 'flags' }
   /** `flags`: tfjs environment flags set first (e.g. WEBGL_FORCE_F16_TEXTURES). */
   | { readonly task: 'probe'; readonly flags?: Readonly<Record<string, boolean | number>> }
   | {

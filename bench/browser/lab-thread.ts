@@ -31,13 +31,6 @@ async function use(backend: string): Promise<void> {
 
 async function run(request: LabRequest): Promise<unknown> {
   switch (request.task) {
-    case 'flags':
-      await use(request.backend);
-      return {
-        backend: tf.getBackend(),
-        floatPrecision: (tf.backend() as { floatPrecision?: () => number }).floatPrecision?.(),
-        flags: tf.env().getFlags(),
-      };
     case 'probe':
       for (const [flag, value] of Object.entries(request.flags ?? {})) tf.env().set(flag, value);
       return probeNumerics(request.backend);

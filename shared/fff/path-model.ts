@@ -60,13 +60,6 @@ export class TrainablePath {
     this.bias = tf.variable(tf.tensor1d(context.bias), true);
   }
 
-  toNodes(): PathNodes {
-    return {
-      weight: this.weight.dataSync().slice() as Float32Array,
-      bias: this.bias.dataSync().slice() as Float32Array,
-    };
-  }
-
   async readNodes(): Promise<PathNodes> {
     const [weight, bias] = await Promise.all([this.weight.data(), this.bias.data()]);
     return {
