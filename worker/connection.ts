@@ -17,10 +17,9 @@ export class ConnectionClosed extends Error {
 }
 
 /** The worker's end of the control socket in Node: frames parsed by proto/, kept in an inbox. */
-export class CoordinatorConnection {
-  private readonly inbox = new CoordinatorInbox();
-
+export class CoordinatorConnection extends CoordinatorInbox {
   private constructor(private readonly ws: WebSocket) {
+    super();
     ws.on('message', (raw: Buffer) => {
       let message: CoordinatorMessage;
       try {
@@ -30,7 +29,7 @@ export class CoordinatorConnection {
         ws.close(4000, 'bad message');
         return;
       }
-      this.inbox.deliver(message);
+      this.deliver(message);
     });
     ws.on('close', (code, reason) => this.fail(new ConnectionClosed(code, reason.toString())));
     ws.on('error', (error) => this.fail(error));
@@ -69,23 +68,7 @@ export class CoordinatorConnection {
     if (this.isOpen) this.ws.send(JSON.stringify(message));
   }
 
-  get onCancel(): (unitId: string, reason: string) => void {
-    return this.inbox.onCancel;
-  }
-
-  set onCancel(listener: (unitId: string, reason: string) => void) {
-    this.inbox.onCancel = listener;
-  }
-
-  next(): Promise<CoordinatorMessage> {
-    return this.inbox.next();
-  }
-
   close(): void {
     this.ws.close(1000, 'bye');
-  }
-
-  private fail(error: Error): void {
-    this.inbox.fail(error);
   }
 }

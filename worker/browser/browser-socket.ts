@@ -7,10 +7,9 @@ import type { ControlSocket } from '../volunteer-ports.ts';
 const MAX_INCOMING_FRAME = 1024 * 1024;
 
 /** The control socket over the browser's WebSocket; the token travels as a subprotocol. */
-export class BrowserSocket implements ControlSocket {
-  private readonly inbox = new CoordinatorInbox();
-
+export class BrowserSocket extends CoordinatorInbox implements ControlSocket {
   private constructor(private readonly ws: WebSocket) {
+    super();
     ws.addEventListener('message', (event: MessageEvent) => {
       let message: CoordinatorMessage;
       try {
@@ -20,7 +19,7 @@ export class BrowserSocket implements ControlSocket {
         ws.close(4000, 'bad message');
         return;
       }
-      this.inbox.deliver(message);
+      this.deliver(message);
     });
     ws.addEventListener('close', (event: CloseEvent) =>
       this.fail(new Error(`connection closed (${event.code}${event.reason ? ` ${event.reason}` : ''})`)),
@@ -56,23 +55,7 @@ export class BrowserSocket implements ControlSocket {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
   }
 
-  get onCancel(): (unitId: string, reason: string) => void {
-    return this.inbox.onCancel;
-  }
-
-  set onCancel(listener: (unitId: string, reason: string) => void) {
-    this.inbox.onCancel = listener;
-  }
-
-  next(): Promise<CoordinatorMessage> {
-    return this.inbox.next();
-  }
-
   close(): void {
     this.ws.close(1000, 'bye');
-  }
-
-  private fail(error: Error): void {
-    this.inbox.fail(error);
   }
 }
