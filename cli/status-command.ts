@@ -194,6 +194,14 @@ function workerLines(workers: Workers): string[] {
 }
 
 /** The human summary printed by `arbor status` (ends with a newline). */
+/** ' · no volunteers for 12m': training waits for volunteers (a minute or more without one). */
+export function volunteerGap(status: Pick<Status, 'phase' | 'now_ms' | 'workers'>): string {
+  const since = status.workers.none_since_ms;
+  if (since === null || status.phase !== 'training') return '';
+  const seconds = (status.now_ms - since) / 1000;
+  return seconds >= 60 ? ` · no volunteers for ${formatDuration(seconds)}` : '';
+}
+
 export function formatStatus(status: Status, shards: Shards, workers: Workers): string {
   const { progress, accuracy, traffic } = status;
   const eta =
@@ -212,7 +220,7 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
       ? `phase      pretraining the top · epoch ${status.pretraining.epoch} of ${status.pretraining.epochs} · ${percent(status.pretraining.fraction)}`
       : `phase      ${status.paused ? 'training, paused by the operator' : status.phase} · ${percent(progress.fraction)} trained (${count(progress.trained_samples)} / ${count(progress.budget_samples)} samples) · ${eta}`,
     `accuracy   hard test ${percent(accuracy.hard_test_acc, 2)}${central} · val loss ${fixed(accuracy.val_loss, 4)}`,
-    `workers    ${status.workers.connected} connected / ${status.workers.known} known`,
+    `workers    ${status.workers.connected} connected / ${status.workers.known} known${volunteerGap(status)}`,
     `units      ${Object.entries(status.units)
       .map(([state, n]) => `${state} ${n}`)
       .join(' · ')}`,

@@ -49,7 +49,13 @@ export const StatusSchema = Type.Object({
     val_loss: Nullable(Num('mean shard validation loss at the latest evaluation')),
     central_hard_test_acc: Nullable(Num('the central twin, when known')),
   }),
-  workers: Type.Object({ connected: Count('connected now'), known: Count('ever seen') }),
+  workers: Type.Object({
+    connected: Count('connected now'),
+    known: Count('ever seen'),
+    none_since_ms: Type.Union([Count('since when no volunteer has been connected'), Type.Null()], {
+      description: 'null while a volunteer is connected',
+    }),
+  }),
   units: Type.Record(Type.String(), Count('units in this state')),
   results: Type.Object({ accepted: Count('merged'), rejected: Count('rejected') }),
   traffic: Type.Object({

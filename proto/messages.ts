@@ -71,7 +71,12 @@ export const Heartbeat = Type.Object(
     lease_token: Token('lease token from assign'),
     step: Count('steps done so far'),
     total_steps: Count('steps in the unit', 1),
-    loss: Type.Optional(Finite('recent training loss', 0)),
+    loss: Type.Optional(
+      Finite(
+        'cross-entropy of the last reported batch: the data term alone, without the hardening, balance or path regularizers (which can make the objective negative)',
+        0,
+      ),
+    ),
   },
   { ...closed, description: 'heartbeat for a unit; extends its lease' },
 );
@@ -234,7 +239,10 @@ export type CoordinatorMessage = Static<typeof CoordinatorMessage>;
 
 export const ResultMetrics = Type.Object(
   {
-    train_loss: Finite('final training loss', 0),
+    train_loss: Finite(
+      'cross-entropy of the last reported batch (the data term, as in heartbeat.loss); 0 when none was measured',
+      0,
+    ),
     samples: Count('samples seen'),
     seconds: Finite('wall-clock training time', 0),
   },

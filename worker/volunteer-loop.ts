@@ -2,7 +2,7 @@
  * The volunteer loop, the same in Node and in a browser's Web Worker: the socket and the
  * blob source are handed in, so nothing here touches the file system or a Node module.
  */
-import { ProtocolError } from '../proto/errors.ts';
+import { type ErrorCode, ProtocolError } from '../proto/errors.ts';
 import type { Assign, Welcome } from '../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../proto/version.ts';
 import { httpBase, socketUrl } from '../proto/routes.ts';
@@ -48,6 +48,13 @@ export interface WorkerSummary {
   readonly end: 'done' | 'max-units' | 'stopped';
 }
 
+/**
+ * Refusals that reconnecting cannot cure: the token or the protocol version. Every other
+ * refusal (a fault in one of this worker's own frames, a limit, a coordinator failure) is
+ * reported and retried with backoff: it is not a reason to stop volunteering.
+ */
+const FATAL_REFUSALS: ReadonlySet<ErrorCode> = new Set(['UNAUTHORIZED', 'UNSUPPORTED_VERSION']);
+
 class StopWorker extends Error {
   constructor(readonly end: WorkerSummary['end']) {
     super(end);
@@ -90,7 +97,6 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       if (welcome.type === 'error') throw new ProtocolError(welcome.code, welcome.message);
       if (welcome.type !== 'welcome')
         throw new ProtocolError('BAD_MESSAGE', `expected welcome, got ${welcome.type}`);
-      failures = 0;
       workerId = welcome.worker_id;
       log.info({ worker: welcome.worker_id, url: options.url }, 'connected');
       for (;;) {
@@ -103,6 +109,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
           ...(cached.length > 0 ? { cached_shards: cached.slice(0, 64) } : {}),
         });
         const message = await connection.next();
+        if (message.type !== 'error') failures = 0;
         if (message.type === 'no_work') {
           if (message.done) throw new StopWorker('done');
           if (message.reason !== undefined && message.reason !== lastNoWorkReason)
@@ -231,7 +238,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       assign,
       body: encodeUnitDelta(result.delta, result.pathDelta),
       metrics: {
-        train_loss: Number.isFinite(result.finalLoss) ? Math.max(0, result.finalLoss) : 0,
+        train_loss: Number.isFinite(result.finalLoss) ? result.finalLoss : 0,
         samples,
         seconds: result.seconds,
       },
@@ -258,15 +265,18 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       await session();
     } catch (error) {
       if (error instanceof StopWorker) return { ...stats, end: error.end };
-      if (error instanceof ProtocolError && !error.retryable) throw error;
+      if (error instanceof ProtocolError && FATAL_REFUSALS.has(error.code)) throw error;
       if (signal?.aborted) return { ...stats, end: 'stopped' };
       failures++;
       const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 1));
       const wait = ceiling / 2 + Math.random() * (ceiling / 2);
-      log.warn(
-        { err: (error as Error).message, retry_in_ms: Math.round(wait) },
-        'coordinator unreachable; reconnecting',
-      );
+      const retry_in_ms = Math.round(wait);
+      if (error instanceof ProtocolError)
+        log.warn(
+          { code: error.code, err: error.message, retry_in_ms },
+          `coordinator refused: ${error.code} ${error.message}; reconnecting`,
+        );
+      else log.warn({ err: (error as Error).message, retry_in_ms }, 'coordinator unreachable; reconnecting');
       await pause(wait, signal);
       if (signal?.aborted) return { ...stats, end: 'stopped' };
     }

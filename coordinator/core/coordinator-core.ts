@@ -46,7 +46,7 @@ export interface CoreListener extends Partial<IntakeTimings>, Partial<WorkerSign
  * Time comes from the injected clock; state lives in the store.
  */
 export class CoordinatorCore {
-  readonly presence = new Presence();
+  readonly presence: Presence;
   readonly controls: OperatorControls;
   readonly done: Promise<EvalRow>;
   private readonly leases: Leases;
@@ -62,6 +62,7 @@ export class CoordinatorCore {
 
   constructor(private readonly deps: CoreDeps) {
     const { job, store, blobs, clock, log } = deps;
+    this.presence = new Presence(clock.now());
     this.leases = new Leases(job, store, blobs, log, clock);
     this.intake = new ResultIntake(job, store, blobs, log, clock, {
       validated: (seconds) => this.listeners.forEach((l) => l.validated?.(seconds)),
@@ -165,7 +166,7 @@ export class CoordinatorCore {
    */
   disconnect(workerId: string, goingAway = false): void {
     const { store, clock, log } = this.deps;
-    const worker = this.presence.leave(workerId);
+    const worker = this.presence.leave(workerId, clock.now());
     if (worker === undefined) return;
     const info = store.getWorker(workerId);
     if (info !== undefined) store.upsertWorker({ ...info, lastSeenMs: worker.lastSeenMs });

@@ -22,6 +22,17 @@ export function workerIdFor(hello: Hello): string {
 /** The workers connected right now, with their measured speed and the time of their last message. */
 export class Presence {
   private readonly workers = new Map<string, ConnectedWorker>();
+  private emptySince: number | undefined;
+
+  /** `now`: when the coordinator started, which is when it began to have no volunteer. */
+  constructor(now: number) {
+    this.emptySince = now;
+  }
+
+  /** Since when no volunteer has been connected (undefined while one is). */
+  get emptySinceMs(): number | undefined {
+    return this.emptySince;
+  }
 
   /**
    * A fresh id for this connection: `owned` when the token fixes it, else derived from the
@@ -40,6 +51,7 @@ export class Presence {
       ...(owned !== undefined ? { tokenId: owned.tokenId } : {}),
     };
     this.workers.set(id, worker);
+    this.emptySince = undefined;
     return worker;
   }
 
@@ -48,9 +60,10 @@ export class Presence {
     if (worker !== undefined) worker.lastSeenMs = now;
   }
 
-  leave(id: string): ConnectedWorker | undefined {
+  leave(id: string, now: number): ConnectedWorker | undefined {
     const worker = this.workers.get(id);
     this.workers.delete(id);
+    if (this.workers.size === 0) this.emptySince ??= now;
     return worker;
   }
 

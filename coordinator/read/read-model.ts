@@ -109,7 +109,11 @@ export class ReadModel {
         val_loss: latest?.valLoss ?? null,
         central_hard_test_acc: this.centralHardTestAcc,
       },
-      workers: { connected: this.connectedWorkers, known: store.workerCount() },
+      workers: {
+        connected: this.connectedWorkers,
+        known: store.workerCount(),
+        none_since_ms: core.presence.emptySinceMs ?? null,
+      },
       units: store.unitsByState(),
       results,
       traffic: {

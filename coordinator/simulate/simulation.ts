@@ -122,7 +122,11 @@ export async function simulate(
       workerId: id,
       leaseToken: run.assign.lease_token,
       body: encodeUnitDelta(result.delta, result.pathDelta),
-      metrics: { train_loss: Math.max(0, result.finalLoss || 0), samples: result.samples, seconds: 1 },
+      metrics: {
+        train_loss: Number.isFinite(result.finalLoss) ? result.finalLoss : 0,
+        samples: result.samples,
+        seconds: 1,
+      },
     });
     await job.settled(); // a re-route the result started, before virtual time moves on
     busy(id, run.startMs, clock.now(), outcome.response.status === 'accepted');

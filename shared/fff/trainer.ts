@@ -223,49 +223,50 @@ export async function trainFFF(
       const restrained =
         recipe.top !== undefined && phase.train === 'all' && steps >= recipe.top.fromEpoch * stepsPerEpoch;
       const topBefore = restrained ? topRows(model, recipe.top!.levels) : undefined;
-      const cost: tf.Scalar | undefined = tf.tidy(() => {
+      const reported: { cost?: tf.Tensor } = {};
+      tf.tidy(() => {
         const x = tf.tensor2d(xBatch.subarray(0, size * data.inputWidth), [size, data.inputWidth]);
         const y = tf.tensor1d(yBatch.subarray(0, size), 'int32');
-        return (
-          optimizer.minimize(
-            () => {
-              const out = forward(model, x, {
-                routing: phase.routing,
-                leak: phase.leak,
-                leakSeed,
-                ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
-              });
-              let logits = out.logits;
-              let nodeLogits = out.nodeLogits;
-              let pathBalance: tf.Scalar | undefined;
-              if (pathOn) {
-                const siblings = tf.tensor2d(sibBatch.subarray(0, size * siblingWidth), [size, siblingWidth]);
-                const along = pathForward(path, x, logits, siblings);
-                logits = along.logits;
-                nodeLogits = tf.concat([nodeLogits, along.pathLogits], 1);
-                if (path.context.balance > 0)
-                  pathBalance = tf.mul(path.context.balance, along.balance) as tf.Scalar;
-              }
-              let loss = crossEntropy(logits, y);
-              if (phase.hardening > 0 && phase.train === 'all') {
-                loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(nodeLogits)));
-              }
-              if (pathBalance !== undefined) loss = tf.add(loss, pathBalance);
-              if (out.levelMass !== undefined)
-                loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
-              return loss as tf.Scalar;
-            },
-            wantReport,
-            varList,
-          ) ?? undefined
+        optimizer.minimize(
+          () => {
+            const out = forward(model, x, {
+              routing: phase.routing,
+              leak: phase.leak,
+              leakSeed,
+              ...(balanceOn ? { balanceLevels: recipe.balanceLevels } : {}),
+            });
+            let logits = out.logits;
+            let nodeLogits = out.nodeLogits;
+            let pathBalance: tf.Scalar | undefined;
+            if (pathOn) {
+              const siblings = tf.tensor2d(sibBatch.subarray(0, size * siblingWidth), [size, siblingWidth]);
+              const along = pathForward(path, x, logits, siblings);
+              logits = along.logits;
+              nodeLogits = tf.concat([nodeLogits, along.pathLogits], 1);
+              if (path.context.balance > 0)
+                pathBalance = tf.mul(path.context.balance, along.balance) as tf.Scalar;
+            }
+            let loss = crossEntropy(logits, y);
+            // Reported loss = the data term: the regularizers (path balance) can be negative.
+            if (wantReport) reported.cost = tf.keep(loss.clone());
+            if (phase.hardening > 0 && phase.train === 'all') {
+              loss = tf.add(loss, tf.mul(phase.hardening, decisionEntropy(nodeLogits)));
+            }
+            if (pathBalance !== undefined) loss = tf.add(loss, pathBalance);
+            if (out.levelMass !== undefined)
+              loss = tf.add(loss, tf.mul(recipe.balance, balanceLoss(out.levelMass)));
+            return loss as tf.Scalar;
+          },
+          false,
+          varList,
         );
-      }) as tf.Scalar | undefined;
+      });
       if (topBefore !== undefined) restrainTop(model, recipe.top!.levels, recipe.top!.rate, topBefore);
       steps++;
       samplesSeen += size;
-      if (cost) {
-        lastLoss = (await cost.data())[0]!;
-        cost.dispose();
+      if (reported.cost) {
+        lastLoss = (await reported.cost.data())[0]!;
+        reported.cost.dispose();
         report = {
           phase: phase.name,
           epoch,

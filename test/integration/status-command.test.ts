@@ -38,7 +38,7 @@ const status: Status = {
   pretraining: null,
   progress: { trained_samples: 12_345, budget_samples: 30_000, fraction: 0.4115, eta_s: 200 },
   accuracy: { hard_test_acc: 0.91234, val_loss: 0.31244, central_hard_test_acc: 0.92 },
-  workers: { connected: 3, known: 5 },
+  workers: { connected: 3, known: 5, none_since_ms: null },
   units: { ready: 4, leased: 3, submitted: 0, accepted: 20, rejected: 1, expired: 0 },
   results: { accepted: 20, rejected: 1 },
   traffic: {
@@ -117,6 +117,14 @@ void describe('arbor status', () => {
     assert.ok(out.includes('phase training · 41.1% trained (12,345 / 30,000 samples) · ETA 3m 20s'), text);
     assert.ok(out.includes('accuracy hard test 91.23% (central twin 92.00%) · val loss 0.3124'), text);
     assert.ok(out.includes('workers 3 connected / 5 known'), text);
+    const alone = { ...status, workers: { connected: 0, known: 5, none_since_ms: status.now_ms - 750_000 } };
+    assert.ok(
+      lines(formatStatus(alone, shards, workers)).includes(
+        'workers 0 connected / 5 known · no volunteers for 12m 30s',
+      ),
+    );
+    const brief = { ...alone, workers: { ...alone.workers, none_since_ms: status.now_ms - 30_000 } };
+    assert.ok(lines(formatStatus(brief, shards, workers)).includes('workers 0 connected / 5 known'));
     assert.ok(
       out.includes('units ready 4 · leased 3 · submitted 0 · accepted 20 · rejected 1 · expired 0'),
       text,

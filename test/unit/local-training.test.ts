@@ -113,6 +113,37 @@ void describe('trainUnit (a worker trains one shard)', () => {
     assert.equal(tf.memory().numTensors, count);
   });
 
+  void it('reports the data term as its loss: never negative, though the path balance term is', async () => {
+    const data = separable(256, 6);
+    const siblings = new Float32Array(data.n * 2 * 2);
+    const levels = 2;
+    // An overfull path (97% of the samples on its side) makes the balance term large and negative.
+    const path = {
+      levels,
+      directions: [1, 1],
+      weight: new Float32Array(levels * 6),
+      bias: Float32Array.of(4, 4),
+      onShare: Float32Array.of(0.03, 0.03),
+      balance: 5,
+    };
+    const losses: number[] = [];
+    const result = await trainUnit(
+      base,
+      { ...data, siblings },
+      { ...recipe, epochs: 2 },
+      { reportEvery: 1, onStep: (report) => losses.push(report.loss) },
+      undefined,
+      path,
+    );
+    assert.ok(result.pathDelta !== undefined, 'the path trained');
+    assert.ok(losses.length > 10, `${losses.length} reports`);
+    assert.ok(
+      losses.every((loss) => Number.isFinite(loss) && loss >= 0),
+      `losses ${losses.slice(0, 5).join(', ')}…`,
+    );
+    assert.equal(result.finalLoss, losses.at(-1));
+  });
+
   void it('subtracting weights of another shape is refused', () => {
     const other = initWeights(
       { depth: 3, leafWidth: 4, inputWidth: 6, outputWidth: 2, activation: 'relu' },

@@ -101,6 +101,10 @@ function renderStatus(s) {
     $('acc').title = `central twin: ${pct(s.accuracy.central_hard_test_acc)}`;
   $('val-loss').textContent = s.accuracy.val_loss === null ? '–' : s.accuracy.val_loss.toFixed(4);
   $('workers-connected').textContent = num(s.workers.connected);
+  const alone = s.workers.none_since_ms === null ? 0 : (s.now_ms - s.workers.none_since_ms) / 1000;
+  $('alone').hidden = !(s.phase === 'training' && alone >= 60);
+  $('alone').textContent =
+    `No volunteers for ${Math.round(alone / 60)} min: training waits until one connects.`;
   $('accepted').textContent = num(s.results.accepted);
   $('rejected').textContent = num(s.results.rejected);
   $('units').textContent =
