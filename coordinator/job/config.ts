@@ -97,7 +97,12 @@ export const JobConfigSchema = Type.Object(
             'rate at which the mean of the path deltas of a node moves it, per level from the root (the last entry serves deeper levels)',
           default: [0.1],
         }),
-        reroute_every: Int(1, 1e6, 'top updates between re-routes of the training set', 16),
+        reroute_every: Int(
+          1,
+          1e6,
+          'top updates between re-routes of the training set (it is re-routed at each quarter of the budget too, if the top moved)',
+          16,
+        ),
         max_staleness: Int(
           0,
           1e6,

@@ -132,7 +132,8 @@ export class TrainingJob {
    */
   rerouteIfDue(): Promise<void> {
     if (this.rerouting !== undefined) return this.rerouting;
-    if (!this.top.enabled || this.phase !== 'training' || !this.top.rerouteDue()) return Promise.resolve();
+    if (!this.top.enabled || this.phase !== 'training' || !this.top.rerouteDue(this.budgetProgress()))
+      return Promise.resolve();
     this.rerouting = applySlowRouting(this.slowRoutingContext(), this.assembled(), this.top.current()!, false)
       .then(() => {
         this.valByShard.clear();
@@ -146,6 +147,14 @@ export class TrainingJob {
   /** Settles when no re-route is running (the simulator and tests wait for it). */
   async settled(): Promise<void> {
     while (this.rerouting !== undefined) await this.rerouting;
+  }
+
+  /** Share of the job's sample budget trained so far (0..1). */
+  budgetProgress(): number {
+    const shards = this.ctx.store.listShards();
+    const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);
+    const trained = shards.reduce((sum, s) => sum + Math.min(s.trainedSamples, s.budgetSamples), 0);
+    return budget > 0 ? trained / budget : 0;
   }
 
   private slowRoutingContext() {

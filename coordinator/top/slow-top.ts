@@ -21,6 +21,9 @@ export interface TopSettings {
   };
 }
 
+/** Re-routes at a quarter, half and three quarters of the budget, whatever the updates. */
+const PROGRESS_REROUTES = 3;
+
 /** A path delta as it would move the top, or why it does not. */
 export type TopStep =
   | { readonly top: TopNodes; readonly staleness: number; readonly nodes: number[]; readonly sizes: number[] }
@@ -142,8 +145,14 @@ export class SlowTop {
     return version;
   }
 
-  rerouteDue(): boolean {
+  /**
+   * After `reroute_every` top updates, or once the job is another quarter of the way through
+   * its budget (`progress`, 0..1) with the top moved since: jobs of few large units re-route too.
+   */
+  rerouteDue(progress: number): boolean {
     const row = this.row();
-    return row !== undefined && row.version - row.routedVersion >= this.config.top.reroute_every;
+    if (row === undefined || row.version === row.routedVersion) return false;
+    const quarters = Math.min(PROGRESS_REROUTES, Math.floor(progress * (PROGRESS_REROUTES + 1) + 1e-9));
+    return row.version - row.routedVersion >= this.config.top.reroute_every || row.routingVersion < quarters;
   }
 }

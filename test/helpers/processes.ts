@@ -9,11 +9,19 @@ export interface Spawned {
   readonly exited: Promise<number | null>;
 }
 
-/** `node bin/arbor.js ...args` with captured output; killed when the test process exits. */
-export function spawnArbor(args: readonly string[], env: Record<string, string> = {}): Spawned {
+/**
+ * `node bin/arbor.js ...args` with captured output; killed when the test process exits, with
+ * its whole process group (the workers a demo or bench spawns) when `group` is set.
+ */
+export function spawnArbor(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  options: { group?: boolean } = {},
+): Spawned {
   const child = spawn(process.execPath, ['bin/arbor.js', ...args], {
     env: { ...process.env, ARBOR_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.group === true,
   });
   const spawned: Spawned = {
     child,
@@ -23,9 +31,20 @@ export function spawnArbor(args: readonly string[], env: Record<string, string> 
   };
   child.stdout!.on('data', (chunk: Buffer) => (spawned.stdout += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (spawned.stderr += chunk.toString()));
-  const reap = () => child.kill('SIGKILL');
+  const reap = (): void => {
+    try {
+      if (options.group === true) process.kill(-child.pid!, 'SIGKILL');
+      else child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
   process.once('exit', reap);
-  void spawned.exited.then(() => process.removeListener('exit', reap));
+  void spawned.exited.then(() => {
+    process.removeListener('exit', reap);
+    // The group's leader is gone; whatever it left behind goes with it.
+    if (options.group === true) reap();
+  });
   return spawned;
 }
 
