@@ -90,6 +90,8 @@ export default tseslint.config(
     ['job', ['main', 'http', 'read', 'core']],
     ['top', ['main', 'http', 'read', 'core', 'job']],
     ['store', ['main', 'http', 'read', 'core', 'job', 'top']],
+    // Merge strategies are arithmetic on weights: they use no other layer.
+    ['merge', ['main', 'http', 'read', 'core', 'job', 'top', 'store']],
   ]),
   {
     files: ['shared/**/*.ts'],

@@ -33,6 +33,7 @@ const JOB_FLAGS = {
   localEpochs: 'local_epochs',
   unitSeconds: 'unit_seconds',
   inFlightSpan: 'in_flight_span',
+  outerStrategy: 'outer.strategy',
   outerLr: 'outer.lr',
   outerMomentum: 'outer.momentum',
   stalenessDiscount: 'outer.staleness_discount',
@@ -123,6 +124,12 @@ function withJobOptions(command: Command): Command {
       '--in-flight-span <f>',
       'units of one shard trained at once span at most this share of its schedule',
       positiveNumber('--in-flight-span'),
+    )
+    .addOption(
+      new Option(
+        '--outer-strategy <name>',
+        "how a shard's concurrent deltas merge: each whole ('sum'), averaged with delayed Nesterov, or buffered ('fedbuff')",
+      ).choices(['sum', 'delayed-nesterov', 'fedbuff']),
     )
     .option('--outer-lr <rate>', 'outer learning rate', positiveNumber('--outer-lr'))
     .option('--outer-momentum <m>', 'outer Nesterov momentum', positiveNumber('--outer-momentum'))

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { loadJobData } from '../coordinator/job/job-data.ts';
-import { simulate } from '../coordinator/simulate/simulation.ts';
+import { DEFAULT_SIMULATION, type SimulationResult, simulate } from '../coordinator/simulate/simulation.ts';
+import { type SeedSummary, summarizeSeeds } from '../coordinator/simulate/seed-summary.ts';
 import { DEFAULT_MIX } from '../coordinator/simulate/volunteer-mix.ts';
 import { selectBackend } from '../shared/backend.ts';
 import { integer, positiveNumber } from '../shared/cli-options.ts';
@@ -12,6 +13,44 @@ const fraction = (flag: string) => (value: string) => {
   if (parsed > 1) throw new InvalidArgumentError(`${flag} must be between 0 and 1, got '${value}'.`);
   return parsed;
 };
+
+function accuracyList(value: string): number[] {
+  const list = value.split(',').map(Number);
+  if (list.some((x) => !Number.isFinite(x) || x <= 0 || x > 1))
+    throw new InvalidArgumentError(
+      `--target-acc takes accuracies between 0 and 1, comma-separated, got '${value}'.`,
+    );
+  return list;
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
+
+function describeTimes(times: Readonly<Record<string, unknown>>): string {
+  const parts = Object.entries(times).map(([target, t]) => {
+    const seconds = typeof t === 'number' ? t : (t as { mean?: number } | null)?.mean;
+    return `${pct(Number(target))} at ${seconds === undefined || seconds === null ? 'never' : `${seconds.toFixed(1)} s`}`;
+  });
+  return parts.length > 0 ? `; reached ${parts.join(', ')}` : '';
+}
+
+function describeRun(result: SimulationResult): string {
+  return (
+    `${result.volunteers} volunteers: hard test accuracy ${pct(result.hard_test_acc)}, ` +
+    `${result.virtual_wall_s.toFixed(0)} virtual s, utilization ${pct(result.utilization)}, ` +
+    `idle ${pct(result.idle_fraction)}, wasted ${pct(result.wasted_fraction)}, ${result.accepted} accepted, ` +
+    `${result.rejected} rejected, mean staleness ${result.mean_staleness?.toFixed(2) ?? 'n/a'}` +
+    `${describeTimes(result.time_to_acc)}\n`
+  );
+}
+
+function describeSeeds(summary: SeedSummary): string {
+  const { hard_test_acc: acc, virtual_wall_s: wall } = summary;
+  return (
+    `mean of ${summary.seeds} seeds: hard test accuracy ${pct(acc.mean)} ± ${pct(acc.sd)}, ` +
+    `${wall.mean.toFixed(0)} ± ${wall.sd.toFixed(0)} virtual s, utilization ${pct(summary.utilization.mean)}, ` +
+    `wasted ${pct(summary.wasted_fraction.mean)}${describeTimes(summary.time_to_acc)}\n`
+  );
+}
 
 export function simulateCommand(): Command {
   return addJobOptions(
@@ -53,35 +92,56 @@ export function simulateCommand(): Command {
       1,
     )
     .option('--no-carry-optimizer', "volunteers start every unit's optimizer afresh")
+    .option(
+      '--target-acc <list>',
+      'report when the served model first reached these accuracies, e.g. 0.85,0.86',
+      accuracyList,
+      [],
+    )
+    .option(
+      '--curve-every <s>',
+      "record the served model's accuracy every this many virtual seconds",
+      positiveNumber('--curve-every'),
+      DEFAULT_SIMULATION.curveEverySeconds,
+    )
+    .option(
+      '--seeds <n>',
+      'run this many times (job and crowd seeds +0, +1, …) and report the mean and spread',
+      integer('--seeds', 1, 100),
+      1,
+    )
     .option('--json', 'print the result as one JSON object')
     .action(async (opts: Record<string, unknown>) => {
       const log = createLogger('simulate');
       const config = jobConfigFromOptions(opts);
       await selectBackend('auto');
       const data = await loadJobData(config);
-      const result = await simulate(
-        config,
-        data,
-        {
-          volunteers: opts['volunteers'] as number,
-          samplesPerSecond: opts['speed'] as number,
-          speedSpread: opts['speedSpread'] as number,
-          vanish: opts['vanish'] as number,
-          leave: opts['leave'] as number,
-          leaveWithinSeconds: opts['leaveWithin'] as number,
-          joinOverSeconds: opts['joinOver'] as number,
-          seed: opts['crowdSeed'] as number,
-          carryOptimizer: opts['carryOptimizer'] !== false,
-        },
-        log,
-      );
-      process.stdout.write(
-        opts['json']
-          ? `${JSON.stringify(result)}\n`
-          : `${result.volunteers} volunteers: hard test accuracy ${(result.hard_test_acc * 100).toFixed(2)}%, ` +
-              `${result.virtual_wall_s.toFixed(0)} virtual s, utilization ${(result.utilization * 100).toFixed(1)}%, ` +
-              `wasted ${(result.wasted_fraction * 100).toFixed(1)}%, ${result.accepted} accepted, ` +
-              `${result.rejected} rejected, mean staleness ${result.mean_staleness?.toFixed(2) ?? 'n/a'}\n`,
-      );
+      const seeds = opts['seeds'] as number;
+      const runs: SimulationResult[] = [];
+      for (let i = 0; i < seeds; i++) {
+        const result = await simulate(
+          { ...config, seed: config.seed + i },
+          data,
+          {
+            volunteers: opts['volunteers'] as number,
+            samplesPerSecond: opts['speed'] as number,
+            speedSpread: opts['speedSpread'] as number,
+            vanish: opts['vanish'] as number,
+            leave: opts['leave'] as number,
+            leaveWithinSeconds: opts['leaveWithin'] as number,
+            joinOverSeconds: opts['joinOver'] as number,
+            seed: (opts['crowdSeed'] as number) + i,
+            carryOptimizer: opts['carryOptimizer'] !== false,
+          },
+          log,
+          undefined,
+          { curveEverySeconds: opts['curveEvery'] as number, targets: opts['targetAcc'] as number[] },
+        );
+        runs.push(result);
+        if (!opts['json']) process.stdout.write(describeRun(result));
+      }
+      if (opts['json'])
+        process.stdout.write(`${JSON.stringify(seeds === 1 ? runs[0] : summarizeSeeds(runs))}\n`);
+      else if (seeds > 1) process.stdout.write(describeSeeds(summarizeSeeds(runs)));
     });
 }

@@ -20,8 +20,7 @@ import {
 } from './delta-check.ts';
 
 import { subtractWeights } from '../../shared/fff/local-training.ts';
-import { OuterOptimizer } from './outer-optimizer.ts';
-import { withoutCoveredPart } from './stale-correction.ts';
+import type { OuterState } from '../merge/outer-state.ts';
 
 /** Below this share of changed leaf parameters a delta shows no training (see changedLeafShare). */
 const MIN_CHANGED_LEAF_SHARE = 0.01;
@@ -45,7 +44,7 @@ export interface Candidate {
   path?: PathNodes;
   staleness?: number;
   norm?: number;
-  merged?: { weights: FFFWeights; momentum: FFFWeights; valLoss: number; measure: number; phase: string };
+  merged?: { weights: FFFWeights; state: OuterState; valLoss: number; measure: number; phase: string };
   /** Quorum mode: the first worker's delta for this unit, held until this one agrees. */
   held?: FFFWeights;
   /** Samples the result is credited with, and its share of the unit (below 1 when partial). */
@@ -217,32 +216,41 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     code: 'DELTA_REJECTED',
     check: (c, job) => {
       const shard = shardOf(c);
-      const { outer, validation } = job.config;
+      const unit = unitOf(c);
+      const { validation } = job.config;
       const current = job.subtree(shard);
-      const optimizer = new OuterOptimizer(
-        { lr: outer.lr, momentum: outer.momentum, stalenessDiscount: outer.staleness_discount },
+      const staleness = c.staleness ?? 0;
+      const proposal = job.merge.propose({
         current,
-        job.momentum(shard),
-      );
-      const base = unitOf(c).baseBlob;
-      const delta =
-        outer.stale_correction === 'project' && (c.staleness ?? 0) > 0 && base !== null
-          ? withoutCoveredPart(deltaOf(c), subtractWeights(current, job.weightsOfBlob(base)))
-          : deltaOf(c);
-      const weights = optimizer.step(current, [{ delta, staleness: c.staleness ?? 0 }]);
+        state: job.outerState(shard),
+        delta: deltaOf(c),
+        ...(staleness > 0 && unit.baseBlob !== null
+          ? { moved: subtractWeights(current, job.weightsOfBlob(unit.baseBlob)) }
+          : {}),
+        staleness,
+        peers: 1 / (unit.share ?? 1),
+        trained: c.samplesDone?.fraction ?? 1,
+      });
       // Judged by the objective of the unit's phase, against the best merged in that phase
       // (so that accepted deltas cannot ratchet it up), or the current model's at a new phase.
-      const phase = job.validationPhase(unitOf(c));
-      const measure = job.validationMeasure(weights, shard, phase);
+      const phase = job.validationPhase(unit);
+      const judged = job.validationMeasure(proposal.judged, shard, phase);
       const reference =
         shard.bestPhase === phase.name && shard.bestValLoss != null
           ? Math.min(shard.bestValLoss, job.currentMeasure(shard, phase))
           : job.currentMeasure(shard, phase);
-      if (!Number.isFinite(measure) || measure > reference * (1 + validation.tolerance) + 1e-6)
-        return `validation loss (${phase.name} phase) ${measure.toFixed(4)} is worse than the shard's best ${reference.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
+      if (!Number.isFinite(judged) || judged > reference * (1 + validation.tolerance) + 1e-6)
+        return `validation loss (${phase.name} phase) ${judged.toFixed(4)} is worse than the shard's best ${reference.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
+      const { weights } = proposal;
+      const measure =
+        weights === proposal.judged
+          ? judged
+          : weights === current
+            ? job.currentMeasure(shard, phase)
+            : job.validationMeasure(weights, shard, phase);
       const valLoss =
         phase.routing === 'hard' ? measure : hardCrossEntropy(weights, job.validationSet(shard));
-      c.merged = { weights, momentum: optimizer.momentum, valLoss, measure, phase: phase.name };
+      c.merged = { weights, state: proposal.state, valLoss, measure, phase: phase.name };
       return undefined;
     },
   },

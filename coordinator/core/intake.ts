@@ -8,6 +8,7 @@ import type { NewUnit, ResultRow, Store, Unit, UnitWindow } from '../store/store
 import { type AcceptanceRule, type Candidate, type Submission, judge } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { TopStep } from '../top/slow-top.ts';
+import { encodeOuterState } from '../merge/outer-state.ts';
 
 /** What the HTTP layer sends back: 200 for accepted, the rule's error code otherwise. */
 export type IntakeOutcome =
@@ -58,6 +59,7 @@ function restOf(unit: Unit, window: UnitWindow, fraction: number): NewUnit {
     baseVersion: unit.baseVersion,
     createdMs: unit.createdMs,
     window: { from, to: window.to, epochs: window.epochs * (1 - fraction) },
+    share: unit.share ?? null,
   };
 }
 
@@ -168,6 +170,7 @@ export class ResultIntake {
           baseVersion: store.getShard(unit.shard)?.version ?? unit.baseVersion,
           createdMs: unit.createdMs,
           window: unit.window,
+          share: unit.share ?? null,
         });
       store.appendEvent(
         'rejected',
@@ -204,7 +207,7 @@ export class ResultIntake {
     const merged = candidate.merged!;
     const { workerId, metrics, body } = candidate.submission;
     const weightsBlob = blobs.put(encodeFFF(merged.weights));
-    const momentumBlob = blobs.put(encodeFFF(merged.momentum));
+    const momentumBlob = blobs.put(encodeOuterState(merged.state));
     const deltaBlob = blobs.put(body);
     const details = { unit: unit.id, shard: unit.shard, worker: workerId, val_loss: merged.valLoss };
     const window = this.job.windowOf(unit);
@@ -221,8 +224,10 @@ export class ResultIntake {
         baseVersion: unit.baseVersion,
         deltaBlob,
         samples: done.samples,
+        // What the shard's schedule moved on: the unit's samples at today's shard size, times
+        // its share of the step (1/N when N units in flight are averaged into one).
         progress: Math.round(
-          (done.samples * candidate.shard!.samples) /
+          ((unit.share ?? 1) * (done.samples * candidate.shard!.samples)) /
             Math.max(1, unit.baseSamples ?? candidate.shard!.samples),
         ),
         alsoCredit: unit.heldBy,

@@ -99,6 +99,8 @@ export class Leases {
     const measured = this.store.lastThroughput(workerId);
     const claimed = Math.min(MAX_CLAIMED_SAMPLES_PER_SECOND, asker.claimedSamplesPerSecond ?? 0);
     const cut = this.store.cutProgress();
+    const inFlight = new Map<number, number>();
+    for (const { shard } of this.store.leaseHolders()) inFlight.set(shard, (inFlight.get(shard) ?? 0) + 1);
     const unit = cutUnit(this.job.config, this.store.listShards(), cut, {
       samplesPerSecond: measured ? (measured.samples * 1000) / Math.max(1, measured.ms) : claimed,
       speedUnmeasured: measured === undefined,
@@ -106,6 +108,8 @@ export class Leases {
       workers: this.competing(asker.connected ?? [workerId], cut),
       now,
       batch: (shard) => this.job.batchOf(shard),
+      inFlight,
+      share: (peers) => this.job.merge.share(peers),
     });
     if (unit === undefined) return false;
     this.store.createUnit(unit);

@@ -16,6 +16,10 @@ export interface CutRequest {
   readonly workers: number;
   readonly now: number;
   readonly batch: (shard: Shard) => number;
+  /** Units of each shard being trained now. */
+  readonly inFlight: ReadonlyMap<number, number>;
+  /** The merge strategy's share of a unit's window among `peers` in flight (MergeStrategy.share). */
+  readonly share: (peers: number) => number;
 }
 
 const EPSILON = 1e-9;
@@ -26,12 +30,17 @@ export const cutUnitId = (shard: number, from: number): string =>
 
 /**
  * Cuts the next unit from the shards' schedules: from the shard with the least of its
- * budget handed out (a shard whose data the worker holds, if it is within `in_flight_span`
+ * schedule handed out (a shard whose data the worker holds, if it is within `in_flight_span`
  * of the least), sized to `unit_seconds` on the worker's speed, no more than `local_epochs`
  * passes, and no more than a fair share of what is left, so that every connected worker
- * gets something while any budget remains (and when workers share a shard, no more than
+ * gets something while any schedule remains (and when workers share a shard, no more than
  * their share of `in_flight_span`: units in flight together start from about the same
  * weights, so none should train a phase its base has not nearly reached).
+ *
+ * A unit trains its window of the schedule, but moves the shard's schedule on by only its
+ * share of it: the whole window when every result is a step of its own (`sum`), 1/N of it
+ * when the N units in flight together are averaged into one step. The limits above hold for
+ * that advance, so a crowd trains each stretch of the schedule with more samples, not fewer.
  */
 export function cutUnit(
   config: JobConfig,
@@ -54,22 +63,26 @@ export function cutUnit(
   const from = cut.get(shard.id) ?? 0;
   const budget = shard.samples * config.shard_epochs;
   const remaining = (1 - from) * budget;
+  const peers = Math.max(perShard, (request.inFlight.get(shard.id) ?? 0) + 1);
+  const share = Math.min(1, Math.max(EPSILON, request.share(peers)));
   const probe = request.speedUnmeasured ? 0.25 : 1;
   const bySpeed = Math.max(0, request.samplesPerSecond) * config.unit_seconds * probe;
   const byCap = shard.samples * config.local_epochs;
-  const fairShare = Math.min(
-    remaining / perShard,
-    perShard > 1 ? (budget * config.in_flight_span) / perShard : Infinity,
-  );
-  const floor = Math.min(remaining, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
-  let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining));
-  if (remaining - size < floor) size = remaining;
-  const to = size >= remaining - EPSILON ? 1 : from + size / budget;
+  // Limits on the schedule's advance, turned into samples trained by the share.
+  const fairShare =
+    Math.min(remaining / perShard, perShard > 1 ? (budget * config.in_flight_span) / perShard : Infinity) /
+    share;
+  const floor = Math.min(remaining / share, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
+  let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining / share));
+  if ((remaining - size * share) / share < floor) size = remaining / share;
+  const advance = size * share;
+  const to = Math.min(1, from + size / budget);
   return {
     id: cutUnitId(shard.id, from),
     shard: shard.id,
     baseVersion: shard.version,
     createdMs: request.now,
     window: { from, to, epochs: ((to - from) * budget) / shard.samples },
+    ...(share < 1 ? { share: Math.min(1, advance / Math.max(EPSILON, (to - from) * budget)) } : {}),
   };
 }

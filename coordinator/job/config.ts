@@ -72,6 +72,14 @@ export const JobConfigSchema = Type.Object(
     ),
     outer: Type.Object(
       {
+        strategy: Type.Union(
+          [Type.Literal('sum'), Type.Literal('delayed-nesterov'), Type.Literal('fedbuff')],
+          {
+            description:
+              "how a shard's accepted deltas become steps: 'sum' applies each whole; 'delayed-nesterov' averages the units in flight together (lr·Δ/N each) and steps the Nesterov momentum once per N; 'fedbuff' buffers N and applies their staleness-weighted mean",
+            default: 'sum',
+          },
+        ),
         lr: Num(0, 10, 'outer learning rate', 1),
         momentum: Num(0, 0.999, 'outer Nesterov momentum', 0),
         staleness_discount: Num(0, 1, 'weight factor per version of staleness', 1),

@@ -25,6 +25,9 @@ import { type TopNodes, topOfTree, withTop } from '../../shared/fff/top-blob.ts'
 import { concatDatasets } from '../../shared/data/dataset.ts';
 import { servedLossChange } from '../top/served-loss.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
+import { type OuterState, decodeOuterState, emptyOuterState } from '../merge/outer-state.ts';
+import type { MergeStrategy } from '../merge/strategy.ts';
+import { mergeStrategy } from '../merge/strategies.ts';
 
 export interface JobContext {
   readonly store: Store;
@@ -55,6 +58,8 @@ export class TrainingJob {
   readonly subtreeShape: FFFShape;
   /** The top K levels, when they train slowly instead of staying frozen. */
   readonly top: SlowTop;
+  /** How accepted deltas become steps of their shard (`outer.strategy`). */
+  readonly merge: MergeStrategy;
   private treeWeights: FFFWeights | undefined;
   private readonly weightsByBlob = new Map<number, { blob: string; weights: FFFWeights }>();
   private readonly valByShard = new Map<number, Dataset>();
@@ -68,6 +73,7 @@ export class TrainingJob {
     this.shape = treeShape(ctx.config, ctx.data.train);
     this.subtreeShape = subtreeShape(this.shape, ctx.config.frozen);
     this.top = new SlowTop(ctx.store, ctx.blobs, ctx.config, ctx.log);
+    this.merge = mergeStrategy(ctx.config.outer);
   }
 
   /** Bytes of a unit's result: the encoded delta of one subtree, and of its path (slow top). */
@@ -247,10 +253,15 @@ export class TrainingJob {
     this.weightsByBlob.set(shard, { blob, weights });
   }
 
-  momentum(shard: Shard): FFFWeights | undefined {
+  /** The shard's outer-optimizer state (momentum, deltas of the round so far). */
+  outerState(shard: Shard): OuterState {
     return shard.momentumBlob
-      ? decodeFFF(this.ctx.blobs.read(shard.momentumBlob), `blob ${shard.momentumBlob}`)
-      : undefined;
+      ? decodeOuterState(
+          this.ctx.blobs.read(shard.momentumBlob),
+          this.subtreeShape,
+          `blob ${shard.momentumBlob}`,
+        )
+      : emptyOuterState(this.subtreeShape);
   }
 
   validationSet(shard: Shard): Dataset {
@@ -285,13 +296,20 @@ export class TrainingJob {
     });
   }
 
+  /** Hard test accuracy of `model` (default: the assembled model served now). */
+  testAccuracy(model: FFFWeights = this.assembled()): number {
+    const { test } = this.ctx.data;
+    const predicted = compileHardInference(model).predictClasses(test.x, test.n);
+    let correct = 0;
+    for (let i = 0; i < test.n; i++) if (predicted[i] === test.y[i]) correct++;
+    return correct / Math.max(1, test.n);
+  }
+
   /** Hard test accuracy of the assembled model, a checkpoint blob, and a row in the series. */
   evaluate(): EvalRow {
-    const { store, blobs, data } = this.ctx;
+    const { store, blobs } = this.ctx;
     const model = this.assembled();
-    const predicted = compileHardInference(model).predictClasses(data.test.x, data.test.n);
-    let correct = 0;
-    for (let i = 0; i < data.test.n; i++) if (predicted[i] === data.test.y[i]) correct++;
+    const hardTestAcc = this.testAccuracy(model);
     const shards = store.listShards();
     const valSamples = shards.reduce((sum, s) => sum + this.validationSet(s).n, 0);
     const valLoss =
@@ -300,7 +318,7 @@ export class TrainingJob {
     const row = {
       atMs: this.ctx.clock.now(),
       accepted: store.resultCounts().accepted,
-      hardTestAcc: correct / Math.max(1, data.test.n),
+      hardTestAcc,
       valLoss,
       checkpointBlob: blobs.put(this.checkpoint(model)),
     };

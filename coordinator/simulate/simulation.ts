@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -19,7 +19,8 @@ import { BlobStore } from '../store/blob-store.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { EventQueue } from './event-queue.ts';
 import { type SimulationResult, summarize } from './summary.ts';
-import { type Timeline, utilization } from './timeline.ts';
+import { type Timeline, crowdTime } from './timeline.ts';
+import { AccuracyCurve, timeToAccuracy } from './accuracy-curve.ts';
 import { type SimulatedVolunteer, type VolunteerMix, volunteersOf } from './volunteer-mix.ts';
 
 interface Running {
@@ -27,6 +28,15 @@ interface Running {
   readonly startMs: number;
   readonly endMs: number;
 }
+
+export interface SimulationOptions {
+  /** The served model's accuracy is recorded every this many virtual seconds. */
+  readonly curveEverySeconds: number;
+  /** Accuracies whose time of first reaching the report gives. */
+  readonly targets: readonly number[];
+}
+
+export const DEFAULT_SIMULATION: SimulationOptions = { curveEverySeconds: 5, targets: [] };
 
 /**
  * A deterministic discrete-event run of simulated volunteers against the real coordinator
@@ -39,7 +49,24 @@ export async function simulate(
   data: DataSplit,
   mix: VolunteerMix,
   log: Logger,
-  dir = mkdtempSync(join(tmpdir(), 'arbor-simulate-')),
+  dir?: string,
+  options: SimulationOptions = DEFAULT_SIMULATION,
+): Promise<SimulationResult> {
+  const own = dir === undefined ? mkdtempSync(join(tmpdir(), 'arbor-simulate-')) : undefined;
+  try {
+    return await run(config, data, mix, log, dir ?? own!, options);
+  } finally {
+    if (own !== undefined) rmSync(own, { recursive: true, force: true });
+  }
+}
+
+async function run(
+  config: JobConfig,
+  data: DataSplit,
+  mix: VolunteerMix,
+  log: Logger,
+  dir: string,
+  options: SimulationOptions,
 ): Promise<SimulationResult> {
   const started = performance.now();
   const clock = new ManualClock(0);
@@ -60,7 +87,8 @@ export async function simulate(
   void core.done.then(() => (finished = true));
 
   const queue = new EventQueue();
-  const timeline: Timeline = { present: new Map(), busy: new Map(), budgetGoneMs: Infinity };
+  const timeline: Timeline = { present: new Map(), busy: new Map() };
+  const curve = new AccuracyCurve(options.curveEverySeconds * 1000, () => job.testAccuracy());
   const ids = new Map<SimulatedVolunteer, string>();
   const cached = new Map<string, Set<number>>();
   const shardData = new Map<string, Dataset>();
@@ -69,7 +97,7 @@ export async function simulate(
   const counts = { units: 0, partial: 0, vanished: 0, wastedMs: 0, busyMs: 0 };
 
   const busy = (id: string, from: number, to: number, merged: boolean) => {
-    timeline.busy.set(id, [...(timeline.busy.get(id) ?? []), [from, to]]);
+    timeline.busy.set(id, [...(timeline.busy.get(id) ?? []), { span: [from, to], merged }]);
     counts.busyMs += to - from;
     if (!merged) counts.wastedMs += to - from;
   };
@@ -140,8 +168,6 @@ export async function simulate(
     if (gone.has(id)) return;
     if (clock.now() >= volunteer.leaveMs) return leave(volunteer, clock.now());
     const answer = core.assign(id, [...(cached.get(id) ?? [])]);
-    if (timeline.budgetGoneMs === Infinity && job.openUnits() === store.unitsByState().leased)
-      timeline.budgetGoneMs = clock.now();
     if (answer.type === 'no_work') {
       if (answer.done === true) leave(volunteer, clock.now());
       else queue.at(clock.now() + answer.retry_after_ms, () => ask(volunteer));
@@ -236,16 +262,20 @@ export async function simulate(
   while (!finished) {
     const next = queue.next();
     if (next === undefined) throw new Error('the simulation ran out of volunteers before the job was done');
+    curve.advanceTo(next.atMs);
     clock.advance(next.atMs - clock.now());
     await next.run();
   }
   const final = await core.done;
   const wallMs = clock.now();
+  const points = curve.finish(wallMs, final.hardTestAcc);
   const result = summarize(store, {
     volunteers: mix.volunteers,
     hardTestAcc: final.hardTestAcc,
     wallMs,
-    utilization: utilization(timeline, wallMs),
+    crowd: crowdTime(timeline, wallMs),
+    curve: points,
+    timeToAcc: timeToAccuracy(points, options.targets),
     counts,
     peakInFlight,
     realSeconds: (performance.now() - started) / 1000,

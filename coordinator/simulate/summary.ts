@@ -1,14 +1,24 @@
 import type { Store } from '../store/store.ts';
+import type { CurvePoint } from './accuracy-curve.ts';
+import type { CrowdTime } from './timeline.ts';
 import { type TopActivity, topActivity } from '../top/top-activity.ts';
 
 export interface SimulationResult {
   readonly volunteers: number;
   readonly hard_test_acc: number;
   readonly virtual_wall_s: number;
-  /** Busy share of volunteers' time while budget was left to hand out. */
+  /** Share of every connected volunteer's time, over the whole job, spent on merged work. */
   readonly utilization: number;
-  /** Share of volunteers' training time whose result was never merged. */
+  /** Share of it spent connected without a unit. */
+  readonly idle_fraction: number;
+  /** Share of it spent training what was never merged. */
   readonly wasted_fraction: number;
+  /** Share of the training done whose result was never merged. */
+  readonly wasted_work: number;
+  /** The served model's hard test accuracy over virtual time, the final model last. */
+  readonly curve: readonly CurvePoint[];
+  /** Seconds until the served model first reached each target accuracy (null: never). */
+  readonly time_to_acc: Readonly<Record<string, number | null>>;
   readonly accepted: number;
   readonly rejected: number;
   /** Rejections by the acceptance rule that made them. */
@@ -37,7 +47,9 @@ export interface RunCounts {
   readonly volunteers: number;
   readonly hardTestAcc: number;
   readonly wallMs: number;
-  readonly utilization: number;
+  readonly crowd: CrowdTime;
+  readonly curve: readonly CurvePoint[];
+  readonly timeToAcc: Record<string, number | null>;
   readonly counts: {
     readonly units: number;
     readonly partial: number;
@@ -72,8 +84,10 @@ export function summarize(store: Store, run: RunCounts): SimulationResult {
     volunteers: run.volunteers,
     hard_test_acc: run.hardTestAcc,
     virtual_wall_s: run.wallMs / 1000,
-    utilization: run.utilization,
-    wasted_fraction: run.counts.wastedMs / Math.max(1, run.counts.busyMs),
+    ...run.crowd,
+    wasted_work: run.counts.wastedMs / Math.max(1, run.counts.busyMs),
+    curve: run.curve,
+    time_to_acc: run.timeToAcc,
     accepted: results.accepted,
     rejected: results.rejected,
     rejected_by: Object.fromEntries(store.rejectionsByRule().map((r) => [r.rule, r.n])),

@@ -133,6 +133,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE units ADD COLUMN base_top INTEGER;
   ALTER TABLE units ADD COLUMN base_samples INTEGER;
   `,
+  `
+  ALTER TABLE units ADD COLUMN share REAL;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -50,6 +50,7 @@ export interface UnitRow {
   epochs: number | null;
   base_top: number | null;
   base_samples: number | null;
+  share: number | null;
 }
 export interface WorkerRow {
   id: string;
@@ -117,6 +118,7 @@ export const toUnit = (r: UnitRow): Unit => ({
       : { from: r.window_from, to: r.window_to, epochs: r.epochs },
   baseTop: r.base_top,
   baseSamples: r.base_samples,
+  share: r.share,
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

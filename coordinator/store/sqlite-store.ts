@@ -93,6 +93,7 @@ export class SqliteStore implements Store {
       w?.from ?? null,
       w?.to ?? null,
       w?.epochs ?? null,
+      unit.share ?? null,
     );
   }
 

@@ -80,6 +80,12 @@ export interface NewUnit {
   createdMs: number;
   /** The stretch of the shard's schedule it trains (units of older jobs: their round's). */
   window?: UnitWindow | null;
+  /**
+   * The share of its window by which its merged result moves the shard's schedule on: 1 when
+   * each result is a step of its own (null: 1), 1/N when the N units in flight together are
+   * averaged into one step (merge strategy).
+   */
+  share?: number | null;
 }
 
 export interface Unit extends NewUnit {
@@ -239,7 +245,7 @@ export interface Store {
   lastThroughput(workerId: string): { samples: number; ms: number } | undefined;
   /** Who holds a lease now, on which shard. */
   leaseHolders(): { workerId: string; shard: number }[];
-  /** Per shard, how far units have been cut from its schedule (the largest window end). */
+  /** Per shard, how far units have been cut from its schedule (the largest window start plus its share of the window). */
   cutProgress(): Map<number, number>;
   setUnitWindow(id: string, window: UnitWindow): void;
   upsertWorker(worker: WorkerInfo): void;

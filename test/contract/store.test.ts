@@ -806,6 +806,7 @@ void describe('Store migrations', () => {
         window: null,
         baseTop: null,
         baseSamples: null,
+        share: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

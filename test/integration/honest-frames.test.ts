@@ -51,8 +51,7 @@ function recordFetch(sent: Sent): () => void {
     const metrics = headers.get(HEADERS.metrics);
     if (metrics !== null) sent.metrics.push(metrics);
     const url = input instanceof Request ? input.url : input.toString();
-    if (url.endsWith(ROUTES.enrol) && typeof init?.body === 'string')
-      sent.enrolments.push(init.body);
+    if (url.endsWith(ROUTES.enrol) && typeof init?.body === 'string') sent.enrolments.push(init.body);
     return real(input, init);
   };
   return () => (globalThis.fetch = real);

@@ -44,7 +44,14 @@ void describe('parseJobConfig', () => {
       local_epochs: 12,
       unit_seconds: 60,
       in_flight_span: 0.125,
-      outer: { lr: 1, momentum: 0, staleness_discount: 1, max_staleness: 64, stale_correction: 'project' },
+      outer: {
+        strategy: 'sum',
+        lr: 1,
+        momentum: 0,
+        staleness_discount: 1,
+        max_staleness: 64,
+        stale_correction: 'project',
+      },
       top: {
         mode: 'frozen',
         lr: [0.1],
@@ -93,6 +100,7 @@ void describe('parseJobConfig', () => {
     });
     assert.deepEqual(config.pretrain, { mode: 'auto', epochs: 1, leaf: 32, balance: 1, max_samples: 60000 });
     assert.deepEqual(config.outer, {
+      strategy: 'sum',
       lr: 0.7,
       momentum: 0,
       staleness_discount: 1,
@@ -239,6 +247,7 @@ void describe('overlay', () => {
     const config = parseJobConfig(overlay({ depth: 5, outer: { lr: 0.5 } }, { 'outer.momentum': 0.9 }));
     assert.equal(config.depth, 5);
     assert.deepEqual(config.outer, {
+      strategy: 'sum',
       lr: 0.5,
       momentum: 0.9,
       staleness_discount: 1,

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deltaNorm, nonFiniteValue, shapeMismatch } from '../../coordinator/core/delta-check.ts';
-import { OuterOptimizer } from '../../coordinator/core/outer-optimizer.ts';
-import { withoutCoveredPart } from '../../coordinator/core/stale-correction.ts';
+import { OuterOptimizer } from '../../coordinator/merge/outer-optimizer.ts';
+import { withoutCoveredPart } from '../../coordinator/merge/stale-correction.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { type FFFWeights, TENSOR_NAMES, cloneWeights, zeroWeights } from '../../shared/fff/weights.ts';
 

@@ -30,6 +30,8 @@ const request = (over: Partial<CutRequest> = {}): CutRequest => ({
   workers: 1,
   now: 0,
   batch: () => 32,
+  inFlight: new Map(),
+  share: () => 1,
   ...over,
 });
 
