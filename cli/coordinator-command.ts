@@ -3,7 +3,14 @@ import { hostname } from 'node:os';
 import { type RunningCoordinator, startCoordinator } from '../coordinator/main.ts';
 import { joinCommand } from '../proto/dashboard.ts';
 import { ROUTES } from '../proto/routes.ts';
-import { JobConfigSchema, overlay, parseJobConfig, readJobConfigFile } from '../coordinator/job/config.ts';
+import {
+  type JobConfig,
+  JobConfigSchema,
+  overlay,
+  parseJobConfig,
+  readJobConfigFile,
+} from '../coordinator/job/config.ts';
+import { parseUntil } from '../coordinator/job/job-goal.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { DATA_SPECS_HELP } from '../shared/data/load.ts';
 import { ACTIVATIONS } from '../shared/fff/weights.ts';
@@ -45,10 +52,19 @@ const JOB_FLAGS = {
   valFraction: 'validation.fraction',
   valTolerance: 'validation.tolerance',
   quorum: 'validation.quorum',
+  until: 'until',
   evalEvery: 'eval_every',
   leaseMs: 'lease_ms',
   heartbeatMs: 'heartbeat_ms',
 } as const;
+
+function untilGoal(value: string): JobConfig['until'] {
+  try {
+    return parseUntil(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`--until: ${(error as Error).message}.`);
+  }
+}
 
 /** The schema's default of a dotted job setting, as help text shows it. */
 function schemaDefault(dotted: string): unknown {
@@ -166,6 +182,11 @@ function withJobOptions(command: Command): Command {
       '--quorum <n>',
       '2: every unit is computed by two workers and merged only if their deltas agree',
       integer('--quorum', 1, 2),
+    )
+    .option(
+      '--until <goal>',
+      "end the job when the goal holds (every shard's schedule ends it anyway): acc:ACCURACY, time:SECONDS (since the job began), plateau[:EVALUATIONS]; comma-separated for the first of several",
+      untilGoal,
     )
     .option('--eval-every <n>', 'evaluate after this many accepted results', integer('--eval-every', 1))
     .option('--lease-ms <ms>', 'lease length', integer('--lease-ms', 100))

@@ -73,6 +73,13 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     check: (c) => (c.unit === undefined ? `no unit ${c.submission.unitId}` : undefined),
   },
   {
+    name: 'job-running',
+    stage: 'lease',
+    code: 'LEASE_LOST',
+    // The owner's goal may end a job while units are still out: their results merge no more.
+    check: (_c, job) => (job.phase === 'done' ? 'the job has ended' : undefined),
+  },
+  {
     name: 'leased-to-sender',
     stage: 'lease',
     code: 'LEASE_LOST',

@@ -224,13 +224,16 @@ export class CoordinatorCore {
     this.presence.seen(submission.workerId, this.deps.clock.now());
     const outcome = this.intake.submit(submission, this.presence.get(submission.workerId)?.name);
     if (outcome.replay === true || this.phase !== 'training') return outcome;
+    let evaluated = false;
     if (outcome.response.status === 'accepted' && outcome.response.held !== true) {
       this.accepted++;
-      if (this.accepted % this.deps.job.config.eval_every === 0 && this.evaluationDue())
+      if (this.accepted % this.deps.job.config.eval_every === 0 && this.evaluationDue()) {
         this.deps.job.evaluate();
+        evaluated = true;
+      }
     }
     // A rejection may have retired the last open unit: the job ends then too, never stalls.
-    this.finishIfComplete();
+    this.finishIfComplete(evaluated);
     return outcome;
   }
 
@@ -257,6 +260,7 @@ export class CoordinatorCore {
   /** The sweeper's other chores: drop workers of revoked tokens; now and then, prune the store. */
   upkeep(): void {
     this.controls.enforceRevocations();
+    if (this.phase === 'training') this.finishIfComplete();
     const now = this.deps.clock.now();
     const retention = this.deps.retention ?? DEFAULT_RETENTION;
     if (now - this.lastPruneMs < retention.everyMs) return;
@@ -281,8 +285,9 @@ export class CoordinatorCore {
     return true;
   }
 
-  private finishIfComplete(): void {
-    const final = this.deps.job.finishIfComplete();
+  private finishIfComplete(evaluated = false): void {
+    const { job } = this.deps;
+    const final = job.finishIfGoalMet(evaluated) ?? job.finishIfComplete();
     if (final !== undefined) this.finish(final);
   }
 

@@ -4,7 +4,8 @@ import type { ResultResponse } from '../../proto/messages.ts';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
-import type { NewUnit, ResultRow, Store, Unit, UnitWindow } from '../store/store.ts';
+import type { ResultRow, Store, Unit } from '../store/store.ts';
+import { restOfUnit } from './unit-cutter.ts';
 import { type AcceptanceRule, type Candidate, type Submission, judge } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { TopStep } from '../top/slow-top.ts';
@@ -44,23 +45,6 @@ export function nextRetry(unitId: string, maxRetries: number): string | undefine
   const match = /^(.*?)(?:-x(\d+))?$/.exec(unitId)!;
   const retry = Number(match[2] ?? 0) + 1;
   return retry > maxRetries ? undefined : `${match[1]}-x${retry}`;
-}
-
-/**
- * What is left of a unit whose worker trained `fraction` of it: the rest of its window, as a
- * unit of its own (its id plus `-p<where the rest starts, in parts per million of the schedule>`).
- */
-function restOf(unit: Unit, window: UnitWindow, fraction: number): NewUnit {
-  const from = window.from + (window.to - window.from) * fraction;
-  const base = unit.id.replace(/(?:-[px]\d+)+$/, '');
-  return {
-    id: `${base}-p${Math.round(from * 1e6)}`,
-    shard: unit.shard,
-    baseVersion: unit.baseVersion,
-    createdMs: unit.createdMs,
-    window: { from, to: window.to, epochs: window.epochs * (1 - fraction) },
-    share: unit.share ?? null,
-  };
 }
 
 /**
@@ -171,6 +155,7 @@ export class ResultIntake {
           createdMs: unit.createdMs,
           window: unit.window,
           share: unit.share ?? null,
+          cutTo: unit.cutTo ?? null,
         });
       store.appendEvent(
         'rejected',
@@ -215,7 +200,7 @@ export class ResultIntake {
       samples: this.job.unitSamples(candidate.shard!, unit),
       fraction: 1,
     };
-    const rest = done.fraction < 1 ? restOf(unit, window, done.fraction) : undefined;
+    const rest = done.fraction < 1 ? restOfUnit(unit, window, done.fraction) : undefined;
     const version = store.transaction(() => {
       const v = store.acceptResult({
         unitId: unit.id,

@@ -3,9 +3,9 @@ import type { Logger } from 'pino';
 import type { Assign, Heartbeat, NoWork, Release } from '../../proto/messages.ts';
 import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
-import type { Store } from '../store/store.ts';
+import type { Store, Unit } from '../store/store.ts';
 import type { Clock } from '../../shared/clock.ts';
-import { cutUnit } from './unit-cutter.ts';
+import { MIN_UNIT_BATCHES, cutUnit, restOfUnit } from './unit-cutter.ts';
 
 /** Who asks for work, as far as sizing a new unit goes. */
 export interface Asker {
@@ -52,7 +52,8 @@ export class Leases {
     const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
     let unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
-    if (unit === undefined && this.cut(workerId, asker, now))
+    if (unit !== undefined) unit = this.fitted(unit, workerId, asker);
+    else if (this.cut(workerId, asker, now))
       unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
     if (unit === undefined) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const shard = this.store.getShard(unit.shard);
@@ -94,16 +95,55 @@ export class Leases {
     };
   }
 
-  /** A new unit from the shards' schedules, sized for this worker; false when all is cut. */
-  private cut(workerId: string, asker: Asker, now: number): boolean {
+  /** The worker's speed: measured by this coordinator, else its claim (capped). */
+  private speedOf(workerId: string, asker: Asker): { samplesPerSecond: number; speedUnmeasured: boolean } {
     const measured = this.store.lastThroughput(workerId);
     const claimed = Math.min(MAX_CLAIMED_SAMPLES_PER_SECOND, asker.claimedSamplesPerSecond ?? 0);
+    return {
+      samplesPerSecond: measured ? (measured.samples * 1000) / Math.max(1, measured.ms) : claimed,
+      speedUnmeasured: measured === undefined,
+    };
+  }
+
+  /**
+   * A unit cut for someone else (handed back, left by a volunteer who vanished, reissued)
+   * is cut again for this worker's speed when it would take it over twice `unit_seconds`:
+   * it trains the first part, and the rest becomes a unit of its own.
+   */
+  private fitted(unit: Unit, workerId: string, asker: Asker): Unit {
+    if (unit.heldBy !== null || unit.window === null) return unit;
+    const shard = this.store.getShard(unit.shard);
+    if (shard === undefined) return unit;
+    const { samplesPerSecond, speedUnmeasured } = this.speedOf(workerId, asker);
+    const wanted = Math.max(
+      MIN_UNIT_BATCHES * this.job.batchOf(shard),
+      samplesPerSecond * this.job.config.unit_seconds * (speedUnmeasured ? 0.25 : 1),
+    );
+    const samples = this.job.unitSamples(shard, unit);
+    if (samples <= 2 * wanted) return unit;
+    const fraction = wanted / samples;
+    const { window } = unit;
+    const first = {
+      from: window.from,
+      to: window.from + (window.to - window.from) * fraction,
+      epochs: window.epochs * fraction,
+    };
+    const rest = restOfUnit(unit, window, fraction);
+    this.store.transaction(() => {
+      this.store.setUnitWindow(unit.id, first);
+      this.store.createUnit(rest);
+    });
+    this.log.info({ unit: unit.id, rest: rest.id, worker: workerId }, 'unit cut again for a slower worker');
+    return { ...unit, window: first };
+  }
+
+  /** A new unit from the shards' schedules, sized for this worker; false when all is cut. */
+  private cut(workerId: string, asker: Asker, now: number): boolean {
     const cut = this.store.cutProgress();
     const inFlight = new Map<number, number>();
     for (const { shard } of this.store.leaseHolders()) inFlight.set(shard, (inFlight.get(shard) ?? 0) + 1);
     const unit = cutUnit(this.job.config, this.store.listShards(), cut, {
-      samplesPerSecond: measured ? (measured.samples * 1000) / Math.max(1, measured.ms) : claimed,
-      speedUnmeasured: measured === undefined,
+      ...this.speedOf(workerId, asker),
       cachedShards: asker.cachedShards ?? [],
       workers: this.competing(asker.connected ?? [workerId], cut),
       now,

@@ -1,5 +1,5 @@
 import type { JobConfig } from '../job/config.ts';
-import type { NewUnit, Shard } from '../store/store.ts';
+import type { NewUnit, Shard, Unit, UnitWindow } from '../store/store.ts';
 
 /** Smallest unit, in minibatches (unless the shard, or what is left of it, is smaller). */
 export const MIN_UNIT_BATCHES = 8;
@@ -83,6 +83,29 @@ export function cutUnit(
     baseVersion: shard.version,
     createdMs: request.now,
     window: { from, to, epochs: ((to - from) * budget) / shard.samples },
-    ...(share < 1 ? { share: Math.min(1, advance / Math.max(EPSILON, (to - from) * budget)) } : {}),
+    ...(share < 1
+      ? {
+          share: Math.min(1, advance / Math.max(EPSILON, (to - from) * budget)),
+          cutTo: Math.min(1, from + advance / budget),
+        }
+      : {}),
+  };
+}
+
+/**
+ * What is left of a unit whose worker trained `fraction` of it: the rest of its window, as a
+ * unit of its own (its id plus `-p<where the rest starts, in parts per million of the schedule>`).
+ */
+export function restOfUnit(unit: Unit, window: UnitWindow, fraction: number): NewUnit {
+  const from = window.from + (window.to - window.from) * fraction;
+  const base = unit.id.replace(/(?:-[px]\d+)+$/, '');
+  return {
+    id: `${base}-p${Math.round(from * 1e6)}`,
+    shard: unit.shard,
+    baseVersion: unit.baseVersion,
+    createdMs: unit.createdMs,
+    window: { from, to: window.to, epochs: window.epochs * (1 - fraction) },
+    share: unit.share ?? null,
+    cutTo: unit.cutTo ?? window.to,
   };
 }

@@ -163,6 +163,37 @@ export const JobConfigSchema = Type.Object(
       },
       { ...closed, default: {} },
     ),
+    until: Type.Object(
+      {
+        accuracy: Type.Optional(
+          Type.Number({
+            exclusiveMinimum: 0,
+            maximum: 1,
+            description: "end the job once an evaluation's hard test accuracy reaches this",
+          }),
+        ),
+        seconds: Type.Optional(
+          Type.Number({
+            exclusiveMinimum: 0,
+            description: 'end the job this many seconds after training began',
+          }),
+        ),
+        plateau: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 1e6,
+            description:
+              "end the job once the served model's validation loss has not improved over this many evaluations",
+          }),
+        ),
+      },
+      {
+        ...closed,
+        default: {},
+        description:
+          "the owner's goal: the job ends at the first of these that holds, and at the end of every shard's schedule at the latest",
+      },
+    ),
     eval_every: Int(1, 1e6, 'evaluate and checkpoint after this many accepted results', 4),
     lease_ms: Int(100, 86_400_000, 'lease length; heartbeats extend it', 60_000),
     max_leases_per_worker: Int(

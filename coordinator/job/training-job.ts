@@ -26,6 +26,7 @@ import { concatDatasets } from '../../shared/data/dataset.ts';
 import { servedLossChange } from '../top/served-loss.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { type OuterState, decodeOuterState, emptyOuterState } from '../merge/outer-state.ts';
+import { goalReached } from './job-goal.ts';
 import type { MergeStrategy } from '../merge/strategy.ts';
 import { mergeStrategy } from '../merge/strategies.ts';
 
@@ -402,18 +403,33 @@ export class TrainingJob {
 
   /** When no unit is open: a last evaluation, the final model file, phase 'done'. */
   finishIfComplete(): EvalRow | undefined {
+    if (this.phase !== 'training' || this.openUnits() > 0) return undefined;
+    return this.finish('every shard trained its schedule');
+  }
+
+  /** When the owner's goal (`until`) is met: the job ends now, as at the end of its schedule. */
+  finishIfGoalMet(evaluated: boolean): EvalRow | undefined {
+    const { until } = this.config;
+    if (this.phase !== 'training') return undefined;
+    if (!evaluated && until.seconds === undefined) return undefined;
+    const started = this.ctx.store.getJob()?.createdMs ?? 0;
+    const evals = evaluated ? this.ctx.store.listEvals() : [];
+    const reason = goalReached(until, evals, (this.ctx.clock.now() - started) / 1000);
+    return reason === undefined ? undefined : this.finish(reason);
+  }
+
+  private finish(reason: string): EvalRow {
     const { store, blobs, log, finalModelPath } = this.ctx;
     const now = () => this.ctx.clock.now();
-    if (this.phase !== 'training' || this.openUnits() > 0) return undefined;
     const last = this.evaluate();
     mkdirSync(dirname(finalModelPath), { recursive: true });
     writeFileSync(`${finalModelPath}.tmp`, blobs.read(last.checkpointBlob));
     renameSync(`${finalModelPath}.tmp`, finalModelPath);
     store.transaction(() => {
       store.setJobPhase('done', now());
-      store.appendEvent('phase', { phase: 'done', hard_test_acc: last.hardTestAcc }, now());
+      store.appendEvent('phase', { phase: 'done', hard_test_acc: last.hardTestAcc, reason }, now());
     });
-    log.info({ hard_test_acc: last.hardTestAcc, final_model: finalModelPath }, 'job done');
+    log.info({ hard_test_acc: last.hardTestAcc, final_model: finalModelPath, reason }, 'job done');
     return last;
   }
 }

@@ -96,7 +96,10 @@ async function run(
   const peakInFlight = new Map<number, number>();
   const counts = { units: 0, partial: 0, vanished: 0, wastedMs: 0, busyMs: 0 };
 
+  // When each volunteer's current unit began: what is still training when the job ends is wasted.
+  const training = new Map<string, number>();
   const busy = (id: string, from: number, to: number, merged: boolean) => {
+    training.delete(id);
     timeline.busy.set(id, [...(timeline.busy.get(id) ?? []), { span: [from, to], merged }]);
     counts.busyMs += to - from;
     if (!merged) counts.wastedMs += to - from;
@@ -144,6 +147,8 @@ async function run(
 
   const submit = async (volunteer: SimulatedVolunteer, run: Running, stopAfterSteps?: number) => {
     const id = ids.get(volunteer)!;
+    // The owner's goal may have ended the job while this unit trained.
+    if (core.phase === 'done') return busy(id, run.startMs, clock.now(), false);
     const result = await train(id, run.assign, stopAfterSteps);
     const outcome = core.submit({
       unitId: run.assign.unit_id,
@@ -174,6 +179,7 @@ async function run(
       return;
     }
     counts.units++;
+    training.set(id, clock.now());
     const flying = (inFlight.get(answer.shard) ?? 0) + 1;
     inFlight.set(answer.shard, flying);
     peakInFlight.set(answer.shard, Math.max(flying, peakInFlight.get(answer.shard) ?? 0));
@@ -268,6 +274,7 @@ async function run(
   }
   const final = await core.done;
   const wallMs = clock.now();
+  for (const [id, from] of training) busy(id, from, wallMs, false);
   const points = curve.finish(wallMs, final.hardTestAcc);
   const result = summarize(store, {
     volunteers: mix.volunteers,

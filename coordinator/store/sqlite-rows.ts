@@ -51,6 +51,7 @@ export interface UnitRow {
   base_top: number | null;
   base_samples: number | null;
   share: number | null;
+  cut_to: number | null;
 }
 export interface WorkerRow {
   id: string;
@@ -119,6 +120,7 @@ export const toUnit = (r: UnitRow): Unit => ({
   baseTop: r.base_top,
   baseSamples: r.base_samples,
   share: r.share,
+  cutTo: r.cut_to,
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

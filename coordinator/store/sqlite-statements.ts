@@ -20,10 +20,20 @@ export function prepareStatements(db: Database.Database) {
     getShard: db.prepare<[number], ShardRow>('SELECT * FROM shards WHERE id = ?'),
     listShards: db.prepare<[], ShardRow>('SELECT * FROM shards ORDER BY id'),
     createUnit: db.prepare<
-      [string, number, number, number, number | null, number | null, number | null, number | null]
+      [
+        string,
+        number,
+        number,
+        number,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+        number | null,
+      ]
     >(
-      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share)
-       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?)`,
+      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to)
+       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
     oldestReady: db.prepare<[{ worker: string; preferred: string }], { id: string }>(
@@ -163,7 +173,7 @@ export function prepareStatements(db: Database.Database) {
     latestEval: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id DESC LIMIT 1'),
     listUnits: db.prepare<[], UnitRow>('SELECT * FROM units ORDER BY created_ms, id'),
     cutProgress: db.prepare<[], { shard: number; cut: number | null }>(
-      'SELECT shard, MAX(window_from + (window_to - window_from) * COALESCE(share, 1)) AS cut FROM units GROUP BY shard',
+      'SELECT shard, MAX(COALESCE(cut_to, window_to)) AS cut FROM units GROUP BY shard',
     ),
     setUnitWindow: db.prepare<[{ id: string; from: number; to: number; epochs: number }]>(
       'UPDATE units SET window_from = @from, window_to = @to, epochs = @epochs WHERE id = @id',

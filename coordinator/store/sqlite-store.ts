@@ -94,6 +94,7 @@ export class SqliteStore implements Store {
       w?.to ?? null,
       w?.epochs ?? null,
       unit.share ?? null,
+      unit.cutTo ?? null,
     );
   }
 

@@ -86,6 +86,11 @@ export interface NewUnit {
    * averaged into one step (merge strategy).
    */
   share?: number | null;
+  /**
+   * How far its cut moved the shard's schedule (null: to the end of its window). Retries and
+   * the rest of a unit keep the original's, so cutting the same stretch again moves nothing.
+   */
+  cutTo?: number | null;
 }
 
 export interface Unit extends NewUnit {
@@ -245,7 +250,7 @@ export interface Store {
   lastThroughput(workerId: string): { samples: number; ms: number } | undefined;
   /** Who holds a lease now, on which shard. */
   leaseHolders(): { workerId: string; shard: number }[];
-  /** Per shard, how far units have been cut from its schedule (the largest window start plus its share of the window). */
+  /** Per shard, how far units have been cut from its schedule (the largest cutTo, else window end). */
   cutProgress(): Map<number, number>;
   setUnitWindow(id: string, window: UnitWindow): void;
   upsertWorker(worker: WorkerInfo): void;

@@ -57,6 +57,35 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       });
     });
 
+    void it("keeps a unit's share of the schedule; the cut is the furthest cutTo, else window end", () => {
+      store.createUnit({
+        id: 'whole',
+        shard: 0,
+        baseVersion: 0,
+        createdMs: 0,
+        window: { from: 0, to: 0.25, epochs: 3 },
+      });
+      assert.deepEqual(store.cutProgress(), new Map([[0, 0.25]]));
+      store.createUnit({
+        id: 'shared',
+        shard: 0,
+        baseVersion: 0,
+        createdMs: 1,
+        window: { from: 0.25, to: 0.75, epochs: 6 },
+        share: 0.125,
+        cutTo: 0.3125,
+      });
+      assert.deepEqual(
+        store.cutProgress(),
+        new Map([[0, 0.3125]]),
+        'a shared unit moves the cut by its share',
+      );
+      const unit = store.getUnit('shared')!;
+      assert.equal(unit.share, 0.125);
+      assert.equal(unit.cutTo, 0.3125);
+      assert.deepEqual(unit.window, { from: 0.25, to: 0.75, epochs: 6 });
+    });
+
     void it('a wrong token can neither renew nor submit (zero rows = lease lost)', () => {
       store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
       store.leaseUnit('w1', 0, LEASE, 'good');
@@ -807,6 +836,7 @@ void describe('Store migrations', () => {
         baseTop: null,
         baseSamples: null,
         share: null,
+        cutTo: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

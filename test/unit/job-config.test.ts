@@ -71,6 +71,7 @@ void describe('parseJobConfig', () => {
         quorum_tolerance: 0.05,
       },
       standing: { cooldown_after: 3, cooldown_ms: 30_000, bench_after: 10 },
+      until: {},
       eval_every: 4,
       lease_ms: 60_000,
       max_leases_per_worker: 1,
