@@ -10,6 +10,8 @@ import { dataParallelBytesPerSample } from '../coordinator/read/traffic.ts';
 import { centralTwinBatch, centralTwinEpochs, trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import type { DataSplit } from '../shared/data/dataset.ts';
 import { type TopActivity, topActivity } from '../coordinator/top/top-activity.ts';
+import { type CurvePoint, timeToAccuracy } from '../coordinator/simulate/accuracy-curve.ts';
+import { type CrowdTime, crowdTimeOf } from '../coordinator/read/crowd-time.ts';
 
 export interface DistributedBenchResult {
   readonly data: string;
@@ -37,6 +39,12 @@ export interface DistributedBenchResult {
   readonly top: JobConfig['top']['mode'];
   readonly top_activity: Omit<TopActivity, 'last_update'> | null;
   readonly final_model: string;
+  /** Hard test accuracy at each evaluation, seconds since training began. */
+  readonly curve: readonly CurvePoint[];
+  /** Seconds from the start of training until an evaluation first reached each target. */
+  readonly time_to_acc: Readonly<Record<string, number | null>>;
+  /** How the worker processes spent their connected time (CrowdTime). */
+  readonly crowd: CrowdTime;
 }
 
 export interface DistributedBenchOptions {
@@ -46,6 +54,8 @@ export interface DistributedBenchOptions {
   readonly central: boolean;
   readonly log: Logger;
   readonly onListening?: (url: string) => void;
+  /** Accuracies whose time of first reaching the result reports. */
+  readonly targets?: readonly number[];
 }
 
 export async function benchDistributed(options: DistributedBenchOptions): Promise<DistributedBenchResult> {
@@ -64,6 +74,13 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
     .listWorkers()
     .map((w) => w.unitsDone)
     .sort((a, b) => b - a);
+  const events = cluster.coordinator.store.eventsAfter(0, 1_000_000);
+  const endMs = cluster.final.atMs;
+  const trainingFrom =
+    events.find((e) => e.kind === 'phase' && (e.data as { phase?: string }).phase === 'training')?.atMs ?? 0;
+  const curve = cluster.coordinator.store
+    .listEvals()
+    .map((e) => ({ t_s: (e.atMs - trainingFrom) / 1000, acc: e.hardTestAcc }));
   await cluster.coordinator.close();
   const trained = shards.reduce((sum, s) => sum + s.trainedSamples, 0);
   const sizes = shards.map((s) => s.samples);
@@ -108,5 +125,8 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
         }
       : null,
     final_model: cluster.coordinator.job.finalModelPath,
+    curve,
+    time_to_acc: timeToAccuracy(curve, options.targets ?? []),
+    crowd: crowdTimeOf(events, endMs),
   };
 }

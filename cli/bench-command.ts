@@ -11,7 +11,7 @@ import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/ba
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { createLogger } from '../shared/logging.ts';
 import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
-import { integer } from '../shared/cli-options.ts';
+import { accuracyList, integer } from '../shared/cli-options.ts';
 
 /**
  * The benchmark's job unless flags say otherwise: Fashion-MNIST at training width 2048,
@@ -145,6 +145,12 @@ export function benchCommand(): Command {
     DISTRIBUTED_DEFAULTS,
   )
     .option('--workers <n>', 'worker processes', integer('--workers', 1, 64), 2)
+    .option(
+      '--target-acc <list>',
+      'report when an evaluation first reached these accuracies, e.g. 0.85,0.86',
+      accuracyList,
+      [],
+    )
     .option('--no-central', 'skip the central twin')
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
@@ -158,6 +164,7 @@ export function benchCommand(): Command {
         workers: opts['workers'] as number,
         central: opts['central'] as boolean,
         log,
+        targets: opts['targetAcc'] as number[],
       });
       process.stdout.write(
         opts['json']

@@ -4,7 +4,7 @@ import { DEFAULT_SIMULATION, type SimulationResult, simulate } from '../coordina
 import { type SeedSummary, summarizeSeeds } from '../coordinator/simulate/seed-summary.ts';
 import { DEFAULT_MIX } from '../coordinator/simulate/volunteer-mix.ts';
 import { selectBackend } from '../shared/backend.ts';
-import { integer, positiveNumber } from '../shared/cli-options.ts';
+import { accuracyList, integer, positiveNumber } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
 import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
 
@@ -13,15 +13,6 @@ const fraction = (flag: string) => (value: string) => {
   if (parsed > 1) throw new InvalidArgumentError(`${flag} must be between 0 and 1, got '${value}'.`);
   return parsed;
 };
-
-function accuracyList(value: string): number[] {
-  const list = value.split(',').map(Number);
-  if (list.some((x) => !Number.isFinite(x) || x <= 0 || x > 1))
-    throw new InvalidArgumentError(
-      `--target-acc takes accuracies between 0 and 1, comma-separated, got '${value}'.`,
-    );
-  return list;
-}
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
 

@@ -225,6 +225,7 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
       .map(([state, n]) => `${state} ${n}`)
       .join(' · ')}`,
     `results    ${count(status.results.accepted)} accepted · ${count(status.results.rejected)} rejected`,
+    `crowd      ${percent(status.crowd.utilization)} of the volunteers' time merged · ${percent(status.crowd.idle_fraction)} idle · ${percent(status.crowd.wasted_fraction)} wasted`,
     `traffic    comm reduction ${traffic.comm_reduction === null ? 'n/a' : `${traffic.comm_reduction.toFixed(1)}×`} · routing imbalance ${fixed(status.routing_imbalance, 2)}`,
     '',
     ...shardLines(shards),

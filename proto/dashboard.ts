@@ -66,6 +66,14 @@ export const StatusSchema = Type.Object({
     comm_reduction: Nullable(Num('dp_bytes_per_sample / bytes_per_sample')),
   }),
   routing_imbalance: Nullable(Num('largest shard / ideal size (null before routing)')),
+  crowd: Type.Object(
+    {
+      utilization: Num("share of the volunteers' connected time spent on work that was merged"),
+      idle_fraction: Num('share spent connected without a unit'),
+      wasted_fraction: Num('share spent on work that was never merged'),
+    },
+    { description: "every volunteer's time since it connected, over the recorded events" },
+  ),
 });
 export type Status = Static<typeof StatusSchema>;
 

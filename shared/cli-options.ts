@@ -19,3 +19,13 @@ export function positiveNumber(name: string) {
     return parsed;
   };
 }
+
+/** `0.85,0.86`: accuracies between 0 and 1 (--target-acc). */
+export function accuracyList(value: string): number[] {
+  const list = value.split(',').map(Number);
+  if (list.some((x) => !Number.isFinite(x) || x <= 0 || x > 1))
+    throw new InvalidArgumentError(
+      `--target-acc takes accuracies between 0 and 1, comma-separated, got '${value}'.`,
+    );
+  return list;
+}

@@ -55,7 +55,7 @@ export class Leases {
     if (unit !== undefined) unit = this.fitted(unit, workerId, asker);
     else if (this.cut(workerId, asker, now))
       unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
-    if (unit === undefined) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
+    if (unit === undefined) return this.noWork();
     const shard = this.store.getShard(unit.shard);
     if (shard === undefined) throw new Error(`unit ${unit.id} names unknown shard ${unit.shard}`);
     const fields = { unit: unit.id, shard: unit.shard, worker: workerId };
@@ -92,6 +92,22 @@ export class Leases {
       output_width: sub.outputWidth,
       activation: sub.activation,
       ...(top !== undefined ? { top } : {}),
+    };
+  }
+
+  /** Nothing to lease: every unit is out, or every shard with work left has its crowd. */
+  private noWork(): NoWork {
+    const { config } = this.job;
+    const cut = this.store.cutProgress();
+    const waiting = this.store.listShards().some((s) => s.samples > 0 && (cut.get(s.id) ?? 0) < 1 - 1e-9);
+    return {
+      type: 'no_work',
+      retry_after_ms: config.retry_after_ms,
+      ...(waiting
+        ? {
+            reason: `every shard with work left has ${config.max_peers} units in flight (max_peers): waiting for one to come back`,
+          }
+        : {}),
     };
   }
 

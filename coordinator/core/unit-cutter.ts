@@ -48,12 +48,13 @@ export function cutUnit(
   cut: ReadonlyMap<number, number>,
   request: CutRequest,
 ): NewUnit | undefined {
-  const open = shards
-    .filter((s) => s.samples > 0 && (cut.get(s.id) ?? 0) < 1 - EPSILON)
+  const unfinished = shards.filter((s) => s.samples > 0 && (cut.get(s.id) ?? 0) < 1 - EPSILON);
+  const open = unfinished
+    .filter((s) => (request.inFlight.get(s.id) ?? 0) < config.max_peers)
     .sort((a, b) => (cut.get(a.id) ?? 0) - (cut.get(b.id) ?? 0) || a.id - b.id);
   const least = open[0];
   if (least === undefined) return undefined;
-  const perShard = Math.max(1, Math.ceil(request.workers / open.length));
+  const perShard = Math.min(config.max_peers, Math.max(1, Math.ceil(request.workers / unfinished.length)));
   const slack = config.in_flight_span;
   const leastCut = cut.get(least.id) ?? 0;
   const shard =

@@ -70,6 +70,12 @@ export const JobConfigSchema = Type.Object(
       'units of one shard trained at once may together span at most this share of its schedule',
       0.125,
     ),
+    max_peers: Int(
+      1,
+      1e6,
+      'most units of one shard trained at once: beyond it a crowd gains little (BENCHMARKS.md), so further volunteers wait; a larger crowd wants more shards (frozen)',
+      8,
+    ),
     outer: Type.Object(
       {
         strategy: Type.Union(

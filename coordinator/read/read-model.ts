@@ -20,8 +20,11 @@ import type { JobPhase, Shard, ShardActivity, Store, UnitState } from '../store/
 import { dataParallelBytesPerSample } from './traffic.ts';
 import { ETA_WINDOW_MS, etaSeconds } from './eta.ts';
 import { ShardGallery } from './shard-gallery.ts';
+import { type CrowdTime, crowdTimeOf } from './crowd-time.ts';
 
 const SERIES_EVALS = 2_000;
+const CROWD_EVERY_MS = 10_000;
+const CROWD_EVENTS = 200_000;
 const SERIES_REJECTIONS = 200;
 
 function shardHealth(
@@ -41,6 +44,7 @@ function shardHealth(
 export class ReadModel {
   private readonly gallery: ShardGallery;
   private centralHardTestAcc: number | null = null;
+  private crowdCache: { atMs: number; value: CrowdTime } | undefined;
 
   constructor(
     private readonly core: CoordinatorCore,
@@ -127,7 +131,15 @@ export class ReadModel {
         shards.length > 0 && routed > 0
           ? Math.max(...shards.map((s) => s.samples)) / (routed / shards.length)
           : null,
+      crowd: this.crowd(now),
     };
+  }
+
+  /** The crowd's time, recomputed from the events at most every CROWD_EVERY_MS. */
+  private crowd(now: number): CrowdTime {
+    if (this.crowdCache === undefined || now - this.crowdCache.atMs >= CROWD_EVERY_MS)
+      this.crowdCache = { atMs: now, value: crowdTimeOf(this.store.eventsAfter(0, CROWD_EVENTS), now) };
+    return this.crowdCache.value;
   }
 
   shards(): Shards {

@@ -19,7 +19,7 @@ import { BlobStore } from '../store/blob-store.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { EventQueue } from './event-queue.ts';
 import { type SimulationResult, summarize } from './summary.ts';
-import { type Timeline, crowdTime } from './timeline.ts';
+import { type Timeline, crowdTime } from '../read/crowd-time.ts';
 import { AccuracyCurve, timeToAccuracy } from './accuracy-curve.ts';
 import { type SimulatedVolunteer, type VolunteerMix, volunteersOf } from './volunteer-mix.ts';
 

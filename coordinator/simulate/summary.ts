@@ -1,6 +1,6 @@
 import type { Store } from '../store/store.ts';
 import type { CurvePoint } from './accuracy-curve.ts';
-import type { CrowdTime } from './timeline.ts';
+import type { CrowdTime } from '../read/crowd-time.ts';
 import { type TopActivity, topActivity } from '../top/top-activity.ts';
 
 export interface SimulationResult {

@@ -2,8 +2,8 @@
  * Eight units of one shard trained together from one base, for real, merged by the real
  * core: under `delayed-nesterov` the shard moves by the mean of their deltas, not their sum,
  * no further than its largest delta, every result is accepted and the validation loss falls;
- * summed whole, the same deltas would move it several times as far. And a unit handed back by one volunteer is cut again for the
- * speed of the slower one who takes it next.
+ * summed whole, the same deltas would move it several times as far. And a unit handed back
+ * by one volunteer is cut again for the speed of the slower one who takes it next.
  */
 import assert from 'node:assert/strict';
 import { afterEach, before, describe, it } from 'node:test';

@@ -49,6 +49,7 @@ const status: Status = {
     comm_reduction: 12.345,
   },
   routing_imbalance: 1.2137,
+  crowd: { utilization: 0.8, idle_fraction: 0.15, wasted_fraction: 0.05 },
 };
 
 const shard = (id: number, health: ShardInfo['health'], extra: Partial<ShardInfo> = {}): ShardInfo => ({
@@ -117,6 +118,7 @@ void describe('arbor status', () => {
     assert.ok(out.includes('phase training · 41.1% trained (12,345 / 30,000 samples) · ETA 3m 20s'), text);
     assert.ok(out.includes('accuracy hard test 91.23% (central twin 92.00%) · val loss 0.3124'), text);
     assert.ok(out.includes('workers 3 connected / 5 known'), text);
+    assert.ok(out.includes("crowd 80.0% of the volunteers' time merged · 15.0% idle · 5.0% wasted"), text);
     const alone = { ...status, workers: { connected: 0, known: 5, none_since_ms: status.now_ms - 750_000 } };
     assert.ok(
       lines(formatStatus(alone, shards, workers)).includes(

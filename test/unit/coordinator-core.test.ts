@@ -221,6 +221,7 @@ void describe('acceptance rules', () => {
       ACCEPTANCE_RULES.map((r) => `${r.stage}:${r.name}:${r.code}`),
       [
         'lease:unit-exists:UNKNOWN_UNIT',
+        'lease:job-running:LEASE_LOST',
         'lease:leased-to-sender:LEASE_LOST',
         'lease:lease-held:LEASE_LOST',
         'delta:decodes:DELTA_INVALID',

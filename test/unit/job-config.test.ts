@@ -44,6 +44,7 @@ void describe('parseJobConfig', () => {
       local_epochs: 12,
       unit_seconds: 60,
       in_flight_span: 0.125,
+      max_peers: 8,
       outer: {
         strategy: 'sum',
         lr: 1,

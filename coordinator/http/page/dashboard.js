@@ -107,6 +107,9 @@ function renderStatus(s) {
     `No volunteers for ${Math.round(alone / 60)} min: training waits until one connects.`;
   $('accepted').textContent = num(s.results.accepted);
   $('rejected').textContent = num(s.results.rejected);
+  const share = (x) => `${Math.round(x * 100)}%`;
+  $('crowd').textContent =
+    `${share(s.crowd.utilization)} · ${share(s.crowd.idle_fraction)} · ${share(s.crowd.wasted_fraction)}`;
   $('units').textContent =
     `${num(s.units.ready ?? 0)} · ${num(s.units.leased ?? 0)} · ${num(s.units.accepted ?? 0)}`;
   $('comm').textContent =
