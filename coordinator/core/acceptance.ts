@@ -177,8 +177,8 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     // A worker that had to stop may send what it has (at least a minibatch); phase
     // boundaries fall on whole steps, so a claim may differ from the unit's by one minibatch.
     check: (c, job) => {
-      const whole = job.unitSamples(shardOf(c), unitOf(c));
-      const slack = job.batchOf(shardOf(c));
+      const whole = job.schedule.unitSamples(shardOf(c), unitOf(c));
+      const slack = job.schedule.batchOf(shardOf(c));
       const claimed = c.submission.metrics.samples;
       const partialAllowed = job.config.validation.quorum === 1;
       if (Number.isInteger(claimed) && claimed <= whole + slack) {
@@ -225,14 +225,14 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
       const shard = shardOf(c);
       const unit = unitOf(c);
       const { validation } = job.config;
-      const current = job.subtree(shard);
+      const current = job.models.subtree(shard);
       const staleness = c.staleness ?? 0;
       const proposal = job.merge.propose({
         current,
-        state: job.outerState(shard),
+        state: job.models.outerState(shard),
         delta: deltaOf(c),
         ...(staleness > 0 && unit.baseBlob !== null
-          ? { moved: subtractWeights(current, job.weightsOfBlob(unit.baseBlob)) }
+          ? { moved: subtractWeights(current, job.models.weightsOfBlob(unit.baseBlob)) }
           : {}),
         staleness,
         peers: 1 / (unit.share ?? 1),
@@ -240,12 +240,12 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
       });
       // Judged by the objective of the unit's phase, against the best merged in that phase
       // (so that accepted deltas cannot ratchet it up), or the current model's at a new phase.
-      const phase = job.validationPhase(unit);
-      const judged = job.validationMeasure(proposal.judged, shard, phase);
+      const phase = job.schedule.validationPhase(unit);
+      const judged = job.models.validationMeasure(proposal.judged, shard, phase);
       const reference =
         shard.bestPhase === phase.name && shard.bestValLoss != null
-          ? Math.min(shard.bestValLoss, job.currentMeasure(shard, phase))
-          : job.currentMeasure(shard, phase);
+          ? Math.min(shard.bestValLoss, job.models.currentMeasure(shard, phase))
+          : job.models.currentMeasure(shard, phase);
       if (!Number.isFinite(judged) || judged > reference * (1 + validation.tolerance) + 1e-6)
         return `validation loss (${phase.name} phase) ${judged.toFixed(4)} is worse than the shard's best ${reference.toFixed(4)} beyond the tolerance ${validation.tolerance}`;
       const { weights } = proposal;
@@ -253,10 +253,10 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
         weights === proposal.judged
           ? judged
           : weights === current
-            ? job.currentMeasure(shard, phase)
-            : job.validationMeasure(weights, shard, phase);
+            ? job.models.currentMeasure(shard, phase)
+            : job.models.validationMeasure(weights, shard, phase);
       const valLoss =
-        phase.routing === 'hard' ? measure : hardCrossEntropy(weights, job.validationSet(shard));
+        phase.routing === 'hard' ? measure : hardCrossEntropy(weights, job.models.validationSet(shard));
       c.merged = { weights, state: proposal.state, valLoss, measure, phase: phase.name };
       return undefined;
     },

@@ -228,7 +228,7 @@ export class CoordinatorCore {
     if (outcome.response.status === 'accepted' && outcome.response.held !== true) {
       this.accepted++;
       if (this.accepted % this.deps.job.config.eval_every === 0 && this.evaluationDue()) {
-        this.deps.job.evaluate();
+        this.deps.job.evaluation.evaluate();
         evaluated = true;
       }
     }
@@ -276,7 +276,7 @@ export class CoordinatorCore {
    */
   private evaluationDue(): boolean {
     const { job, store } = this.deps;
-    if (job.openUnits() === 0) return false;
+    if (job.schedule.openUnits() === 0) return false;
     const shards = store.listShards();
     const trained = shards.reduce((sum, s) => sum + s.trainedSamples, 0);
     const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);

@@ -195,9 +195,9 @@ export class ResultIntake {
     const momentumBlob = blobs.put(encodeOuterState(merged.state));
     const deltaBlob = blobs.put(body);
     const details = { unit: unit.id, shard: unit.shard, worker: workerId, val_loss: merged.valLoss };
-    const window = this.job.windowOf(unit);
+    const window = this.job.schedule.windowOf(unit);
     const done = candidate.samplesDone ?? {
-      samples: this.job.unitSamples(candidate.shard!, unit),
+      samples: this.job.schedule.unitSamples(candidate.shard!, unit),
       fraction: 1,
     };
     const rest = done.fraction < 1 ? restOfUnit(unit, window, done.fraction) : undefined;
@@ -248,7 +248,7 @@ export class ResultIntake {
       );
       return v;
     });
-    this.job.rememberSubtree(unit.shard, weightsBlob, merged.weights);
+    this.job.models.remember(unit.shard, weightsBlob, merged.weights);
     this.log.info({ ...details, version, staleness: candidate.staleness }, 'result merged');
     return version;
   }

@@ -76,15 +76,15 @@ export class Leases {
       },
       data_blob: { sha256: shard.dataBlob, bytes: this.blobs.size(shard.dataBlob) },
       recipe: {
-        local_epochs: this.job.windowOf(unit).epochs,
-        batch: this.job.batchOf(shard),
+        local_epochs: this.job.schedule.windowOf(unit).epochs,
+        batch: this.job.schedule.batchOf(shard),
         lr: config.lr,
         optimizer: config.optimizer,
         hardening: config.hardening,
         leak: config.leak,
         seed: unitSeed(config.seed, unit.id),
         ...(config.validation.quorum > 1 ? { fresh_optimizer: true } : {}),
-        schedule: this.job.scheduleOf(unit),
+        schedule: this.job.schedule.scheduleOf(unit),
       },
       subtree_depth: sub.depth,
       leaf_width: sub.leafWidth,
@@ -132,10 +132,10 @@ export class Leases {
     if (shard === undefined) return unit;
     const { samplesPerSecond, speedUnmeasured } = this.speedOf(workerId, asker);
     const wanted = Math.max(
-      MIN_UNIT_BATCHES * this.job.batchOf(shard),
+      MIN_UNIT_BATCHES * this.job.schedule.batchOf(shard),
       samplesPerSecond * this.job.config.unit_seconds * (speedUnmeasured ? 0.25 : 1),
     );
-    const samples = this.job.unitSamples(shard, unit);
+    const samples = this.job.schedule.unitSamples(shard, unit);
     if (samples <= 2 * wanted) return unit;
     const fraction = wanted / samples;
     const { window } = unit;
@@ -163,7 +163,7 @@ export class Leases {
       cachedShards: asker.cachedShards ?? [],
       workers: this.competing(asker.connected ?? [workerId], cut),
       now,
-      batch: (shard) => this.job.batchOf(shard),
+      batch: (shard) => this.job.schedule.batchOf(shard),
       inFlight,
       share: (peers) => this.job.merge.share(peers),
     });

@@ -101,7 +101,7 @@ export class OperatorControls {
 
   /** The current model (frozen top + every shard's subtree now) as an Arbor checkpoint. */
   exportModel(): Uint8Array {
-    return this.job.checkpoint();
+    return this.job.evaluation.checkpoint();
   }
 
   /**

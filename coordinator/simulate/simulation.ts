@@ -88,7 +88,7 @@ async function run(
 
   const queue = new EventQueue();
   const timeline: Timeline = { present: new Map(), busy: new Map() };
-  const curve = new AccuracyCurve(options.curveEverySeconds * 1000, () => job.testAccuracy());
+  const curve = new AccuracyCurve(options.curveEverySeconds * 1000, () => job.evaluation.testAccuracy());
   const ids = new Map<SimulatedVolunteer, string>();
   const cached = new Map<string, Set<number>>();
   const shardData = new Map<string, Dataset>();
@@ -116,7 +116,7 @@ async function run(
   // Each volunteer keeps its optimizer's state for its next unit of the same shard, as workers do.
   const carried = new Map<string, { shard: number; carry: OptimizerCarry; version?: number }>();
   const train = async (id: string, assign: Assign, stopAfterSteps?: number) => {
-    const base = job.weightsOfBlob(assign.base_blob.sha256);
+    const base = job.models.weightsOfBlob(assign.base_blob.sha256);
     const shard = assign.data_blob.sha256;
     if (!shardData.has(shard)) shardData.set(shard, decodeShardData(blobs.read(shard)));
     const { options, window } = assignedRecipe(assign);

@@ -96,9 +96,12 @@ async function upload(
 async function warmUp(small: SmallCoordinator): Promise<void> {
   for (const shard of small.coordinator.store.listShards()) {
     const v = await leaseAsVolunteer(small, `warm-up ${shard.id}`);
-    const samples = small.coordinator.job.unitSamples(small.coordinator.store.getShard(v.assign.shard)!, {
-      id: v.assign.unit_id,
-    });
+    const samples = small.coordinator.job.schedule.unitSamples(
+      small.coordinator.store.getShard(v.assign.shard)!,
+      {
+        id: v.assign.unit_id,
+      },
+    );
     const answer = await upload(small, v, await honestDelta(v.assign, v.base, v.data), samples);
     assert.equal(answer.status, 200, `warm-up of shard ${v.assign.shard}`);
   }
@@ -145,7 +148,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
         'zero',
         (v) => [
           scaled(v.base, 0),
-          job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
+          job.schedule.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
         ],
         ['shows-work'],
       ],
@@ -161,7 +164,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
           const noise = scaled(v.base, 0);
           for (const name of TENSOR_NAMES)
             noise.tensors[name].forEach((_, i, a) => (a[i] = (rng() - 0.5) * 2));
-          return [noise, job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id })];
+          return [noise, job.schedule.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id })];
         },
         ['norm-bounded', 'validation-loss'],
       ],
@@ -169,7 +172,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
         'negative of an honest delta',
         async (v) => [
           scaled(await honestDelta(v.assign, v.base, v.data), -3),
-          job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
+          job.schedule.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
         ],
         ['validation-loss'],
       ],
@@ -179,7 +182,7 @@ void describe('hostile volunteers with valid tokens', { timeout: 300_000 }, () =
           const flipped = { ...v.data, y: v.data.y.map((y) => (y + 1) % v.data.classes) };
           return [
             await honestDelta(v.assign, v.base, flipped),
-            job.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
+            job.schedule.unitSamples(store.getShard(v.assign.shard)!, { id: v.assign.unit_id }),
           ];
         },
         ['validation-loss'],

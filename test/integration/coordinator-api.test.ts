@@ -212,7 +212,7 @@ async function release(l: Lease): Promise<void> {
 const metricsFor = (unitId: string): string => {
   const unit = coordinator.store.getUnit(unitId);
   const shard = unit === undefined ? undefined : coordinator.store.getShard(unit.shard);
-  const samples = shard === undefined ? 1 : coordinator.job.unitSamples(shard, { id: unitId });
+  const samples = shard === undefined ? 1 : coordinator.job.schedule.unitSamples(shard, { id: unitId });
   return JSON.stringify({ train_loss: 0.5, samples, seconds: 1 });
 };
 
@@ -701,7 +701,7 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
     assert.deepEqual(answer, { status: 'accepted', version: before.version + 1 });
     const after = store.getShard(l.assign.shard)!;
     assert.equal(after.version, before.version + 1);
-    const unitSamples = coordinator.job.unitSamples(before, { id: l.assign.unit_id });
+    const unitSamples = coordinator.job.schedule.unitSamples(before, { id: l.assign.unit_id });
     assert.equal(after.trainedSamples, before.trainedSamples + unitSamples, 'the unit, not the claim');
     assert.equal(store.getUnit(l.assign.unit_id)?.state, 'accepted');
     assert.equal(store.getResult(l.assign.unit_id)?.mergedVersion, after.version);

@@ -69,7 +69,7 @@ async function crowdRound() {
     'one base',
   );
   const shardData = decodeShardData(s.blobs.read(mine[0]!.a.data_blob.sha256));
-  const val = s.job.validationSet(s.store.getShard(0)!);
+  const val = s.job.models.validationSet(s.store.getShard(0)!);
   const deltas: FFFWeights[] = [];
   for (const { a, worker } of mine) {
     const { options, window } = assignedRecipe(a);
@@ -88,7 +88,7 @@ async function crowdRound() {
     base,
     deltas,
     val,
-    merged: s.job.subtree(s.store.getShard(0)!),
+    merged: s.job.models.subtree(s.store.getShard(0)!),
     shares: mine.map(({ a }) => s.store.getUnit(a.unit_id)!.share),
   };
 }
@@ -118,7 +118,7 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
     const s = (seeded = await seededCore({ unit_seconds: 1, shard_epochs: 8, local_epochs: 8 }));
     const fast = s.core.connect(hello('fast', 5000)).id;
     const unit = s.core.assign(fast) as Assign;
-    const whole = s.job.unitSamples(s.store.getShard(unit.shard)!, s.store.getUnit(unit.unit_id)!);
+    const whole = s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, s.store.getUnit(unit.unit_id)!);
     s.core.release(fast, {
       type: 'release',
       unit_id: unit.unit_id,
@@ -129,7 +129,7 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
     const again = s.core.assign(slow) as Assign;
     assert.equal(again.unit_id, unit.unit_id, 'the same unit');
     const leased = s.store.getUnit(again.unit_id)!;
-    const part = s.job.unitSamples(s.store.getShard(leased.shard)!, leased);
+    const part = s.job.schedule.unitSamples(s.store.getShard(leased.shard)!, leased);
     assert.ok(part < whole / 2, `the slow volunteer trains ${part} of ${whole} samples`);
     const rest = s.store.listUnits().find((u) => u.id.startsWith(`${unit.unit_id}-p`));
     assert.ok(rest !== undefined && rest.state === 'ready', 'the rest waits for someone else');

@@ -99,7 +99,7 @@ void describe('coordinator metrics', () => {
         body,
         metrics: {
           train_loss: 0.5,
-          samples: s.job.unitSamples(store.getShard(assign.shard)!, { id: assign.unit_id }),
+          samples: s.job.schedule.unitSamples(store.getShard(assign.shard)!, { id: assign.unit_id }),
           seconds: 1,
         },
       };

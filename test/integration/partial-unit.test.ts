@@ -59,14 +59,14 @@ void describe('partial units', { timeout: 240_000 }, () => {
     assert.ok(Math.abs(rest.window!.from - from) < 1e-9, `the rest starts at ${from}`);
     assert.equal(rest.window!.to, 1);
     assert.ok(Math.abs(rest.window!.epochs - (2 - result!.samples / shard.samples)) < 1e-9);
-    assert.equal(job.scheduleOf(rest).epochs, 2);
+    assert.equal(job.schedule.scheduleOf(rest).epochs, 2);
 
     const second = await volunteer('staying');
     assert.equal(second.end, 'done');
     assert.equal(store.getUnit(rest.id)!.state, 'accepted');
     const trained = store.getShard(unit.shard)!.trainedSamples;
     assert.ok(
-      Math.abs(trained - shard.budgetSamples) <= job.batchOf(shard),
+      Math.abs(trained - shard.budgetSamples) <= job.schedule.batchOf(shard),
       `the shard trained its budget (${trained} of ${shard.budgetSamples}): the part, then the rest`,
     );
   });

@@ -81,7 +81,7 @@ void describe('short units', { timeout: 240_000 }, () => {
         .map((u) => [u.window!.from, u.window!.to] as const)
         .sort((x, y) => x[0] - y[0]);
       // A shard smaller than the smallest unit (eight minibatches) is cut into fewer.
-      const floor = Math.min(1, (8 * small.coordinator.job.batchOf(shard)) / shard.budgetSamples);
+      const floor = Math.min(1, (8 * small.coordinator.job.schedule.batchOf(shard)) / shard.budgetSamples);
       assert.ok(
         windows.length >= Math.min(16, Math.floor(1 / floor)),
         `shard ${shard.id}: ${windows.length} short units`,

@@ -50,7 +50,7 @@ const zeros = (s: SeededCore): FFFWeights => zeroWeights(s.job.subtreeShape);
 const small = (s: SeededCore): FFFWeights => smallDelta(s.job.subtreeShape);
 
 const unitSamples = (s: SeededCore, assign: Assign): number =>
-  s.job.unitSamples(s.store.getShard(assign.shard)!, { id: assign.unit_id });
+  s.job.schedule.unitSamples(s.store.getShard(assign.shard)!, { id: assign.unit_id });
 
 function submission(workerId: string, assign: Assign, body: Uint8Array, s = seeded!): Submission {
   return {
@@ -370,9 +370,9 @@ void describe('free riders and stalls', () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
     const shard = s.store.getShard(assign.shard)!;
-    const phase = s.job.validationPhase({ id: assign.unit_id });
+    const phase = s.job.schedule.validationPhase({ id: assign.unit_id });
     // As if earlier deltas had each raised the measure within the tolerance of the one before.
-    const current = s.job.currentMeasure(shard, phase);
+    const current = s.job.models.currentMeasure(shard, phase);
     s.store.upsertShard({ ...shard, bestValLoss: current / 1.5, bestPhase: phase.name });
     const outcome = s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
     assert.equal(outcome.code, 'DELTA_REJECTED');
@@ -382,13 +382,16 @@ void describe('free riders and stalls', () => {
   void it("keeps the best measure of the phase as results merge, and the served model's loss", async () => {
     const s = await setup();
     const { workerId, assign } = leaseOne(s);
-    const phase = s.job.validationPhase({ id: assign.unit_id });
+    const phase = s.job.schedule.validationPhase({ id: assign.unit_id });
     assert.equal(phase.name, 'soft', 'the first unit ends in the soft phase');
     s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
     const after = s.store.getShard(assign.shard)!;
     assert.equal(after.bestPhase, 'soft');
-    assert.equal(after.bestValLoss, s.job.currentMeasure(after, phase));
-    assert.equal(after.valLoss, hardCrossEntropy(s.job.subtree(after), s.job.validationSet(after)));
+    assert.equal(after.bestValLoss, s.job.models.currentMeasure(after, phase));
+    assert.equal(
+      after.valLoss,
+      hardCrossEntropy(s.job.models.subtree(after), s.job.models.validationSet(after)),
+    );
   });
 
   void it('ends the job when rejections retire its last open units, instead of stalling', async () => {

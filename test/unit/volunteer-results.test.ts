@@ -34,7 +34,7 @@ function submit(s: SeededCore, workerId: string, assign: Assign, delta: FFFWeigh
     body: encodeFFF(delta),
     metrics: {
       train_loss: 0.5,
-      samples: s.job.unitSamples(s.store.getShard(assign.shard)!, { id: assign.unit_id }),
+      samples: s.job.schedule.unitSamples(s.store.getShard(assign.shard)!, { id: assign.unit_id }),
       seconds: 1,
     },
   };
@@ -154,7 +154,11 @@ void describe('quorum', () => {
       workerId: alice,
       leaseToken: first.lease_token,
       body: encodeFFF(smallDelta(s.job.subtreeShape)),
-      metrics: { train_loss: 0.5, samples: s.job.unitSamples(shard, { id: first.unit_id }), seconds: 1 },
+      metrics: {
+        train_loss: 0.5,
+        samples: s.job.schedule.unitSamples(shard, { id: first.unit_id }),
+        seconds: 1,
+      },
     });
     assert.deepEqual(outcome.response, { status: 'accepted', held: true });
     assert.equal(s.store.getShard(first.shard)!.version, 0, 'nothing merged yet');
@@ -167,7 +171,7 @@ void describe('quorum', () => {
     assert.deepEqual([first.recipe.fresh_optimizer, second.recipe.fresh_optimizer], [true, true]);
     assert.equal(submit(s, bob, second, scaled(smallDelta(s.job.subtreeShape), 1.01)), 'accepted');
     assert.equal(s.store.getShard(first.shard)!.version, 1);
-    const credit = s.job.unitSamples(shard, { id: first.unit_id });
+    const credit = s.job.schedule.unitSamples(shard, { id: first.unit_id });
     assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(bob)!.credit], [credit, credit]);
   });
 
@@ -201,8 +205,8 @@ void describe('partial results', () => {
       }).response.status;
     const first = lease(s, alice);
     const shard = s.store.getShard(first.shard)!;
-    const whole = s.job.unitSamples(shard, { id: first.unit_id });
-    const batch = s.job.batchOf(shard);
+    const whole = s.job.schedule.unitSamples(shard, { id: first.unit_id });
+    const batch = s.job.schedule.batchOf(shard);
     assert.equal(claim(first, whole + batch + 1), 'rejected', 'more than the unit');
     assert.equal(claim(lease(s, alice), batch - 1), 'rejected', 'less than a minibatch');
     assert.equal(claim(lease(s, alice), 100.5), 'rejected', 'not a count');
