@@ -463,6 +463,42 @@ void describe('evaluation and the end of the job', () => {
   });
 });
 
+void describe("the owner's goal ends the job early", () => {
+  void it('at the first evaluation that reaches the accuracy asked for; results still out are refused', async () => {
+    const s = await setup({ eval_every: 1, shard_epochs: 4, until: { accuracy: 0.01 } });
+    const [alice, bob] = ['alice', 'bob'].map((name) => s.core.connect(hello(name)).id) as [string, string];
+    const first = s.core.assign(alice) as Assign;
+    const second = s.core.assign(bob) as Assign;
+    s.clock.advance(1000);
+    assert.equal(s.core.submit(submission(alice, first, encodeFFF(small(s)))).code, undefined);
+    const final = await s.core.done;
+    assert.equal(s.core.phase, 'done');
+    assert.equal(final.accepted, 1);
+    assert.ok(existsSync(s.job.finalModelPath), 'the final model is written');
+    const done = s.store
+      .eventsAfter(0, 1000)
+      .find((e) => e.kind === 'phase' && (e.data as { phase: string }).phase === 'done');
+    assert.match((done!.data as { reason: string }).reason, /accuracy .* reached the goal 0.01/);
+    const late = refusal(() => s.core.submit(submission(bob, second, encodeFFF(small(s)))));
+    assert.equal(late.code, 'LEASE_LOST');
+    assert.match(late.message, /the job has ended/);
+  });
+
+  void it('once the time given has passed, at the next upkeep even if no result comes', async () => {
+    // The seeded job began at time 0 and the clock reads 1,000 s: 30 s are left.
+    const s = await setup({ until: { seconds: 1_030 } });
+    assert.equal(s.store.getJob()!.createdMs + 1_000_000, s.clock.now());
+    const id = s.core.connect(hello('carol')).id;
+    s.core.assign(id);
+    s.clock.advance(29_000);
+    s.core.upkeep();
+    assert.equal(s.core.phase, 'training');
+    s.clock.advance(1_000);
+    s.core.upkeep();
+    assert.equal(s.core.phase, 'done');
+  });
+});
+
 void describe('upkeep', () => {
   void it('bounds the event log and forgets idle strangers, on its own schedule', async () => {
     const s = await seededCore({}, { retention: { maxEvents: 5, idleWorkerRowMs: 60_000, everyMs: 10_000 } });
