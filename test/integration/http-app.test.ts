@@ -12,6 +12,7 @@ import { ReadModel } from '../../coordinator/read/read-model.ts';
 import { StatusSchema } from '../../proto/dashboard.ts';
 import { ERRORS, type ErrorCode } from '../../proto/errors.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { type SeededCore, seededCore } from '../helpers/small-job.ts';
 
 const TOKEN = 'inject-secret';
@@ -102,6 +103,33 @@ void describe('buildApp', () => {
     assert.equal(status.phase, 'training');
     assert.equal(status.progress.eta_s, null, 'no worker, no rate: unknown');
     assert.equal(status.units['ready'], s.store.unitsByState().ready);
+  });
+
+  void it('says since when no volunteer has been connected, and what the crowd did with its time', async () => {
+    const { built, s } = await app();
+    const status = async () => {
+      const body: unknown = (await built.app.inject({ method: 'GET', url: '/v1/status' })).json();
+      assert.ok(Value.Check(StatusSchema, body));
+      return body;
+    };
+    const started = s.clock.now();
+    s.clock.advance(300_000);
+    assert.equal((await status()).workers.none_since_ms, started, 'none since the coordinator started');
+    const hello = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      name: 'v',
+      capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 100 },
+    } as const;
+    const id = s.core.connect(hello).id;
+    assert.equal((await status()).workers.none_since_ms, null);
+    s.core.assign(id);
+    s.clock.advance(20_000);
+    s.core.disconnect(id);
+    const after = await status();
+    assert.equal(after.workers.none_since_ms, s.clock.now());
+    assert.equal(after.crowd.utilization, 0, 'its unit never came back');
+    assert.equal(after.crowd.wasted_fraction, 1, 'connected 20 s, all of it on a unit that was not merged');
   });
 
   void it('says why the volunteer package is missing instead of failing the page', async () => {

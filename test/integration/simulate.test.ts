@@ -30,10 +30,18 @@ before(async () => {
 });
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-async function run(mix: Partial<VolunteerMix> & { volunteers: number }): Promise<SimulationResult> {
+async function run(
+  mix: Partial<VolunteerMix> & { volunteers: number },
+  settings: Record<string, unknown> = {},
+  targets: number[] = [],
+): Promise<SimulationResult> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-simulate-test-'));
   dirs.push(dir);
-  return simulate(config, tinyData(), { ...DEFAULT_MIX, samplesPerSecond: 50, ...mix }, log, dir);
+  const job = parseJobConfig({ ...config, ...settings });
+  return simulate(job, tinyData(), { ...DEFAULT_MIX, samplesPerSecond: 50, ...mix }, log, dir, {
+    curveEverySeconds: 1,
+    targets,
+  });
 }
 
 const withoutTiming = ({ real_seconds: _, ...rest }: SimulationResult) => rest;
@@ -60,5 +68,38 @@ void describe('simulate', { timeout: 120_000 }, () => {
     );
     assert.ok(first.mean_staleness! > 0);
     assert.deepEqual(withoutTiming(await run(crowd)), withoutTiming(first));
+  });
+
+  void it('counts every volunteer over the whole job: merged, idle and wasted time add up to all of it', async () => {
+    const crowd = await run({ volunteers: 10 }, { outer: { strategy: 'delayed-nesterov' } }, [0.5]);
+    const total = crowd.utilization + crowd.idle_fraction + crowd.wasted_fraction;
+    assert.ok(Math.abs(total - 1) < 1e-9, `shares add up to ${total}`);
+    assert.ok(
+      crowd.curve.length >= 2 && crowd.curve.at(-1)!.acc === crowd.hard_test_acc,
+      'the curve ends at the final model',
+    );
+    assert.ok(
+      crowd.curve.every((p, i) => i === 0 || p.t_s >= crowd.curve[i - 1]!.t_s),
+      'in time order',
+    );
+    const reached = crowd.time_to_acc['0.5'];
+    assert.ok(reached === null || crowd.curve.find((p) => p.acc >= 0.5)?.t_s === reached);
+  });
+
+  void it("ends when the owner's goal is met: --until acc stops the crowd early", async () => {
+    const whole = await run({ volunteers: 4 }, { outer: { strategy: 'delayed-nesterov' }, eval_every: 1 });
+    const goal = whole.curve.find((p) => p.acc > 0.3)?.acc ?? whole.hard_test_acc;
+    const early = await run(
+      { volunteers: 4 },
+      { outer: { strategy: 'delayed-nesterov' }, eval_every: 1, until: { accuracy: Math.min(goal, 0.9) } },
+    );
+    assert.ok(
+      early.hard_test_acc >= Math.min(goal, 0.9) - 1e-9,
+      `${early.hard_test_acc} against the goal ${goal}`,
+    );
+    assert.ok(
+      early.virtual_wall_s <= whole.virtual_wall_s,
+      `${early.virtual_wall_s} s against ${whole.virtual_wall_s} s`,
+    );
   });
 });
