@@ -67,6 +67,10 @@ export class CoordinatorCore {
     this.intake = new ResultIntake(job, store, blobs, log, clock, {
       validated: (seconds) => this.listeners.forEach((l) => l.validated?.(seconds)),
       merged: (seconds) => this.listeners.forEach((l) => l.merged?.(seconds)),
+      superseded: (workerId, unitId) =>
+        this.listeners.forEach((l) =>
+          l.cancelUnit?.(workerId, unitId, 'a backup copy of this unit was merged first'),
+        ),
     });
     this.controls = new OperatorControls(
       job,

@@ -20,6 +20,8 @@ export type IntakeOutcome =
 export interface IntakeTimings {
   validated(seconds: number): void;
   merged(seconds: number): void;
+  /** A backup copy lost to its twin: its worker should stop training it. */
+  superseded(workerId: string, unitId: string): void;
 }
 
 function replayed(recorded: ResultRow, workerId: string): IntakeOutcome {
@@ -146,7 +148,10 @@ export class ResultIntake {
     store.transaction(() => {
       store.rejectResult({ unitId: unit.id, workerId, rule, reason, now });
       const retry = nextRetry(unit.id, this.job.config.validation.max_retries);
-      if (retry === undefined) store.appendEvent('retired', { unit: unit.id, shard: unit.shard }, now);
+      // A backup copy (or the unit it backs up) still out carries the window on.
+      if (unit.backupOf != null || store.leasedUnits().some((u) => u.backupOf === unit.id)) {
+        // nothing to reissue
+      } else if (retry === undefined) store.appendEvent('retired', { unit: unit.id, shard: unit.shard }, now);
       else
         store.createUnit({
           id: retry,
@@ -201,6 +206,7 @@ export class ResultIntake {
       fraction: 1,
     };
     const rest = done.fraction < 1 ? restOfUnit(unit, window, done.fraction) : undefined;
+    let superseded: Unit[] = [];
     const version = store.transaction(() => {
       const v = store.acceptResult({
         unitId: unit.id,
@@ -227,6 +233,9 @@ export class ResultIntake {
       });
       if (v === undefined) throw new ProtocolError('LEASE_LOST', `unit ${unit.id} was finished meanwhile`);
       if (rest !== undefined) store.createUnit(rest);
+      superseded = store.supersedeTwins(unit.id);
+      for (const twin of superseded)
+        store.appendEvent('superseded', { unit: twin.id, by: unit.id, worker: twin.workerId }, candidate.now);
       const topVersion =
         top && 'top' in top ? this.job.top.commit(top, unit.shard, candidate.now) : undefined;
       store.appendEvent(
@@ -249,6 +258,8 @@ export class ResultIntake {
       return v;
     });
     this.job.models.remember(unit.shard, weightsBlob, merged.weights);
+    for (const twin of superseded)
+      if (twin.state === 'leased' && twin.workerId !== null) this.timings.superseded(twin.workerId, twin.id);
     this.log.info({ ...details, version, staleness: candidate.staleness }, 'result merged');
     return version;
   }

@@ -53,7 +53,7 @@ export class Leases {
     const token = randomBytes(18).toString('base64url');
     let unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
     if (unit !== undefined) unit = this.fitted(unit, workerId, asker);
-    else if (this.cut(workerId, asker, now))
+    else if (this.cut(workerId, asker, now) || this.backUp(workerId, asker, now))
       unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
     if (unit === undefined) return this.noWork();
     const shard = this.store.getShard(unit.shard);
@@ -93,6 +93,56 @@ export class Leases {
       activation: sub.activation,
       ...(top !== undefined ? { top } : {}),
     };
+  }
+
+  /**
+   * Nothing new to hand out: a unit whose holder has gone quiet (it missed heartbeats for a
+   * quarter of a lease), or, once its shard's schedule is all cut, one this worker would train
+   * in less than half the time its holder (measured slower) still needs, gets a backup copy
+   * for this worker. Whichever copy is merged first supersedes the other (intake.ts), so a
+   * crowd's last units do not wait on its slowest or vanished volunteers.
+   */
+  private backUp(workerId: string, asker: Asker, now: number): boolean {
+    const { config } = this.job;
+    if (config.validation.quorum > 1) return false;
+    const { samplesPerSecond, speedUnmeasured } = this.speedOf(workerId, asker);
+    if (samplesPerSecond <= 0 || speedUnmeasured) return false;
+    const cut = this.store.cutProgress();
+    const leased = this.store.leasedUnits().filter((u) => u.workerId !== workerId && u.leasedMs !== null);
+    const backedUp = new Set(leased.flatMap((u) => (u.backupOf ? [u.backupOf, u.id] : [])));
+    let pick: { unit: Unit; leftMs: number } | undefined;
+    for (const unit of leased) {
+      if (backedUp.has(unit.id) || unit.backupOf || unit.heldBy !== null || unit.window === null) continue;
+      const shard = this.store.getShard(unit.shard);
+      if (shard === undefined) continue;
+      const samples = this.job.schedule.unitSamples(shard, unit);
+      const quiet = (unit.deadlineMs ?? Infinity) - now < config.lease_ms / 4;
+      const holder = this.store.lastThroughput(unit.workerId!);
+      const leftMs = holder
+        ? unit.leasedMs! + (samples * holder.ms) / Math.max(1, holder.samples) - now
+        : quiet
+          ? Infinity
+          : 0;
+      const mineMs = (samples / samplesPerSecond) * 1000;
+      const endGame = (cut.get(unit.shard) ?? 0) >= 1 - 1e-9 && mineMs < leftMs / 2;
+      if ((quiet || endGame) && (pick === undefined || leftMs > pick.leftMs)) pick = { unit, leftMs };
+    }
+    if (pick === undefined) return false;
+    const { unit } = pick;
+    const copy = {
+      id: `${unit.id}-b${unit.attempts}`,
+      shard: unit.shard,
+      baseVersion: unit.baseVersion,
+      createdMs: unit.createdMs,
+      window: unit.window,
+      share: unit.share ?? null,
+      cutTo: unit.cutTo ?? null,
+      backupOf: unit.id,
+    };
+    if (this.store.getUnit(copy.id) !== undefined) return false;
+    this.store.createUnit(copy);
+    this.log.info({ unit: unit.id, backup: copy.id, worker: workerId }, 'backup of a slow or silent unit');
+    return true;
   }
 
   /** Nothing to lease: every unit is out, or every shard with work left has its crowd. */

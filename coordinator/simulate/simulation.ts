@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Assign } from '../../proto/messages.ts';
+import { ProtocolError } from '../../proto/errors.ts';
 export type { SimulationResult } from './summary.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { ManualClock } from '../../shared/clock.ts';
@@ -96,6 +97,19 @@ async function run(
   const peakInFlight = new Map<number, number>();
   const counts = { units: 0, partial: 0, vanished: 0, wastedMs: 0, busyMs: 0 };
 
+  // The unit each volunteer trains now; a cancelled one (its backup was merged first) frees it at once.
+  const current = new Map<string, { run: Running; volunteer: SimulatedVolunteer; landed: () => void }>();
+  core.listen({
+    cancelUnit: (workerId, unitId) =>
+      queue.at(clock.now(), () => {
+        const held = current.get(workerId);
+        if (held === undefined || held.run.assign.unit_id !== unitId) return;
+        current.delete(workerId);
+        held.landed();
+        busy(workerId, held.run.startMs, clock.now(), false);
+        ask(held.volunteer);
+      }),
+  });
   // When each volunteer's current unit began: what is still training when the job ends is wasted.
   const training = new Map<string, number>();
   const busy = (id: string, from: number, to: number, merged: boolean) => {
@@ -150,17 +164,24 @@ async function run(
     // The owner's goal may have ended the job while this unit trained.
     if (core.phase === 'done') return busy(id, run.startMs, clock.now(), false);
     const result = await train(id, run.assign, stopAfterSteps);
-    const outcome = core.submit({
-      unitId: run.assign.unit_id,
-      workerId: id,
-      leaseToken: run.assign.lease_token,
-      body: encodeUnitDelta(result.delta, result.pathDelta),
-      metrics: {
-        train_loss: Number.isFinite(result.finalLoss) ? result.finalLoss : 0,
-        samples: result.samples,
-        seconds: 1,
-      },
-    });
+    let outcome: ReturnType<typeof core.submit>;
+    try {
+      outcome = core.submit({
+        unitId: run.assign.unit_id,
+        workerId: id,
+        leaseToken: run.assign.lease_token,
+        body: encodeUnitDelta(result.delta, result.pathDelta),
+        metrics: {
+          train_loss: Number.isFinite(result.finalLoss) ? result.finalLoss : 0,
+          samples: result.samples,
+          seconds: 1,
+        },
+      });
+    } catch (error) {
+      // Its lease is gone (a backup copy was merged first): the work is wasted, nothing more.
+      if (!(error instanceof ProtocolError)) throw error;
+      return busy(id, run.startMs, clock.now(), false);
+    }
     await job.settled(); // a re-route the result started, before virtual time moves on
     busy(id, run.startMs, clock.now(), outcome.response.status === 'accepted');
     const carry = carried.get(id);
@@ -188,9 +209,13 @@ async function run(
     const samples = answer.recipe.local_epochs * shardSamples(answer);
     const duration = Math.max(1, Math.round((samples / volunteer.samplesPerSecond) * 1000));
     const run = { assign: answer, startMs: clock.now(), endMs: clock.now() + duration };
+    current.set(id, { run, volunteer, landed });
+    // Whatever happens to this unit later is moot once it was cancelled.
+    const live = () => current.get(id)?.run === run;
     const beats = (at: number) => {
       if (at >= run.endMs || gone.has(id)) return;
       queue.at(at, () => {
+        if (!live()) return;
         core.heartbeat(id, {
           type: 'heartbeat',
           unit_id: answer.unit_id,
@@ -209,6 +234,8 @@ async function run(
           ? volunteer.vanishMs
           : run.startMs + Math.round(volunteer.rng() * duration);
       queue.at(at, () => {
+        if (!live()) return;
+        current.delete(id);
         counts.vanished++;
         landed();
         busy(id, run.startMs, at, false);
@@ -217,6 +244,8 @@ async function run(
       });
     } else if (volunteer.leaveMs < run.endMs) {
       queue.at(volunteer.leaveMs, async () => {
+        if (!live()) return leave(volunteer, clock.now());
+        current.delete(id);
         landed();
         const fraction = (volunteer.leaveMs - run.startMs) / duration;
         const totalSteps = Math.round(
@@ -239,6 +268,8 @@ async function run(
       });
     } else
       queue.at(run.endMs, async () => {
+        if (!live()) return;
+        current.delete(id);
         landed();
         await submit(volunteer, run);
         ask(volunteer);

@@ -136,6 +136,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE units ADD COLUMN share REAL;
   ALTER TABLE units ADD COLUMN cut_to REAL;
+  ALTER TABLE units ADD COLUMN backup_of TEXT;
   `,
 ];
 

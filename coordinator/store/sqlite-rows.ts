@@ -52,6 +52,8 @@ export interface UnitRow {
   base_samples: number | null;
   share: number | null;
   cut_to: number | null;
+  backup_of: string | null;
+  leased_ms: number | null;
 }
 export interface WorkerRow {
   id: string;
@@ -121,6 +123,8 @@ export const toUnit = (r: UnitRow): Unit => ({
   baseSamples: r.base_samples,
   share: r.share,
   cutTo: r.cut_to,
+  backupOf: r.backup_of,
+  leasedMs: r.leased_ms,
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

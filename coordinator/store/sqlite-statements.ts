@@ -30,10 +30,11 @@ export function prepareStatements(db: Database.Database) {
         number | null,
         number | null,
         number | null,
+        string | null,
       ]
     >(
-      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to)
-       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to, backup_of)
+       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
     oldestReady: db.prepare<[{ worker: string; preferred: string }], { id: string }>(
@@ -233,6 +234,15 @@ export function prepareStatements(db: Database.Database) {
     ),
     setPaused: db.prepare<[number | null, number]>(
       'UPDATE job SET paused_ms = ?, updated_ms = ? WHERE id = 1',
+    ),
+    leasedUnits: db.prepare<[], UnitRow>(`SELECT * FROM units WHERE state = 'leased' ORDER BY leased_ms`),
+    supersede: db.prepare<[string]>(
+      `UPDATE units SET state = 'rejected', lease_token = NULL, deadline_ms = NULL
+       WHERE id = ? AND state IN ('ready', 'leased')`,
+    ),
+    twinsOf: db.prepare<[{ id: string; of: string | null }], UnitRow>(
+      `SELECT * FROM units WHERE id != @id AND state IN ('ready', 'leased')
+       AND (backup_of = @id OR id = @of OR backup_of = @of)`,
     ),
     cancelLease: db.prepare<[string]>(
       `UPDATE units SET state = 'ready', lease_token = NULL, worker_id = NULL, deadline_ms = NULL

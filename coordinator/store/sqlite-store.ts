@@ -95,6 +95,7 @@ export class SqliteStore implements Store {
       w?.epochs ?? null,
       unit.share ?? null,
       unit.cutTo ?? null,
+      unit.backupOf ?? null,
     );
   }
 
@@ -231,6 +232,18 @@ export class SqliteStore implements Store {
 
   setPaused(pausedMs: number | null, now: number): void {
     this.s.setPaused.run(pausedMs, now);
+  }
+
+  leasedUnits(): Unit[] {
+    return this.s.leasedUnits.all().map(toUnit);
+  }
+
+  supersedeTwins(unitId: string): Unit[] {
+    const unit = this.s.getUnit.get(unitId);
+    if (unit === undefined) return [];
+    const twins = this.s.twinsOf.all({ id: unitId, of: unit.backup_of }).map(toUnit);
+    for (const twin of twins) this.s.supersede.run(twin.id);
+    return twins;
   }
 
   cancelLease(unitId: string): Unit | undefined {

@@ -91,6 +91,8 @@ export interface NewUnit {
    * the rest of a unit keep the original's, so cutting the same stretch again moves nothing.
    */
   cutTo?: number | null;
+  /** A backup copy of this unit, leased to a faster volunteer while a slow one still holds it. */
+  backupOf?: string | null;
 }
 
 export interface Unit extends NewUnit {
@@ -109,6 +111,8 @@ export interface Unit extends NewUnit {
   baseTop: number | null;
   /** The shard's training samples when it was leased (re-routing changes them). */
   baseSamples: number | null;
+  /** When its current lease began. */
+  leasedMs: number | null;
 }
 
 export interface WorkerInfo {
@@ -298,6 +302,13 @@ export interface Store {
   setPaused(pausedMs: number | null, now: number): void;
   /** leased -> ready without counting an attempt (an operator took it back); the unit as it was. */
   cancelLease(unitId: string): Unit | undefined;
+  /** The units leased now, the longest-held first. */
+  leasedUnits(): Unit[];
+  /**
+   * A unit was merged: its backups (or the unit it backs up, and that one's other backups)
+   * still ready or leased are superseded, never to be leased or merged; returns them as they were.
+   */
+  supersedeTwins(unitId: string): Unit[];
   /** Every unit leased to `workerId` goes back to ready without counting an attempt; how many. */
   releaseLeasesOf(workerId: string): number;
   /** The latest verdicts of a worker and of its further connections (`<id>-2`, …), newest first. */

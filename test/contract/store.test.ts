@@ -86,6 +86,34 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.deepEqual(unit.window, { from: 0.25, to: 0.75, epochs: 6 });
     });
 
+    void it('lists leased units oldest first and supersedes the twins of a merged unit, never itself', () => {
+      store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.createUnit({ id: 'u-b1', shard: 0, baseVersion: 0, createdMs: 0, backupOf: 'u' });
+      store.createUnit({ id: 'u-b2', shard: 0, baseVersion: 0, createdMs: 0, backupOf: 'u' });
+      store.createUnit({ id: 'other', shard: 0, baseVersion: 0, createdMs: 1 });
+      store.leaseUnit('w1', 10, LEASE, 't1');
+      store.leaseUnit('w2', 20, LEASE, 't2');
+      assert.deepEqual(
+        store.leasedUnits().map((u) => [u.id, u.leasedMs]),
+        [
+          ['u', 10],
+          ['u-b1', 20],
+        ],
+      );
+      assert.equal(store.getUnit('u-b1')?.backupOf, 'u');
+      const superseded = store.supersedeTwins('u-b1');
+      assert.deepEqual(superseded.map((u) => [u.id, u.state, u.workerId]).sort(), [
+        ['u', 'leased', 'w1'],
+        ['u-b2', 'ready', null],
+      ]);
+      assert.equal(store.getUnit('u')?.state, 'rejected');
+      assert.equal(store.getUnit('u')?.leaseToken, null, 'its lease is dead');
+      assert.equal(store.getUnit('u-b2')?.state, 'rejected');
+      assert.equal(store.getUnit('u-b1')?.state, 'leased', 'the merged one is left to its merge');
+      assert.equal(store.getUnit('other')?.state, 'ready', 'other units are not twins');
+      assert.deepEqual(store.supersedeTwins('other'), []);
+    });
+
     void it('a wrong token can neither renew nor submit (zero rows = lease lost)', () => {
       store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
       store.leaseUnit('w1', 0, LEASE, 'good');
@@ -837,6 +865,8 @@ void describe('Store migrations', () => {
         baseSamples: null,
         share: null,
         cutTo: null,
+        backupOf: null,
+        leasedMs: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

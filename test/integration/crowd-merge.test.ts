@@ -3,7 +3,8 @@
  * core: under `delayed-nesterov` the shard moves by the mean of their deltas, not their sum,
  * no further than its largest delta, every result is accepted and the validation loss falls;
  * summed whole, the same deltas would move it several times as far. And a unit handed back
- * by one volunteer is cut again for the speed of the slower one who takes it next.
+ * by one volunteer is cut again for the speed of the slower one who takes it next, and a
+ * slow volunteer's last unit is backed up by a fast one, whose copy wins and ends the job.
  */
 import assert from 'node:assert/strict';
 import { afterEach, before, describe, it } from 'node:test';
@@ -17,7 +18,7 @@ import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { type FFFWeights, TENSOR_NAMES } from '../../shared/fff/weights.ts';
-import { type SeededCore, seededCore } from '../helpers/small-job.ts';
+import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
 afterEach(() => seeded?.cleanup());
@@ -138,5 +139,56 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
       rest.window!.to,
       s.store.getUnit(unit.unit_id)!.window!.to + (rest.window!.to - leased.window!.to),
     );
+  });
+
+  void it("backs up a slow volunteer's unit at the end; the first copy merged wins, the other is called off", async () => {
+    const s = (seeded = await seededCore({
+      shard_epochs: 8,
+      local_epochs: 8,
+      unit_seconds: 10,
+      lease_ms: 60_000,
+    }));
+    const cancelled: [string, string][] = [];
+    s.core.listen({ cancelUnit: (worker, unit) => cancelled.push([worker, unit]) });
+    const submitFor = (worker: string, assign: Assign, seconds: number) => {
+      s.clock.advance(seconds * 1000);
+      const unit = s.store.getUnit(assign.unit_id)!;
+      return s.core.submit({
+        unitId: assign.unit_id,
+        workerId: worker,
+        leaseToken: assign.lease_token,
+        body: encodeUnitDelta(smallDelta(s.job.subtreeShape)),
+        metrics: {
+          train_loss: 1,
+          samples: s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, unit),
+          seconds,
+        },
+      });
+    };
+    // Both are measured by a first unit each: the slow one took 20x as long.
+    const slow = s.core.connect(hello('slow', 10)).id;
+    const fast = s.core.connect(hello('fast', 200)).id;
+    const first = s.core.assign(slow) as Assign;
+    const second = s.core.assign(fast) as Assign;
+    assert.equal(submitFor(fast, second, 1).response.status, 'accepted');
+    assert.equal(submitFor(slow, first, 20).response.status, 'accepted');
+    // The rest of the schedule: the slow volunteer takes a unit, and nothing else is left to cut.
+    const held = s.core.assign(slow);
+    assert.equal(held.type, 'assign', 'the slow volunteer holds a unit');
+    let backup: Assign | undefined;
+    for (let answer = s.core.assign(fast); answer.type === 'assign'; answer = s.core.assign(fast)) {
+      if (answer.unit_id.startsWith(`${held.unit_id}-b`)) {
+        backup = answer;
+        break;
+      }
+      assert.equal(submitFor(fast, answer, 0.1).response.status, 'accepted');
+    }
+    assert.ok(backup !== undefined, `the fast volunteer got a backup of ${held.unit_id}`);
+    assert.equal(backup.recipe.schedule.from, held.recipe.schedule.from, 'the same window');
+    assert.equal(submitFor(fast, backup, 0.5).response.status, 'accepted');
+    assert.deepEqual(cancelled, [[slow, held.unit_id]], 'the slow one is told to stop');
+    assert.equal(s.store.getUnit(held.unit_id)?.state, 'rejected');
+    assert.equal(s.core.phase, 'done', 'the job ends without waiting for the slow volunteer');
+    assert.throws(() => submitFor(slow, held, 1), /the job has ended/, 'its result is not merged');
   });
 });
