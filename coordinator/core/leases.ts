@@ -17,6 +17,9 @@ export interface Asker {
   readonly connected?: readonly string[];
 }
 
+/** A holder that has missed this many heartbeats in a row has gone quiet: its unit gets a backup. */
+const MISSED_HEARTBEATS = 3;
+
 /** Claims above this are not believed: the first unit of such a worker is sized as if this. */
 const MAX_CLAIMED_SAMPLES_PER_SECOND = 1e5;
 
@@ -96,8 +99,8 @@ export class Leases {
   }
 
   /**
-   * Nothing new to hand out: a unit whose holder has gone quiet (it missed heartbeats for a
-   * quarter of a lease), or, once its shard's schedule is all cut, one this worker would train
+   * Nothing new to hand out: a unit whose holder has gone quiet (three heartbeats missed), or,
+   * once its shard's schedule is all cut, one this worker would train
    * in less than half the time its holder (measured slower) still needs, gets a backup copy
    * for this worker. Whichever copy is merged first supersedes the other (intake.ts), so a
    * crowd's last units do not wait on its slowest or vanished volunteers.
@@ -116,7 +119,9 @@ export class Leases {
       const shard = this.store.getShard(unit.shard);
       if (shard === undefined) continue;
       const samples = this.job.schedule.unitSamples(shard, unit);
-      const quiet = (unit.deadlineMs ?? Infinity) - now < config.lease_ms / 4;
+      // A heartbeat pushes the deadline to a lease from then: three missed, and it has gone quiet.
+      const quiet =
+        (unit.deadlineMs ?? Infinity) - now < config.lease_ms - MISSED_HEARTBEATS * config.heartbeat_ms;
       const holder = this.store.lastThroughput(unit.workerId!);
       const leftMs = holder
         ? unit.leasedMs! + (samples * holder.ms) / Math.max(1, holder.samples) - now

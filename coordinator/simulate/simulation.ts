@@ -223,10 +223,10 @@ async function run(
           step: 0,
           total_steps: 1,
         });
-        beats(at + config.lease_ms / 2);
+        beats(at + config.heartbeat_ms);
       });
     };
-    beats(clock.now() + config.lease_ms / 2);
+    beats(clock.now() + config.heartbeat_ms);
     if (volunteer.vanishMs < run.endMs && volunteer.vanishMs <= volunteer.leaveMs) {
       // Past its time between units, it takes one more and vanishes somewhere inside it.
       const at =
