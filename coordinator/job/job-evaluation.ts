@@ -13,7 +13,7 @@ import { withTop } from '../../shared/fff/top-blob.ts';
 import type { FFFWeights } from '../../shared/fff/weights.ts';
 import type { SlowTop } from '../top/slow-top.ts';
 import type { EvalRow } from '../store/store.ts';
-import type { JobContext } from './training-job.ts';
+import type { JobContext } from './job-context.ts';
 import type { ShardModels } from './shard-models.ts';
 
 export class JobEvaluation {

@@ -1,14 +1,11 @@
-import type { Logger } from 'pino';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
-import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
+import type { Dataset } from '../../shared/data/dataset.ts';
 import { encodeShardData } from '../../shared/data/shard-blob.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { type StepReport } from '../../shared/fff/trainer.ts';
 import { extractSubtree, subtreeShape } from '../../shared/fff/subtree.ts';
 import { type FFFShape, type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
-import type { BlobStore } from '../store/blob-store.ts';
-import type { Clock } from '../../shared/clock.ts';
-import type { EvalRow, JobPhase, Shard, Store } from '../store/store.ts';
+import type { EvalRow, JobPhase, Shard } from '../store/store.ts';
 import type { JobConfig } from './config.ts';
 import { pretrainMode, pretrainTree, treeShape } from './pretrain.ts';
 import { routeShards } from './route-shards.ts';
@@ -19,22 +16,14 @@ import { concatDatasets } from '../../shared/data/dataset.ts';
 import { servedLossChange } from '../top/served-loss.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { goalReached } from './job-goal.ts';
+import type { JobContext } from './job-context.ts';
+
+export type { JobContext } from './job-context.ts';
 import { JobEvaluation } from './job-evaluation.ts';
 import { ShardModels } from './shard-models.ts';
 import { ShardSchedule } from './shard-schedule.ts';
 import type { MergeStrategy } from '../merge/strategy.ts';
 import { mergeStrategy } from '../merge/strategies.ts';
-
-export interface JobContext {
-  readonly store: Store;
-  readonly blobs: BlobStore;
-  readonly config: JobConfig;
-  readonly data: DataSplit;
-  readonly log: Logger;
-  readonly clock: Clock;
-  /** Where the final model is written when the job ends. */
-  readonly finalModelPath: string;
-}
 
 /**
  * The job's model-side state: the pretrained tree with its frozen top, each shard's
