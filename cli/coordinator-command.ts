@@ -42,6 +42,7 @@ const JOB_FLAGS = {
   inFlightSpan: 'in_flight_span',
   outerStrategy: 'outer.strategy',
   outerLr: 'outer.lr',
+  outerSpeedup: 'outer.speedup',
   outerMomentum: 'outer.momentum',
   stalenessDiscount: 'outer.staleness_discount',
   maxStaleness: 'outer.max_staleness',
@@ -148,6 +149,11 @@ function withJobOptions(command: Command): Command {
       ).choices(['sum', 'delayed-nesterov', 'fedbuff']),
     )
     .option('--outer-lr <rate>', 'outer learning rate', positiveNumber('--outer-lr'))
+    .option(
+      '--outer-speedup <k>',
+      "averaged strategies: a round of N results moves a shard's schedule k units on (1: a better model at one volunteer's pace; more: sooner, less accurate)",
+      positiveNumber('--outer-speedup'),
+    )
     .option('--outer-momentum <m>', 'outer Nesterov momentum', positiveNumber('--outer-momentum'))
     .option(
       '--staleness-discount <f>',

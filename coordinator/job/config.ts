@@ -87,6 +87,12 @@ export const JobConfigSchema = Type.Object(
           },
         ),
         lr: Num(0, 10, 'outer learning rate', 1),
+        speedup: Num(
+          1,
+          64,
+          "delayed-nesterov and fedbuff: a round of N averaged results moves the shard's schedule on by this many units' worth (at most N): 1 turns a crowd into a better model at one volunteer's pace a shard; more trades accuracy for time",
+          1,
+        ),
         momentum: Num(0, 0.999, 'outer Nesterov momentum', 0),
         staleness_discount: Num(0, 1, 'weight factor per version of staleness', 1),
         max_staleness: Int(0, 1000, 'reject deltas staler than this many versions', 64),

@@ -14,11 +14,15 @@ import type { MergeInput, MergeProposal, MergeStrategy, OuterSettings } from './
 /** A round is complete within this of a whole (shares are 1/N sums). */
 export const ROUND_EPSILON = 1e-9;
 
+/** The share of a round one of `peers` results makes: speedup/N, at most a whole. */
+export const roundShare = (settings: Pick<OuterSettings, 'speedup'>, peers: number): number =>
+  Math.min(1, Math.max(1, settings.speedup) / Math.max(1, peers));
+
 export function delayedNesterovStrategy(settings: OuterSettings): MergeStrategy {
   const { lr, momentum: beta } = settings;
   return {
     name: 'delayed-nesterov',
-    share: (peers) => 1 / Math.max(1, peers),
+    share: (peers) => roundShare(settings, peers),
     propose(input: MergeInput): MergeProposal {
       const { current, state, delta } = input;
       const n = Math.max(1, input.peers);

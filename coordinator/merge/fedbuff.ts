@@ -5,7 +5,7 @@
  * trained); then their weighted mean is one outer Nesterov step. Nothing moves in between.
  */
 import { plusScaled, scaled } from './arithmetic.ts';
-import { ROUND_EPSILON } from './delayed-nesterov.ts';
+import { ROUND_EPSILON, roundShare } from './delayed-nesterov.ts';
 import { zeroWeights } from '../../shared/fff/weights.ts';
 import type { MergeInput, MergeProposal, MergeStrategy, OuterSettings } from './strategy.ts';
 
@@ -13,7 +13,7 @@ export function fedBuffStrategy(settings: OuterSettings): MergeStrategy {
   const { lr, momentum: beta } = settings;
   return {
     name: 'fedbuff',
-    share: (peers) => 1 / Math.max(1, peers),
+    share: (peers) => roundShare(settings, peers),
     propose(input: MergeInput): MergeProposal {
       const { current, state, delta } = input;
       const weight = 1 / Math.sqrt(1 + Math.max(0, input.staleness));

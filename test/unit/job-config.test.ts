@@ -48,6 +48,7 @@ void describe('parseJobConfig', () => {
       outer: {
         strategy: 'sum',
         lr: 1,
+        speedup: 1,
         momentum: 0,
         staleness_discount: 1,
         max_staleness: 64,
@@ -104,6 +105,7 @@ void describe('parseJobConfig', () => {
     assert.deepEqual(config.outer, {
       strategy: 'sum',
       lr: 0.7,
+      speedup: 1,
       momentum: 0,
       staleness_discount: 1,
       max_staleness: 64,
@@ -251,6 +253,7 @@ void describe('overlay', () => {
     assert.deepEqual(config.outer, {
       strategy: 'sum',
       lr: 0.5,
+      speedup: 1,
       momentum: 0.9,
       staleness_discount: 1,
       max_staleness: 64,

@@ -33,6 +33,7 @@ const close = (actual: number, expected: number, what: string) =>
 const settings = (over: Partial<OuterSettings>): OuterSettings => ({
   strategy: 'sum',
   lr: 1,
+  speedup: 1,
   momentum: 0,
   staleness_discount: 1,
   stale_correction: 'none',
@@ -98,6 +99,12 @@ void describe('merge strategies', () => {
     close(valueOf(state.momentum), 0.37, 'momentum');
     close(trace[0]!.judged, 1 + 0.5 * 0.2, 'judged: the delta alone at the outer rate');
     assert.equal(mergeStrategy(settings({ strategy: 'delayed-nesterov' })).share(4), 1 / 4);
+    const sooner = mergeStrategy(settings({ strategy: 'delayed-nesterov', speedup: 2 }));
+    assert.deepEqual(
+      [1, 2, 4, 8].map((n) => sooner.share(n)),
+      [1, 1, 1 / 2, 1 / 4],
+      'speedup k: k/N, at most 1',
+    );
   });
 
   void it('delayed Nesterov with one unit in flight is outer Nesterov on every delta', () => {
