@@ -33,9 +33,10 @@ export const cutUnitId = (shard: number, from: number): string =>
  * schedule handed out (a shard whose data the worker holds, if it is within `in_flight_span`
  * of the least), sized to `unit_seconds` on the worker's speed, no more than `local_epochs`
  * passes, and no more than a fair share of what is left, so that every connected worker
- * gets something while any schedule remains (and when workers share a shard, no more than
- * their share of `in_flight_span`: units in flight together start from about the same
- * weights, so none should train a phase its base has not nearly reached).
+ * gets something while any schedule remains, and no more than its share of `in_flight_span`
+ * (units in flight together start from about the same weights, so none should train a phase
+ * its base has not nearly reached; and a crowd still arriving must not find a shard taken
+ * whole by its first volunteer).
  *
  * A unit trains its window of the schedule, but moves the shard's schedule on by only its
  * share of it: the whole window when every result is a step of its own (`sum`), 1/N of it
@@ -70,9 +71,8 @@ export function cutUnit(
   const bySpeed = Math.max(0, request.samplesPerSecond) * config.unit_seconds * probe;
   const byCap = shard.samples * config.local_epochs;
   // Limits on the schedule's advance, turned into samples trained by the share.
-  const fairShare =
-    Math.min(remaining / perShard, perShard > 1 ? (budget * config.in_flight_span) / perShard : Infinity) /
-    share;
+  // A lone worker's unit too: a crowd that is still arriving must not find a shard taken whole.
+  const fairShare = Math.min(remaining / perShard, (budget * config.in_flight_span) / perShard) / share;
   const floor = Math.min(remaining / share, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
   let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining / share));
   if ((remaining - size * share) / share < floor) size = remaining / share;

@@ -67,7 +67,7 @@ export const JobConfigSchema = Type.Object(
     in_flight_span: Num(
       0.001,
       1,
-      'units of one shard trained at once may together span at most this share of its schedule',
+      'a unit, and the units of one shard trained at once together, move its schedule on by at most this share',
       0.125,
     ),
     max_peers: Int(

@@ -116,7 +116,13 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
   });
 
   void it('a unit handed back is cut again for the slower volunteer who takes it next', async () => {
-    const s = (seeded = await seededCore({ unit_seconds: 1, shard_epochs: 8, local_epochs: 8 }));
+    const s = (seeded = await seededCore({
+      unit_seconds: 1,
+      shard_epochs: 8,
+      local_epochs: 8,
+      in_flight_span: 1,
+      batch: 4,
+    }));
     const fast = s.core.connect(hello('fast', 5000)).id;
     const unit = s.core.assign(fast) as Assign;
     const whole = s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, s.store.getUnit(unit.unit_id)!);

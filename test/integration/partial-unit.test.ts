@@ -17,7 +17,10 @@ const log = pino({ level: 'silent' });
 
 before(async () => {
   await selectBackend('wasm');
-  small = await startSmallCoordinator({ token: TOKEN, settings: { shard_epochs: 2, local_epochs: 2 } });
+  small = await startSmallCoordinator({
+    token: TOKEN,
+    settings: { shard_epochs: 2, local_epochs: 2, in_flight_span: 1 },
+  });
 });
 after(async () => small?.close());
 

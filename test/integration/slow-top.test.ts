@@ -198,6 +198,13 @@ void describe('slow top', () => {
     const first = await open(path, quiet);
     const worker = first.core.connect(hello('bob')).id;
     await runUnits(first, worker, 4);
+    // A re-route at a quarter of the budget may just have caught up with the top: move it on.
+    for (
+      let more = 0;
+      more < 8 && first.store.getTop()!.version === first.store.getTop()!.routedVersion;
+      more++
+    )
+      await runUnits(first, worker, 1);
     const inFlight = first.core.assign(worker) as Assign;
     const shardsBefore = first.store.listShards();
     const topBefore = first.store.getTop()!;

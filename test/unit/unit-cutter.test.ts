@@ -47,11 +47,38 @@ void describe('cutUnit', () => {
   void it('never cuts more than local_epochs passes, nor less than a few minibatches', () => {
     const shards = [shard(0, 6000)];
     const fast = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6 }))!;
-    assert.equal(fast.window!.to, 1, 'a whole schedule of 12 passes at most');
-    const capped = parseJobConfig({ shard_epochs: 12, local_epochs: 3, batch: 32 });
-    assert.equal(cutUnit(capped, shards, new Map(), request({ samplesPerSecond: 1e6 }))!.window!.epochs, 3);
+    assert.equal(fast.window!.to, 1 / 8, 'at most in_flight_span of the schedule, even alone');
+    const capped = parseJobConfig({ shard_epochs: 12, local_epochs: 1, batch: 32 });
+    assert.equal(cutUnit(capped, shards, new Map(), request({ samplesPerSecond: 1e6 }))!.window!.epochs, 1);
     const slow = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 0.001 }))!;
     assert.ok(Math.abs(slow.window!.epochs * 6000 - MIN_UNIT_BATCHES * 32) < 1e-6);
+  });
+
+  void it('averaged, the units of a crowd overlap: each moves the schedule by its share of its window', () => {
+    const shards = [shard(0, 6000)];
+    const unit = cutUnit(
+      config,
+      shards,
+      new Map(),
+      request({ samplesPerSecond: 1e6, workers: 8, share: (n) => 1 / n }),
+    )!;
+    assert.equal(unit.window!.to, 1 / 8, 'it trains an eighth of the schedule');
+    assert.equal(unit.share, 1 / 8);
+    assert.equal(unit.cutTo, 1 / 64, 'and moves the cut on by an eighth of that');
+    const next = cutUnit(
+      config,
+      shards,
+      new Map([[0, unit.cutTo!]]),
+      request({ samplesPerSecond: 1e6, workers: 8, share: (n) => 1 / n }),
+    )!;
+    assert.deepEqual([next.window!.from, next.window!.to], [1 / 64, 1 / 64 + 1 / 8]);
+    const full = cutUnit(
+      parseJobConfig({ shard_epochs: 12, local_epochs: 12, batch: 32, max_peers: 2 }),
+      shards,
+      new Map(),
+      request({ workers: 8, inFlight: new Map([[0, 2]]) }),
+    );
+    assert.equal(full, undefined, 'a shard with max_peers units in flight takes no more');
   });
 
   void it('gives each of many workers a fair share of what is left, so that none idles', () => {
@@ -59,7 +86,7 @@ void describe('cutUnit', () => {
     const unit = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 16 }))!;
     assert.equal(unit.window!.to, 1 / 64, 'eight to a shard, together an eighth of its schedule in flight');
     const alone = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 2 }))!;
-    assert.equal(alone.window!.to, 1, 'one worker to a shard: as much as its speed allows');
+    assert.equal(alone.window!.to, 1 / 8, 'one worker to a shard: an eighth, then the next');
   });
 
   void it('takes the shard with the least handed out, or a cached one within in_flight_span of it', () => {

@@ -221,16 +221,18 @@ void describe('partial results', () => {
   });
 
   void it('refuses a partial result in quorum mode', async () => {
-    seeded = await seededCore({ shard_epochs: 2, local_epochs: 2, validation: { quorum: 2 } });
+    seeded = await seededCore({ shard_epochs: 2, local_epochs: 2, batch: 8, validation: { quorum: 2 } });
     const s = seeded;
     const alice = s.core.connect(hello('alice')).id;
     const assign = lease(s, alice);
+    const whole = s.job.schedule.unitSamples(s.store.getShard(assign.shard)!, { id: assign.unit_id });
+    assert.ok(whole >= 4 * 8, `a unit of ${whole} samples has room for a partial result`);
     const outcome = s.core.submit({
       unitId: assign.unit_id,
       workerId: alice,
       leaseToken: assign.lease_token,
       body: encodeFFF(smallDelta(s.job.subtreeShape)),
-      metrics: { train_loss: 0.5, samples: s.store.getShard(assign.shard)!.samples, seconds: 1 },
+      metrics: { train_loss: 0.5, samples: Math.floor(whole / 2), seconds: 1 },
     });
     assert.equal(outcome.code, 'DELTA_REJECTED');
   });
