@@ -42,7 +42,7 @@ const JOB_FLAGS = {
   inFlightSpan: 'in_flight_span',
   outerStrategy: 'outer.strategy',
   outerLr: 'outer.lr',
-  outerSpeedup: 'outer.speedup',
+  outerRound: 'outer.round',
   outerMomentum: 'outer.momentum',
   stalenessDiscount: 'outer.staleness_discount',
   maxStaleness: 'outer.max_staleness',
@@ -150,9 +150,9 @@ function withJobOptions(command: Command): Command {
     )
     .option('--outer-lr <rate>', 'outer learning rate', positiveNumber('--outer-lr'))
     .option(
-      '--outer-speedup <k>',
-      "averaged strategies: a round of N results moves a shard's schedule k units on (1: a better model at one volunteer's pace; more: sooner, less accurate)",
-      positiveNumber('--outer-speedup'),
+      '--outer-round <W>',
+      "averaged strategies: results averaged into one step; a shard's volunteers beyond W make its schedule go faster",
+      integer('--outer-round', 1),
     )
     .option('--outer-momentum <m>', 'outer Nesterov momentum', positiveNumber('--outer-momentum'))
     .option(

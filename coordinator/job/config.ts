@@ -87,11 +87,11 @@ export const JobConfigSchema = Type.Object(
           },
         ),
         lr: Num(0, 10, 'outer learning rate', 1),
-        speedup: Num(
+        round: Int(
           1,
-          64,
-          "delayed-nesterov and fedbuff: a round of N averaged results moves the shard's schedule on by this many units' worth (at most N): 1 turns a crowd into a better model at one volunteer's pace a shard; more trades accuracy for time",
-          1,
+          1024,
+          "delayed-nesterov and fedbuff: results averaged into one step (fewer when fewer units of the shard are in flight); volunteers beyond it make the shard's schedule go faster",
+          4,
         ),
         momentum: Num(0, 0.999, 'outer Nesterov momentum', 0),
         staleness_discount: Num(0, 1, 'weight factor per version of staleness', 1),

@@ -14,9 +14,12 @@ import type { MergeInput, MergeProposal, MergeStrategy, OuterSettings } from './
 /** A round is complete within this of a whole (shares are 1/N sums). */
 export const ROUND_EPSILON = 1e-9;
 
-/** The share of a round one of `peers` results makes: speedup/N, at most a whole. */
-export const roundShare = (settings: Pick<OuterSettings, 'speedup'>, peers: number): number =>
-  Math.min(1, Math.max(1, settings.speedup) / Math.max(1, peers));
+/**
+ * The share of a round one of `peers` results in flight together makes: 1/N while N is at
+ * most the round's size W, else 1/W, so that peers beyond W move the schedule on faster.
+ */
+export const roundShare = (settings: Pick<OuterSettings, 'round'>, peers: number): number =>
+  1 / Math.max(1, Math.min(peers, settings.round));
 
 export function delayedNesterovStrategy(settings: OuterSettings): MergeStrategy {
   const { lr, momentum: beta } = settings;

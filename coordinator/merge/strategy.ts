@@ -13,8 +13,8 @@ export type StrategyName = (typeof STRATEGY_NAMES)[number];
 export interface OuterSettings {
   readonly strategy: StrategyName;
   readonly lr: number;
-  /** A round of N averaged results counts for this many units (at most N). */
-  readonly speedup: number;
+  /** Results averaged into one step, at most (the units in flight, when fewer). */
+  readonly round: number;
   readonly momentum: number;
   readonly staleness_discount: number;
   readonly stale_correction: 'none' | 'project';

@@ -56,7 +56,7 @@ function plus(base: FFFWeights, k: number, deltas: readonly FFFWeights[]): FFFWe
 /** Sixteen volunteers lease a unit each (eight a shard), train it for real and submit in turn. */
 async function crowdRound() {
   const s = (seeded = await seededCore({
-    outer: { strategy: 'delayed-nesterov' },
+    outer: { strategy: 'delayed-nesterov', round: 8 },
     unit_seconds: 0.5,
     shard_epochs: 4,
   }));

@@ -48,7 +48,7 @@ void describe('parseJobConfig', () => {
       outer: {
         strategy: 'sum',
         lr: 1,
-        speedup: 1,
+        round: 4,
         momentum: 0,
         staleness_discount: 1,
         max_staleness: 64,
@@ -105,7 +105,7 @@ void describe('parseJobConfig', () => {
     assert.deepEqual(config.outer, {
       strategy: 'sum',
       lr: 0.7,
-      speedup: 1,
+      round: 4,
       momentum: 0,
       staleness_discount: 1,
       max_staleness: 64,
@@ -253,7 +253,7 @@ void describe('overlay', () => {
     assert.deepEqual(config.outer, {
       strategy: 'sum',
       lr: 0.5,
-      speedup: 1,
+      round: 4,
       momentum: 0.9,
       staleness_discount: 1,
       max_staleness: 64,

@@ -33,7 +33,7 @@ const close = (actual: number, expected: number, what: string) =>
 const settings = (over: Partial<OuterSettings>): OuterSettings => ({
   strategy: 'sum',
   lr: 1,
-  speedup: 1,
+  round: 4,
   momentum: 0,
   staleness_discount: 1,
   stale_correction: 'none',
@@ -99,11 +99,11 @@ void describe('merge strategies', () => {
     close(valueOf(state.momentum), 0.37, 'momentum');
     close(trace[0]!.judged, 1 + 0.5 * 0.2, 'judged: the delta alone at the outer rate');
     assert.equal(mergeStrategy(settings({ strategy: 'delayed-nesterov' })).share(4), 1 / 4);
-    const sooner = mergeStrategy(settings({ strategy: 'delayed-nesterov', speedup: 2 }));
+    const sooner = mergeStrategy(settings({ strategy: 'delayed-nesterov', round: 2 }));
     assert.deepEqual(
       [1, 2, 4, 8].map((n) => sooner.share(n)),
-      [1, 1, 1 / 2, 1 / 4],
-      'speedup k: k/N, at most 1',
+      [1, 1 / 2, 1 / 2, 1 / 2],
+      'a round of at most W: beyond it, volunteers move the schedule faster',
     );
   });
 
