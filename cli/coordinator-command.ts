@@ -40,6 +40,7 @@ const JOB_FLAGS = {
   localEpochs: 'local_epochs',
   unitSeconds: 'unit_seconds',
   inFlightSpan: 'in_flight_span',
+  maxPeers: 'max_peers',
   outerStrategy: 'outer.strategy',
   outerLr: 'outer.lr',
   outerRound: 'outer.round',
@@ -141,6 +142,11 @@ function withJobOptions(command: Command): Command {
       '--in-flight-span <f>',
       'units of one shard trained at once span at most this share of its schedule',
       positiveNumber('--in-flight-span'),
+    )
+    .option(
+      '--max-peers <n>',
+      'most units of one shard trained at once; further volunteers wait (a larger crowd wants more shards)',
+      integer('--max-peers', 1),
     )
     .addOption(
       new Option(
