@@ -83,7 +83,7 @@ export const JobConfigSchema = Type.Object(
           {
             description:
               "how a shard's accepted deltas become steps: 'sum' applies each whole; 'delayed-nesterov' averages the units in flight together (lr·Δ/N each) and steps the Nesterov momentum once per N; 'fedbuff' buffers N and applies their staleness-weighted mean",
-            default: 'sum',
+            default: 'delayed-nesterov',
           },
         ),
         lr: Num(0, 10, 'outer learning rate', 1),

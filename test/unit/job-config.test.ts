@@ -46,7 +46,7 @@ void describe('parseJobConfig', () => {
       in_flight_span: 0.125,
       max_peers: 8,
       outer: {
-        strategy: 'sum',
+        strategy: 'delayed-nesterov',
         lr: 1,
         round: 4,
         momentum: 0,
@@ -103,7 +103,7 @@ void describe('parseJobConfig', () => {
     });
     assert.deepEqual(config.pretrain, { mode: 'auto', epochs: 1, leaf: 32, balance: 1, max_samples: 60000 });
     assert.deepEqual(config.outer, {
-      strategy: 'sum',
+      strategy: 'delayed-nesterov',
       lr: 0.7,
       round: 4,
       momentum: 0,
@@ -251,7 +251,7 @@ void describe('overlay', () => {
     const config = parseJobConfig(overlay({ depth: 5, outer: { lr: 0.5 } }, { 'outer.momentum': 0.9 }));
     assert.equal(config.depth, 5);
     assert.deepEqual(config.outer, {
-      strategy: 'sum',
+      strategy: 'delayed-nesterov',
       lr: 0.5,
       round: 4,
       momentum: 0.9,
