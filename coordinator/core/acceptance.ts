@@ -231,7 +231,6 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
         current,
         state: job.models.outerState(shard),
         delta: deltaOf(c),
-        ...(unit.baseBlob !== null ? { base: job.models.weightsOfBlob(unit.baseBlob) } : {}),
         ...(staleness > 0 && unit.baseBlob !== null
           ? { moved: subtractWeights(current, job.models.weightsOfBlob(unit.baseBlob)) }
           : {}),

@@ -33,8 +33,7 @@ export function delayedNesterovStrategy(settings: OuterSettings): MergeStrategy 
       const pending = plusScaled(state.pending, 1 / n, delta);
       const round = state.round + Math.max(0, Math.min(1, input.trained)) / n;
       const arrivals = state.arrivals + 1;
-      // Its base, not the current weights: others' shares of the round have moved those since.
-      const judged = plusScaled(input.base ?? current, lr, delta);
+      const judged = plusScaled(current, lr, delta);
       if (round < 1 - ROUND_EPSILON)
         return { weights, state: { ...state, pending, round, arrivals }, judged, outerStep: false };
       // The round's mean (pending / round) enters the momentum, which then steps once.

@@ -20,8 +20,7 @@ export function fedBuffStrategy(settings: OuterSettings): MergeStrategy {
       const pending = plusScaled(state.pending, weight, delta);
       const round = state.round + Math.max(0, Math.min(1, input.trained)) / Math.max(1, input.peers);
       const arrivals = state.arrivals + 1;
-      // Its base, not the current weights: others' shares of the round have moved those since.
-      const judged = plusScaled(input.base ?? current, lr, delta);
+      const judged = plusScaled(current, lr, delta);
       if (round < 1 - ROUND_EPSILON)
         return { weights: current, state: { ...state, pending, round, arrivals }, judged, outerStep: false };
       const mean = scaled(1 / arrivals, pending);

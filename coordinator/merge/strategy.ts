@@ -27,8 +27,6 @@ export interface MergeInput {
   readonly delta: FFFWeights;
   /** What the shard moved since the delta's base (current − base), when known. */
   readonly moved?: FFFWeights;
-  /** The weights the delta was trained from, when known. */
-  readonly base?: FFFWeights;
   /** Versions of the shard merged since the delta's base. */
   readonly staleness: number;
   /** Units of the shard in flight together when this one was cut, itself included (N ≥ 1). */
@@ -40,10 +38,7 @@ export interface MergeInput {
 export interface MergeProposal {
   readonly weights: FFFWeights;
   readonly state: OuterState;
-  /**
-   * The model acceptance judges: the delta's own effect at the outer rate, on the weights it
-   * was trained from (a crowd's averaged strategies) or on the current ones (`sum`).
-   */
+  /** The model acceptance judges: the delta's own effect at the outer rate, on the current weights. */
   readonly judged: FFFWeights;
   /** True when this result completed a round and the outer momentum stepped. */
   readonly outerStep: boolean;

@@ -107,21 +107,6 @@ void describe('merge strategies', () => {
     );
   });
 
-  void it("judges a crowd's delta on the weights it was trained from, not on the shard moved since", () => {
-    const strategy = mergeStrategy(settings({ strategy: 'delayed-nesterov' }));
-    const proposal = strategy.propose({
-      current: filled(1.4),
-      base: filled(1),
-      state: emptyOuterState(shape),
-      delta: filled(0.2),
-      staleness: 3,
-      peers: 4,
-      trained: 1,
-    });
-    close(valueOf(proposal.judged), 1.2, 'base + Δ');
-    close(valueOf(proposal.weights), 1.45, 'current + Δ/4');
-  });
-
   void it('delayed Nesterov with one unit in flight is outer Nesterov on every delta', () => {
     // θ = 1 + 0.7·0.2 = 1.14; m = 0.2; θ += 0.7·0.9·0.2 = 0.126 -> 1.266.
     const { trace } = run({ strategy: 'delayed-nesterov', lr: 0.7, momentum: 0.9 }, [0.2], 1);
