@@ -1,7 +1,9 @@
 /**
  * The job owner's goal (`until`): reached when an evaluation's accuracy reaches the target,
  * when training has run for the time given, or when the served model's validation loss has
- * stopped improving. The end of every shard's schedule ends the job in any case.
+ * stopped improving once every shard trains the served function (its hard-leaves phase:
+ * before, soft training moves that loss about). The end of every shard's schedule ends the
+ * job in any case.
  */
 import type { EvalRow } from '../store/store.ts';
 import type { JobConfig } from './config.ts';
@@ -14,16 +16,18 @@ export function goalReached(
   until: JobConfig['until'],
   evals: readonly Pick<EvalRow, 'hardTestAcc' | 'valLoss'>[],
   trainingSeconds: number,
+  /** The evaluations a plateau is judged on: those of the served model's own phase. */
+  plateauEvals: readonly Pick<EvalRow, 'valLoss'>[] = evals,
 ): string | undefined {
   const last = evals.at(-1);
   if (until.accuracy !== undefined && last !== undefined && last.hardTestAcc >= until.accuracy)
     return `accuracy ${last.hardTestAcc.toFixed(4)} reached the goal ${until.accuracy}`;
   if (until.seconds !== undefined && trainingSeconds >= until.seconds)
     return `trained for ${Math.round(trainingSeconds)} s, the time given`;
-  if (until.plateau !== undefined && evals.length > until.plateau) {
-    const before = evals.slice(0, -until.plateau);
+  if (until.plateau !== undefined && plateauEvals.length > until.plateau) {
+    const before = plateauEvals.slice(0, -until.plateau);
     const best = Math.min(...before.map((e) => e.valLoss));
-    const recent = Math.min(...evals.slice(-until.plateau).map((e) => e.valLoss));
+    const recent = Math.min(...plateauEvals.slice(-until.plateau).map((e) => e.valLoss));
     if (recent > best * (1 - PLATEAU_MARGIN))
       return `the validation loss has not improved over the last ${until.plateau} evaluations`;
   }

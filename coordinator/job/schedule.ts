@@ -11,6 +11,9 @@ export interface ValidationPhase {
   readonly hardening: number;
 }
 
+/** The last phase of every shard's schedule: leaves trained on hard routing, as served. */
+export const HARD_LEAVES = 'hard-leaves';
+
 /** The phase of the shard's schedule (soft, harden, hard-leaves) at `position` (0..1) of it. */
 export function phaseAt(config: JobConfig, position: number): ValidationPhase {
   const recipe = buildRecipe({

@@ -69,6 +69,14 @@ export class ShardSchedule {
     return counts.ready + counts.leased + counts.submitted + uncut;
   }
 
+  /** Whether every shard with samples has trained into `phase` (merged, not only handed out). */
+  everyShardPast(phase: string): boolean {
+    return this.store
+      .listShards()
+      .filter((s) => s.samples > 0)
+      .every((s) => phaseAt(this.config, s.trainedSamples / Math.max(1, s.budgetSamples)).name === phase);
+  }
+
   /** Share of the job's sample budget trained so far (0..1). */
   budgetProgress(): number {
     const shards = this.store.listShards();

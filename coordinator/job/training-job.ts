@@ -16,6 +16,7 @@ import { concatDatasets } from '../../shared/data/dataset.ts';
 import { servedLossChange } from '../top/served-loss.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { goalReached } from './job-goal.ts';
+import { HARD_LEAVES } from './schedule.ts';
 import type { JobContext } from './job-context.ts';
 
 export type { JobContext } from './job-context.ts';
@@ -47,6 +48,8 @@ export class TrainingJob {
   private resultSize: number | undefined;
   private allVal: Dataset | undefined;
   private rerouting: Promise<void> | undefined;
+  /** The evaluations from this index on came after every shard reached its hard-leaves phase. */
+  private plateauFrom: number | undefined;
 
   constructor(private readonly ctx: JobContext) {
     this.shape = treeShape(ctx.config, ctx.data.train);
@@ -214,7 +217,11 @@ export class TrainingJob {
     if (!evaluated && until.seconds === undefined) return undefined;
     const started = this.ctx.store.getJob()?.createdMs ?? 0;
     const evals = evaluated ? this.ctx.store.listEvals() : [];
-    const reason = goalReached(until, evals, (this.ctx.clock.now() - started) / 1000);
+    // The served model's loss means something once every shard trains the served function.
+    if (this.plateauFrom === undefined && this.schedule.everyShardPast(HARD_LEAVES))
+      this.plateauFrom = evals.length;
+    const plateauEvals = this.plateauFrom === undefined ? [] : evals.slice(this.plateauFrom);
+    const reason = goalReached(until, evals, (this.ctx.clock.now() - started) / 1000, plateauEvals);
     return reason === undefined ? undefined : this.evaluation.finish(reason);
   }
 }

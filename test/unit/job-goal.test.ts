@@ -35,6 +35,12 @@ void describe("the job owner's goal (--until)", () => {
     );
   });
 
+  void it("judges a plateau only on the evaluations of the served model's own phase", () => {
+    const all = evals(0.5, 0.9, 0.95, 0.97, 0.99);
+    assert.match(goalReached({ plateau: 3 }, all, 0)!, /has not improved/, 'on every evaluation');
+    assert.equal(goalReached({ plateau: 3 }, all, 0, all.slice(3)), undefined, 'too few of its phase yet');
+  });
+
   void it('is never reached without a goal: the schedule ends the job', () => {
     assert.equal(goalReached({}, evals(1, 1, 1, 1, 1, 1, 1), 1e9), undefined);
   });
