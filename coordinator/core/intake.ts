@@ -147,12 +147,12 @@ export class ResultIntake {
     const workerId = worker.id;
     store.transaction(() => {
       store.rejectResult({ unitId: unit.id, workerId, rule, reason, now });
-      const retry = nextRetry(unit.id, this.job.config.validation.max_retries);
-      // A backup copy (or the unit it backs up) still out carries the window on.
-      if (unit.backupOf != null || store.leasedUnits().some((u) => u.backupOf === unit.id)) {
-        // nothing to reissue
-      } else if (retry === undefined) store.appendEvent('retired', { unit: unit.id, shard: unit.shard }, now);
-      else
+      // A backup copy (or the unit it backs up) still out carries the window on: no reissue.
+      const twinOut = unit.backupOf != null || store.leasedUnits().some((u) => u.backupOf === unit.id);
+      const retry = twinOut ? undefined : nextRetry(unit.id, this.job.config.validation.max_retries);
+      if (retry === undefined) {
+        if (!twinOut) store.appendEvent('retired', { unit: unit.id, shard: unit.shard }, now);
+      } else
         store.createUnit({
           id: retry,
           shard: unit.shard,
