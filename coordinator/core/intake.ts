@@ -215,11 +215,11 @@ export class ResultIntake {
         baseVersion: unit.baseVersion,
         deltaBlob,
         samples: done.samples,
-        // What the shard's schedule moved on: the unit's samples at today's shard size, times
-        // its share of the step (1/N when N units in flight are averaged into one).
+        // What the shard's schedule moved on: the part of the window trained, times the
+        // unit's share of the step (1/N when N units in flight are averaged into one), at
+        // today's budget; whole minibatches trained past the window's end move it no further.
         progress: Math.round(
-          ((unit.share ?? 1) * (done.samples * candidate.shard!.samples)) /
-            Math.max(1, unit.baseSamples ?? candidate.shard!.samples),
+          (unit.share ?? 1) * done.fraction * (window.to - window.from) * candidate.shard!.budgetSamples,
         ),
         alsoCredit: unit.heldBy,
         now: candidate.now,

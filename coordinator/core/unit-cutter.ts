@@ -73,8 +73,12 @@ export function cutUnit(
   // Limits on the schedule's advance, turned into samples trained by the share.
   // A lone worker's unit too: a crowd that is still arriving must not find a shard taken whole.
   const fairShare = Math.min(remaining / perShard, (budget * config.in_flight_span) / perShard) / share;
-  const floor = Math.min(remaining / share, shard.samples, MIN_UNIT_BATCHES * request.batch(shard));
-  let size = Math.max(floor, Math.min(bySpeed, byCap, fairShare, remaining / share));
+  const batch = request.batch(shard);
+  const floor = Math.min(remaining / share, shard.samples, MIN_UNIT_BATCHES * batch);
+  // Whole minibatches: a worker trains a window's samples rounded to whole steps, so a
+  // window cut between them would be trained longer than the schedule it advances.
+  const wanted = Math.min(bySpeed, byCap, fairShare, remaining / share);
+  let size = Math.max(floor, wanted >= batch ? Math.floor(wanted / batch) * batch : wanted);
   if ((remaining - size * share) / share < floor) size = remaining / share;
   const advance = size * share;
   const to = Math.min(1, from + size / budget);

@@ -39,23 +39,26 @@ void describe('cutUnit', () => {
   void it('sizes a unit to unit_seconds of the measured speed, a quarter of it while only claimed', () => {
     const shards = [shard(0, 6000)];
     const measured = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 100 }))!;
-    assert.equal(measured.window!.epochs * 6000, 6000, '100 samples/s × 60 s');
+    assert.ok(
+      Math.abs(measured.window!.epochs * 6000 - 5984) < 1e-6,
+      '100 samples/s × 60 s, in whole minibatches',
+    );
     const claimed = cutUnit(config, shards, new Map(), request({ speedUnmeasured: true }))!;
-    assert.ok(Math.abs(claimed.window!.epochs * 6000 - 1500) < 1e-6);
+    assert.ok(Math.abs(claimed.window!.epochs * 6000 - 1472) < 1e-6, 'a quarter of it: 46 minibatches');
   });
 
   void it('never cuts more than local_epochs passes, nor less than a few minibatches', () => {
-    const shards = [shard(0, 6000)];
+    const shards = [shard(0, 8192)];
     const fast = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6 }))!;
     assert.equal(fast.window!.to, 1 / 8, 'at most in_flight_span of the schedule, even alone');
     const capped = parseJobConfig({ shard_epochs: 12, local_epochs: 1, batch: 32 });
     assert.equal(cutUnit(capped, shards, new Map(), request({ samplesPerSecond: 1e6 }))!.window!.epochs, 1);
     const slow = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 0.001 }))!;
-    assert.ok(Math.abs(slow.window!.epochs * 6000 - MIN_UNIT_BATCHES * 32) < 1e-6);
+    assert.ok(Math.abs(slow.window!.epochs * 8192 - MIN_UNIT_BATCHES * 32) < 1e-6);
   });
 
   void it('averaged, the units of a crowd overlap: each moves the schedule by its share of its window', () => {
-    const shards = [shard(0, 6000)];
+    const shards = [shard(0, 8192)];
     const unit = cutUnit(
       config,
       shards,
@@ -82,7 +85,7 @@ void describe('cutUnit', () => {
   });
 
   void it('gives each of many workers a fair share of what is left, so that none idles', () => {
-    const shards = [shard(0, 6000), shard(1, 6000)];
+    const shards = [shard(0, 8192), shard(1, 8192)];
     const unit = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 16 }))!;
     assert.equal(unit.window!.to, 1 / 64, 'eight to a shard, together an eighth of its schedule in flight');
     const alone = cutUnit(config, shards, new Map(), request({ samplesPerSecond: 1e6, workers: 2 }))!;
