@@ -67,10 +67,8 @@ export class CoordinatorCore {
     this.intake = new ResultIntake(job, store, blobs, log, clock, {
       validated: (seconds) => this.listeners.forEach((l) => l.validated?.(seconds)),
       merged: (seconds) => this.listeners.forEach((l) => l.merged?.(seconds)),
-      superseded: (workerId, unitId) =>
-        this.listeners.forEach((l) =>
-          l.cancelUnit?.(workerId, unitId, 'a backup copy of this unit was merged first'),
-        ),
+      superseded: (workerId, unitId, reason) =>
+        this.listeners.forEach((l) => l.cancelUnit?.(workerId, unitId, reason)),
     });
     this.controls = new OperatorControls(
       job,

@@ -6,6 +6,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { ResultRow, Store, Unit } from '../store/store.ts';
 import { restOfUnit } from './unit-cutter.ts';
+import { isOvertaken, retireOvertaken } from './overtaken.ts';
 import { type AcceptanceRule, type Candidate, type Submission, judge } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 import type { TopStep } from '../top/slow-top.ts';
@@ -20,8 +21,8 @@ export type IntakeOutcome =
 export interface IntakeTimings {
   validated(seconds: number): void;
   merged(seconds: number): void;
-  /** A backup copy lost to its twin: its worker should stop training it. */
-  superseded(workerId: string, unitId: string): void;
+  /** A unit lost to its twin, or was overtaken: its worker should stop training it. */
+  superseded(workerId: string, unitId: string, reason: string): void;
 }
 
 function replayed(recorded: ResultRow, workerId: string): IntakeOutcome {
@@ -149,9 +150,11 @@ export class ResultIntake {
       store.rejectResult({ unitId: unit.id, workerId, rule, reason, now });
       // A backup copy (or the unit it backs up) still out carries the window on: no reissue.
       const twinOut = unit.backupOf != null || store.leasedUnits().some((u) => u.backupOf === unit.id);
-      const retry = twinOut ? undefined : nextRetry(unit.id, this.job.config.validation.max_retries);
+      const overtaken = isOvertaken(this.job.config, store, unit.shard, unit.window);
+      const retry =
+        twinOut || overtaken ? undefined : nextRetry(unit.id, this.job.config.validation.max_retries);
       if (retry === undefined) {
-        if (!twinOut) store.appendEvent('retired', { unit: unit.id, shard: unit.shard }, now);
+        if (!twinOut) store.appendEvent('retired', { unit: unit.id, shard: unit.shard, overtaken }, now);
       } else
         store.createUnit({
           id: retry,
@@ -207,6 +210,7 @@ export class ResultIntake {
     };
     const rest = done.fraction < 1 ? restOfUnit(unit, window, done.fraction) : undefined;
     let superseded: Unit[] = [];
+    let overtaken: Unit[] = [];
     const version = store.transaction(() => {
       const v = store.acceptResult({
         unitId: unit.id,
@@ -236,6 +240,13 @@ export class ResultIntake {
       superseded = store.supersedeTwins(unit.id);
       for (const twin of superseded)
         store.appendEvent('superseded', { unit: twin.id, by: unit.id, worker: twin.workerId }, candidate.now);
+      overtaken = retireOvertaken(this.job.config, store, unit.shard);
+      for (const left of overtaken)
+        store.appendEvent(
+          'overtaken',
+          { unit: left.id, shard: unit.shard, worker: left.workerId, front: store.mergedFront(unit.shard) },
+          candidate.now,
+        );
       const topVersion =
         top && 'top' in top ? this.job.top.commit(top, unit.shard, candidate.now) : undefined;
       store.appendEvent(
@@ -259,7 +270,11 @@ export class ResultIntake {
     });
     this.job.models.remember(unit.shard, weightsBlob, merged.weights);
     for (const twin of superseded)
-      if (twin.state === 'leased' && twin.workerId !== null) this.timings.superseded(twin.workerId, twin.id);
+      if (twin.state === 'leased' && twin.workerId !== null)
+        this.timings.superseded(twin.workerId, twin.id, 'a backup copy of this unit was merged first');
+    for (const left of overtaken)
+      if (left.state === 'leased' && left.workerId !== null)
+        this.timings.superseded(left.workerId, left.id, "the shard's schedule has moved past this unit");
     this.log.info({ ...details, version, staleness: candidate.staleness }, 'result merged');
     return version;
   }

@@ -99,11 +99,12 @@ export class Stragglers {
       const quiet =
         (unit.deadlineMs ?? Infinity) - now < config.lease_ms - MISSED_HEARTBEATS * config.heartbeat_ms;
       const holder = this.store.lastThroughput(unit.workerId!);
+      // A holder not yet measured was given about unit_seconds of work for its claimed speed.
       const leftMs = holder
         ? unit.leasedMs! + (samples * holder.ms) / Math.max(1, holder.samples) - now
         : quiet
           ? Infinity
-          : 0;
+          : unit.leasedMs! + config.unit_seconds * 1000 - now;
       const mineMs = (samples / samplesPerSecond) * 1000;
       const endGame = (cut.get(unit.shard) ?? 0) >= 1 - 1e-9 && mineMs < leftMs / 2;
       if ((quiet || endGame) && (pick === undefined || leftMs > pick.leftMs)) pick = { unit, leftMs };

@@ -240,6 +240,13 @@ export function prepareStatements(db: Database.Database) {
       `UPDATE units SET state = 'rejected', lease_token = NULL, deadline_ms = NULL
        WHERE id = ? AND state IN ('ready', 'leased')`,
     ),
+    mergedFront: db.prepare<[number], { front: number | null }>(
+      `SELECT MAX(window_from) AS front FROM units WHERE shard = ? AND state = 'accepted'`,
+    ),
+    openUnitsEndingBy: db.prepare<[{ shard: number; by: number }], UnitRow>(
+      `SELECT * FROM units WHERE shard = @shard AND state IN ('ready', 'leased') AND held_by IS NULL
+       AND window_to IS NOT NULL AND window_to <= @by`,
+    ),
     twinsOf: db.prepare<[{ id: string; of: string | null }], UnitRow>(
       `SELECT * FROM units WHERE id != @id AND state IN ('ready', 'leased')
        AND (backup_of = @id OR id = @of OR backup_of = @of)`,

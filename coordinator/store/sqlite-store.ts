@@ -246,6 +246,16 @@ export class SqliteStore implements Store {
     return twins;
   }
 
+  mergedFront(shard: number): number {
+    return this.s.mergedFront.get(shard)?.front ?? 0;
+  }
+
+  retireUnitsEndingBy(shard: number, by: number): Unit[] {
+    const units = this.s.openUnitsEndingBy.all({ shard, by }).map(toUnit);
+    for (const unit of units) this.s.supersede.run(unit.id);
+    return units;
+  }
+
   cancelLease(unitId: string): Unit | undefined {
     return this.db
       .transaction(() => {

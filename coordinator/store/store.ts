@@ -309,6 +309,13 @@ export interface Store {
    * still ready or leased are superseded, never to be leased or merged; returns them as they were.
    */
   supersedeTwins(unitId: string): Unit[];
+  /** The furthest start, in the shard's schedule, of a window merged into it (0 when none). */
+  mergedFront(shard: number): number;
+  /**
+   * Units of `shard` still ready or leased (not held for quorum) whose window ends at or before
+   * `by` are retired, never to be leased or merged; returns them as they were.
+   */
+  retireUnitsEndingBy(shard: number, by: number): Unit[];
   /** Every unit leased to `workerId` goes back to ready without counting an attempt; how many. */
   releaseLeasesOf(workerId: string): number;
   /** The latest verdicts of a worker and of its further connections (`<id>-2`, …), newest first. */

@@ -114,6 +114,35 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.deepEqual(store.supersedeTwins('other'), []);
     });
 
+    void it("retires a shard's open units whose windows end by a point, and no others", () => {
+      const window = (from: number, to: number) => ({ from, to, epochs: to - from });
+      store.upsertShard({ ...store.getShard(0)!, id: 1 });
+      assert.equal(store.mergedFront(0), 0, 'nothing merged yet');
+      store.createUnit({ id: 'merged', shard: 0, baseVersion: 0, createdMs: -1, window: window(0.6, 0.7) });
+      assert.equal(completeUnit('merged', 'w0', 10, 1), 1);
+      assert.equal(store.mergedFront(0), 0.6, 'the furthest start of a merged window');
+      assert.equal(store.mergedFront(1), 0);
+      store.createUnit({ id: 'early', shard: 0, baseVersion: 0, createdMs: 0, window: window(0, 0.25) });
+      store.createUnit({ id: 'ready', shard: 0, baseVersion: 0, createdMs: 1, window: window(0.25, 0.5) });
+      store.createUnit({ id: 'late', shard: 0, baseVersion: 0, createdMs: 2, window: window(0.5, 0.75) });
+      store.createUnit({ id: 'elsewhere', shard: 1, baseVersion: 0, createdMs: 3, window: window(0, 0.25) });
+      store.createUnit({ id: 'legacy', shard: 0, baseVersion: 0, createdMs: 4 });
+      store.leaseUnit('w1', 10, LEASE, 't1');
+      const retired = store.retireUnitsEndingBy(0, 0.5);
+      assert.deepEqual(retired.map((u) => [u.id, u.state, u.workerId]).sort(), [
+        ['early', 'leased', 'w1'],
+        ['ready', 'ready', null],
+      ]);
+      assert.equal(store.getUnit('early')?.state, 'rejected');
+      assert.equal(store.getUnit('early')?.leaseToken, null, 'its lease is dead');
+      assert.equal(store.submitResult('early', 't1', 20), false);
+      assert.deepEqual(
+        ['late', 'elsewhere', 'legacy'].map((id) => store.getUnit(id)?.state),
+        ['ready', 'ready', 'ready'],
+      );
+      assert.deepEqual(store.retireUnitsEndingBy(0, 0.5), [], 'once');
+    });
+
     void it('a wrong token can neither renew nor submit (zero rows = lease lost)', () => {
       store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
       store.leaseUnit('w1', 0, LEASE, 'good');

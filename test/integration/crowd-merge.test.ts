@@ -4,7 +4,8 @@
  * no further than its largest delta, every result is accepted and the validation loss falls;
  * summed whole, the same deltas would move it several times as far. And a unit handed back
  * by one volunteer is cut again for the speed of the slower one who takes it next, and a
- * slow volunteer's last unit is backed up by a fast one, whose copy wins and ends the job.
+ * slow volunteer's last unit is backed up by a fast one, whose copy wins and ends the job; one
+ * the crowd's merged schedule has moved past is retired, and the job does not wait for it.
  */
 import assert from 'node:assert/strict';
 import { afterEach, before, describe, it } from 'node:test';
@@ -178,7 +179,12 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
     const second = s.core.assign(fast) as Assign;
     assert.equal(submitFor(fast, second, 1).response.status, 'accepted');
     assert.equal(submitFor(slow, first, 20).response.status, 'accepted');
-    // The rest of the schedule: the slow volunteer takes a unit, and nothing else is left to cut.
+    // The fast one trains on until a last stretch is left; the slow one takes a unit of it.
+    const cutOf = () => s.store.cutProgress().get(first.shard) ?? 0;
+    while (cutOf() < 0.85) {
+      const next = s.core.assign(fast) as Assign;
+      assert.equal(submitFor(fast, next, 0.1).response.status, 'accepted');
+    }
     const held = s.core.assign(slow);
     assert.equal(held.type, 'assign', 'the slow volunteer holds a unit');
     let backup: Assign | undefined;
@@ -196,5 +202,63 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
     assert.equal(s.store.getUnit(held.unit_id)?.state, 'rejected');
     assert.equal(s.core.phase, 'done', 'the job ends without waiting for the slow volunteer');
     assert.throws(() => submitFor(slow, held, 1), /the job has ended/, 'its result is not merged');
+  });
+
+  void it("retires a slow volunteer's unit once the crowd's merged schedule has moved a span past it", async () => {
+    const s = (seeded = await seededCore({ shard_epochs: 8, local_epochs: 8, unit_seconds: 10 }));
+    const cancelled: [string, string, string][] = [];
+    s.core.listen({ cancelUnit: (worker, unit, reason) => cancelled.push([worker, unit, reason]) });
+    const slow = s.core.connect(hello('slow', 10)).id;
+    const fast = s.core.connect(hello('fast', 2000)).id;
+    const held = s.core.assign(slow) as Assign;
+    let merged = 0;
+    for (let answer = s.core.assign(fast); answer.type === 'assign'; answer = s.core.assign(fast)) {
+      const unit = s.store.getUnit(answer.unit_id)!;
+      s.clock.advance(100);
+      const outcome = s.core.submit({
+        unitId: answer.unit_id,
+        workerId: fast,
+        leaseToken: answer.lease_token,
+        body: encodeUnitDelta(smallDelta(s.job.subtreeShape)),
+        metrics: {
+          train_loss: 1,
+          samples: s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, unit),
+          seconds: 0.1,
+        },
+      });
+      assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
+      merged++;
+    }
+    const window = s.store.getUnit(held.unit_id)!.window!;
+    assert.ok(merged > 8, `the fast volunteer trained the rest (${merged} units)`);
+    assert.deepEqual(
+      cancelled,
+      [[slow, held.unit_id, "the shard's schedule has moved past this unit"]],
+      'the slow one is told to stop',
+    );
+    assert.equal(s.store.getUnit(held.unit_id)!.state, 'rejected');
+    const events = s.store.eventsAfter(0, 10_000).filter((e) => e.kind === 'overtaken');
+    assert.equal(events.length, 1);
+    assert.ok(
+      (events[0]!.data as { front: number }).front >= window.to + s.job.config.in_flight_span - 1e-9,
+      'a window merged a whole span past the end of its own',
+    );
+    assert.ok(
+      s.store.listUnits().every((u) => !u.id.startsWith(`${held.unit_id}-`)),
+      'neither retried nor backed up',
+    );
+    assert.equal(s.core.phase, 'done', 'the job ends without waiting for it');
+    assert.throws(
+      () =>
+        s.core.submit({
+          unitId: held.unit_id,
+          workerId: slow,
+          leaseToken: held.lease_token,
+          body: encodeUnitDelta(smallDelta(s.job.subtreeShape)),
+          metrics: { train_loss: 1, samples: 1, seconds: 1 },
+        }),
+      /the job has ended|finished meanwhile|lease/i,
+      'its result is not merged',
+    );
   });
 });
