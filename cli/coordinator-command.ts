@@ -76,14 +76,20 @@ function schemaDefault(dotted: string): unknown {
   return (schema as { default?: unknown } | undefined)?.default;
 }
 
+/** A default as typed on the command line: `0.1,0.05` for a list, `none` for an empty goal. */
+function shownDefault(value: unknown): string {
+  if (Array.isArray(value)) return value.join(',');
+  if (typeof value === 'object' && value !== null && Object.keys(value).length === 0) return 'none';
+  return JSON.stringify(value).replace(/^"(.*)"$/, '$1');
+}
+
 /** Appends each job flag's default (the job schema's, or the command's own) to its help. */
 function showJobDefaults(command: Command, own: Readonly<Record<string, unknown>>): Command {
   for (const option of command.options) {
     const key = (JOB_FLAGS as Record<string, string>)[option.attributeName()];
     if (key === undefined) continue;
     const value = own[key] ?? schemaDefault(key);
-    if (value !== undefined)
-      option.description += ` (default: ${JSON.stringify(value).replace(/^"(.*)"$/, '$1')})`;
+    if (value !== undefined) option.description += ` (default: ${shownDefault(value)})`;
   }
   return command;
 }
