@@ -7,6 +7,7 @@ import type { BlobStore } from '../store/blob-store.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { ReadModel } from '../read/read-model.ts';
 import { type Clock, systemClock } from '../../shared/clock.ts';
+import { AuthFailures } from './auth-failures.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { blobRoutes } from './blob-routes.ts';
 import { enrolRoutes } from './enrol-routes.ts';
@@ -117,8 +118,21 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     response.writeHead(417, { 'content-type': 'application/json', connection: 'close' }).end(body);
   });
 
-  app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof ProtocolError) return send(reply, error);
+  // Before any route looks at a token: an address that keeps failing is refused unheard.
+  const authFailures = new AuthFailures(
+    config.limits.maxAuthFailuresPerIpPerMinute,
+    config.clock ?? systemClock,
+  );
+  app.addHook('onRequest', (request, _reply, done) => {
+    const waitMs = authFailures.bannedFor(request.ip);
+    done(waitMs > 0 ? new ProtocolError('RATE_LIMITED', AuthFailures.reason(waitMs)) : undefined);
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    if (error instanceof ProtocolError) {
+      if (error.code === 'UNAUTHORIZED') authFailures.failed(request.ip);
+      return send(reply, error);
+    }
     const err = error as Error & { code?: string; statusCode?: number };
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       return send(reply, new ProtocolError('FRAME_TOO_LARGE', err.message));
@@ -167,6 +181,7 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     retryAfterMs: config.retryAfterMs,
     maxResultBytes: config.maxResultBytes,
     limits: config.limits,
+    authFailures,
   });
   return { app, sockets };
 }

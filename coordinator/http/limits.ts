@@ -21,6 +21,11 @@ export interface ServerLimits {
   readonly maxEventStreams: number;
   /** A request (headers and body) not received in full by then is answered 408 and closed. */
   readonly requestTimeoutMs: number;
+  /**
+   * Failed authentications (401) from one address per minute; one more and the address is
+   * refused with 429 for a minute, doubling with each further ban up to an hour.
+   */
+  readonly maxAuthFailuresPerIpPerMinute: number;
   /** Open enrolment: volunteer tokens issued to one address per hour. */
   readonly maxEnrolmentsPerIpPerHour: number;
   /** Open enrolment: volunteer tokens issued per hour in all. */
@@ -37,6 +42,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxConnectsPerIpPerMinute: 120,
   maxEventStreams: 64,
   requestTimeoutMs: 300_000,
+  maxAuthFailuresPerIpPerMinute: 30,
   maxEnrolmentsPerIpPerHour: 5,
   maxEnrolmentsPerHour: 500,
 };

@@ -13,6 +13,7 @@ import { bearerOf } from './auth.ts';
 import { SOCKET_PROTOCOL, tokenFromProtocols } from '../../proto/socket-token.ts';
 import type { ServerLimits } from './limits.ts';
 import { SocketAdmission } from './socket-admission.ts';
+import type { AuthFailures } from './auth-failures.ts';
 
 export const MAX_FRAME_BYTES = 64 * 1024;
 
@@ -22,6 +23,8 @@ export interface WorkerSocketOptions {
   readonly heartbeatMs: number;
   readonly retryAfterMs: number;
   readonly maxResultBytes: number;
+  /** Addresses refused for failing to authenticate too often (shared with the HTTP routes). */
+  readonly authFailures: AuthFailures;
   readonly limits: Pick<
     ServerLimits,
     | 'helloTimeoutMs'
@@ -193,14 +196,16 @@ export function attachWorkerSockets(app: FastifyInstance, options: WorkerSocketO
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     if ((request.url ?? '').split('?')[0] !== ROUTES.workerSocket) return refuse('404 Not Found');
+    const ip = request.socket.remoteAddress ?? '';
+    if (options.authFailures.bannedFor(ip) > 0) return refuse('429 Too Many Requests');
     const identity = options.core.identify(
       bearerOf(request.headers) ?? tokenFromProtocols(request.headers['sec-websocket-protocol']),
     );
     if (identity === undefined) {
-      options.log.warn({ remote: request.socket.remoteAddress }, 'worker refused: bad or missing token');
+      options.authFailures.failed(ip);
+      options.log.warn({ remote: ip }, 'worker refused: bad or missing token');
       return refuse('401 Unauthorized');
     }
-    const ip = request.socket.remoteAddress ?? '';
     const token = identity.kind === 'volunteer' ? identity.tokenId : undefined;
     const refused = admission.refusal(ip, token);
     if (refused !== undefined) {

@@ -35,6 +35,7 @@ async function app(): Promise<{ s: SeededCore; built: CoordinatorApp }> {
       retryAfterMs: 1000,
       eventPollMs: 1000,
       workerPackage: () => Promise.reject(new Error('not built in this test')),
+      clock: s.clock,
       log: pino({ level: 'silent' }),
     },
   );
@@ -56,6 +57,33 @@ void describe('buildApp', () => {
   void it('answers an unknown route with NOT_FOUND in the catalogue format', async () => {
     const { built } = await app();
     assertWireError(await built.app.inject({ method: 'GET', url: '/v2/nothing' }), 'NOT_FOUND');
+  });
+
+  void it('bans an address that keeps failing to authenticate, before any token is looked at', async () => {
+    const { built, s } = await app();
+    const blob = s.store.listShards()[0]!.dataBlob;
+    const from = (remoteAddress: string, token: string) =>
+      built.app.inject({
+        method: 'GET',
+        url: ROUTES.blob.path(blob),
+        remoteAddress,
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const failures = DEFAULT_LIMITS.maxAuthFailuresPerIpPerMinute;
+    const banned = async (minutes: number) => {
+      for (let i = 0; i <= failures; i++) assertWireError(await from('10.0.0.1', 'guess'), 'UNAUTHORIZED');
+      const message = assertWireError(await from('10.0.0.1', TOKEN), 'RATE_LIMITED');
+      assert.match(message, new RegExp(`try again in ${minutes * 60} s`), 'even with the right token');
+      assert.equal((await from('10.0.0.2', TOKEN)).statusCode, 200, 'other addresses are not touched');
+      s.clock.advance(minutes * 60_000 - 1);
+      assertWireError(await from('10.0.0.1', TOKEN), 'RATE_LIMITED');
+      s.clock.advance(1);
+      assert.equal((await from('10.0.0.1', TOKEN)).statusCode, 200, 'let back in when the ban ends');
+    };
+    await banned(1);
+    await banned(2);
+    s.clock.advance(61 * 60_000);
+    await banned(1);
   });
 
   void it('refuses blobs and results without the token, saying that a token is required', async () => {

@@ -321,4 +321,34 @@ void describe('reconnect storms', { timeout: 60_000 }, () => {
       await storm.close();
     }
   });
+
+  void it('refuses upgrades from an address that failed its token too often, even with the right one', async () => {
+    const guarded = await startSmallCoordinator({
+      token: TOKEN,
+      limits: { maxAuthFailuresPerIpPerMinute: 3 },
+    });
+    const upgrade = async (localAddress: string, token: string): Promise<number | 'open'> => {
+      const ws = new WebSocket(guarded.wsUrl, {
+        localAddress,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      sockets.push(ws);
+      ws.on('error', () => undefined);
+      const outcome = await Promise.race([
+        once(ws, 'open').then(() => 'open' as const),
+        once(ws, 'unexpected-response').then(([, r]) => (r as IncomingMessage).statusCode ?? 0),
+      ]);
+      ws.close();
+      return outcome;
+    };
+    try {
+      const outcomes = [];
+      for (let i = 0; i < 4; i++) outcomes.push(await upgrade('127.0.0.5', 'guess'));
+      outcomes.push(await upgrade('127.0.0.5', TOKEN), await upgrade('127.0.0.6', TOKEN));
+      assert.deepEqual(outcomes, [401, 401, 401, 401, 429, 'open']);
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await guarded.close();
+    }
+  });
 });
