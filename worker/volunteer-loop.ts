@@ -78,8 +78,11 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
   // The optimizer's state after the last unit: the next unit of the same shard resumes it.
   let carried: { shard: number; carry: OptimizerCarry; version?: number } | undefined;
 
+  // The last connection: when it heard the job end, losing it afterwards ends the loop.
+  let current: ControlSocket | undefined;
   const session = async (): Promise<never> => {
     const connection = await options.connect(socketUrl(options.url), options.token);
+    current = connection;
     try {
       connection.send({
         type: 'hello',
@@ -116,6 +119,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
             log.warn({ retry_after_ms: message.retry_after_ms }, message.reason);
           lastNoWorkReason = message.reason;
           await pause(message.retry_after_ms, signal);
+          if (connection.jobDone) throw new StopWorker('done');
         } else if (message.type === 'assign') {
           lastNoWorkReason = undefined;
           await runUnit(connection, welcome, message);
@@ -265,6 +269,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       await session();
     } catch (error) {
       if (error instanceof StopWorker) return { ...stats, end: error.end };
+      if (current?.jobDone === true) return { ...stats, end: 'done' };
       if (error instanceof ProtocolError && FATAL_REFUSALS.has(error.code)) throw error;
       if (signal?.aborted) return { ...stats, end: 'stopped' };
       failures++;

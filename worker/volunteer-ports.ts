@@ -8,6 +8,8 @@ export interface ControlSocket {
   next(): Promise<CoordinatorMessage>;
   close(): void;
   onCancel: (unitId: string, reason: string) => void;
+  /** The coordinator said the job is done (pushed to every socket as it ends). */
+  readonly jobDone: boolean;
 }
 
 /** Content-addressed blobs, verified against their reference before they are returned. */
