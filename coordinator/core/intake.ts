@@ -241,10 +241,11 @@ export class ResultIntake {
       for (const twin of superseded)
         store.appendEvent('superseded', { unit: twin.id, by: unit.id, worker: twin.workerId }, candidate.now);
       overtaken = retireOvertaken(this.job.config, store, unit.shard);
+      const front = overtaken.length > 0 ? store.mergedFront(unit.shard) : 0;
       for (const left of overtaken)
         store.appendEvent(
           'overtaken',
-          { unit: left.id, shard: unit.shard, worker: left.workerId, front: store.mergedFront(unit.shard) },
+          { unit: left.id, shard: unit.shard, worker: left.workerId, front },
           candidate.now,
         );
       const topVersion =

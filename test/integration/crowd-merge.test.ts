@@ -54,6 +54,23 @@ function plus(base: FFFWeights, k: number, deltas: readonly FFFWeights[]): FFFWe
   return { shape: base.shape, tensors };
 }
 
+/** After `seconds` on the injected clock, `worker` submits a small delta for the whole of `assign`. */
+function submitWhole(s: SeededCore, worker: string, assign: Assign, seconds: number) {
+  s.clock.advance(seconds * 1000);
+  const unit = s.store.getUnit(assign.unit_id)!;
+  return s.core.submit({
+    unitId: assign.unit_id,
+    workerId: worker,
+    leaseToken: assign.lease_token,
+    body: encodeUnitDelta(smallDelta(s.job.subtreeShape)),
+    metrics: {
+      train_loss: 1,
+      samples: s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, unit),
+      seconds,
+    },
+  });
+}
+
 /** Sixteen volunteers lease a unit each (eight a shard), train it for real and submit in turn. */
 async function crowdRound() {
   const s = (seeded = await seededCore({
@@ -157,21 +174,8 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
     }));
     const cancelled: [string, string][] = [];
     s.core.listen({ cancelUnit: (worker, unit) => cancelled.push([worker, unit]) });
-    const submitFor = (worker: string, assign: Assign, seconds: number) => {
-      s.clock.advance(seconds * 1000);
-      const unit = s.store.getUnit(assign.unit_id)!;
-      return s.core.submit({
-        unitId: assign.unit_id,
-        workerId: worker,
-        leaseToken: assign.lease_token,
-        body: encodeUnitDelta(smallDelta(s.job.subtreeShape)),
-        metrics: {
-          train_loss: 1,
-          samples: s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, unit),
-          seconds,
-        },
-      });
-    };
+    const submitFor = (worker: string, assign: Assign, seconds: number) =>
+      submitWhole(s, worker, assign, seconds);
     // Both are measured by a first unit each: the slow one took 20x as long.
     const slow = s.core.connect(hello('slow', 10)).id;
     const fast = s.core.connect(hello('fast', 200)).id;
@@ -213,19 +217,7 @@ void describe('a crowd on one shard', { timeout: 300_000 }, () => {
     const held = s.core.assign(slow) as Assign;
     let merged = 0;
     for (let answer = s.core.assign(fast); answer.type === 'assign'; answer = s.core.assign(fast)) {
-      const unit = s.store.getUnit(answer.unit_id)!;
-      s.clock.advance(100);
-      const outcome = s.core.submit({
-        unitId: answer.unit_id,
-        workerId: fast,
-        leaseToken: answer.lease_token,
-        body: encodeUnitDelta(smallDelta(s.job.subtreeShape)),
-        metrics: {
-          train_loss: 1,
-          samples: s.job.schedule.unitSamples(s.store.getShard(unit.shard)!, unit),
-          seconds: 0.1,
-        },
-      });
+      const outcome = submitWhole(s, fast, answer, 0.1);
       assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
       merged++;
     }
