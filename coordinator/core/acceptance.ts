@@ -21,9 +21,11 @@ import {
 
 import { subtractWeights } from '../../shared/fff/local-training.ts';
 import type { OuterState } from '../merge/outer-state.ts';
+import type { DeltaEvidence } from '../credit/credit-history.ts';
+import { ownWorkFault } from '../credit/own-work.ts';
 
 /** Below this share of changed leaf parameters a delta shows no training (see changedLeafShare). */
-const MIN_CHANGED_LEAF_SHARE = 0.01;
+const MIN_CHANGED_LEAF_SHARE = 0.03;
 
 export interface Submission {
   readonly unitId: string;
@@ -49,6 +51,8 @@ export interface Candidate {
   held?: FFFWeights;
   /** Samples the result is credited with, and its share of the unit (below 1 when partial). */
   samplesDone?: { samples: number; fraction: number };
+  /** The delta's sketch and size, remembered for the shard's credit history once merged. */
+  evidence?: DeltaEvidence;
   /** Relative L2 distance between this delta and the held one. */
   quorumDistance?: number;
 }
@@ -192,6 +196,17 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
         }
       }
       return `claims ${claimed} samples; the unit trains ${whole}${partialAllowed ? ` (or, stopped early, at least ${Math.min(slack, whole)})` : ''}`;
+    },
+  },
+  {
+    name: 'own-work',
+    stage: 'delta',
+    code: 'DELTA_REJECTED',
+    check: (c, job) => {
+      const shard = shardOf(c);
+      const evidence = (c.evidence = job.credit.evidence(deltaOf(c)));
+      const current = { blob: shard.weightsBlob, weights: job.models.subtree(shard) };
+      return ownWorkFault(job.credit.likeness(shard.id, current, evidence));
     },
   },
   {

@@ -11,6 +11,10 @@ import { type AcceptanceRule, type Candidate, type Submission, judge } from './a
 import type { Clock } from '../../shared/clock.ts';
 import type { TopStep } from '../top/slow-top.ts';
 import { encodeOuterState } from '../merge/outer-state.ts';
+import { standingOwner } from './standing.ts';
+import type { PathNodes } from '../../shared/fff/path-model.ts';
+
+const pathNorm = (path: PathNodes): number => Math.hypot(...path.weight, ...path.bias);
 
 /** What the HTTP layer sends back: 200 for accepted, the rule's error code otherwise. */
 export type IntakeOutcome =
@@ -43,11 +47,28 @@ function replayed(recorded: ResultRow, workerId: string): IntakeOutcome {
       };
 }
 
-/** The id of a rejected unit's replacement (`…-x1`, `…-x2`, bounded), or undefined once retired. */
-export function nextRetry(unitId: string, maxRetries: number): string | undefined {
-  const match = /^(.*?)(?:-x(\d+))?$/.exec(unitId)!;
+/** Reissues of one unit in all, per retry allowed: a volunteer's own repeated rejections count here only. */
+const REISSUES_PER_RETRY = 3;
+
+/**
+ * A rejected unit's replacement (`…-x1`, `…-x2`) and the volunteers rejected on it so far,
+ * or undefined once it is retired: after rejections from more than `maxRetries` distinct
+ * volunteers, so that one volunteer cannot retire units by failing them (a retry goes to
+ * others first, and each rejection costs its sender standing), or after
+ * REISSUES_PER_RETRY × `maxRetries` reissues in all.
+ */
+export function nextRetry(
+  unit: Pick<Unit, 'id' | 'rejectedBy'>,
+  owner: string,
+  maxRetries: number,
+): { id: string; rejectedBy: string[] } | undefined {
+  const before = unit.rejectedBy ?? [];
+  const rejectedBy = before.includes(owner) ? [...before] : [...before, owner];
+  const match = /^(.*?)(?:-x(\d+))?$/.exec(unit.id)!;
   const retry = Number(match[2] ?? 0) + 1;
-  return retry > maxRetries ? undefined : `${match[1]}-x${retry}`;
+  return rejectedBy.length > maxRetries || retry > REISSUES_PER_RETRY * maxRetries
+    ? undefined
+    : { id: `${match[1]}-x${retry}`, rejectedBy };
 }
 
 /**
@@ -152,12 +173,14 @@ export class ResultIntake {
       const twinOut = unit.backupOf != null || store.leasedUnits().some((u) => u.backupOf === unit.id);
       const overtaken = isOvertaken(this.job.config, store, unit.shard, unit.window);
       const retry =
-        twinOut || overtaken ? undefined : nextRetry(unit.id, this.job.config.validation.max_retries);
+        twinOut || overtaken
+          ? undefined
+          : nextRetry(unit, standingOwner(workerId), this.job.config.validation.max_retries);
       if (retry === undefined) {
         if (!twinOut) store.appendEvent('retired', { unit: unit.id, shard: unit.shard, overtaken }, now);
       } else
         store.createUnit({
-          id: retry,
+          ...retry,
           shard: unit.shard,
           baseVersion: store.getShard(unit.shard)?.version ?? unit.baseVersion,
           createdMs: unit.createdMs,
@@ -185,13 +208,8 @@ export class ResultIntake {
       return undefined;
     const step = this.job.top.step(unit, path);
     if ('dropped' in step) return step;
-    const { before, change } = this.job.servedLossChange(this.job.top.current()!, step.top);
-    const tolerance = this.job.config.top.tolerance;
-    return Number.isFinite(change) && change <= before * tolerance + 1e-6
-      ? step
-      : {
-          dropped: `it raises the served validation loss by ${change.toFixed(4)} from ${before.toFixed(4)}, beyond the tolerance ${tolerance}`,
-        };
+    const dropped = this.job.judgeTopStep(this.job.top.current()!, step.top, pathNorm(path));
+    return dropped === undefined ? step : { dropped };
   }
 
   private merge(unit: Unit, candidate: Candidate, name: string | undefined): number {
@@ -250,6 +268,7 @@ export class ResultIntake {
         );
       const topVersion =
         top && 'top' in top ? this.job.top.commit(top, unit.shard, candidate.now) : undefined;
+      if (topVersion !== undefined) this.job.topGuard.accepted(pathNorm(candidate.path!));
       store.appendEvent(
         'accepted',
         {
@@ -270,6 +289,8 @@ export class ResultIntake {
       return v;
     });
     this.job.models.remember(unit.shard, weightsBlob, merged.weights);
+    if (candidate.evidence !== undefined)
+      this.job.credit.merged(unit.shard, candidate.evidence, { blob: weightsBlob, weights: merged.weights });
     for (const twin of superseded)
       if (twin.state === 'leased' && twin.workerId !== null)
         this.timings.superseded(twin.workerId, twin.id, 'a backup copy of this unit was merged first');

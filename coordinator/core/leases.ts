@@ -7,6 +7,8 @@ import type { Store } from '../store/store.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { cutUnit } from './unit-cutter.ts';
 import { type Asker, Stragglers } from './stragglers.ts';
+import { standingOwner } from './standing.ts';
+import type { JobConfig } from '../job/config.ts';
 
 export type { Asker } from './stragglers.ts';
 
@@ -16,6 +18,21 @@ function unitSeed(jobSeed: number, unitId: string): number {
   for (let i = 0; i < unitId.length; i++) h = Math.imul(h ^ unitId.charCodeAt(i), 0x01000193) >>> 0;
   return h & 0x7fffffff;
 }
+
+/** A volunteer's connections together hold at most this many times max_leases_per_worker. */
+const VOLUNTEER_LEASE_FACTOR = 4;
+/** Units are sized to take unit_seconds: a lease lives at most this many times that (or 4 leases). */
+const LIFETIME_PER_UNIT_TIME = 8;
+
+/**
+ * How long heartbeats can keep a lease alive: long enough for a unit on a worker eight times
+ * slower than it was sized for, so that idle holders cannot keep units out for hours.
+ */
+export const leaseLifetimeMs = (config: JobConfig): number =>
+  Math.min(
+    config.max_lease_ms,
+    Math.max(4 * config.lease_ms, LIFETIME_PER_UNIT_TIME * config.unit_seconds * 1000),
+  );
 
 /** Token-fenced leases on work units: assign, heartbeat, hand back, expire. */
 export class Leases {
@@ -45,10 +62,11 @@ export class Leases {
     if (!this.mayLeaseMore(workerId)) return { type: 'no_work', retry_after_ms: config.retry_after_ms };
     const now = this.clock.now();
     const token = randomBytes(18).toString('base64url');
-    let unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
+    const owner = standingOwner(workerId);
+    let unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards, owner);
     if (unit !== undefined) unit = this.stragglers.refit(unit, workerId, asker);
     else if (this.cut(workerId, asker, now) || this.stragglers.backUp(workerId, asker, now))
-      unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards);
+      unit = this.store.leaseUnit(workerId, now, config.lease_ms, token, cachedShards, owner);
     if (unit === undefined) return this.noWork();
     const shard = this.store.getShard(unit.shard);
     if (shard === undefined) throw new Error(`unit ${unit.id} names unknown shard ${unit.shard}`);
@@ -140,9 +158,13 @@ export class Leases {
 
   /**
    * One lease at a time; more (up to max_leases_per_worker) only for a worker measured fast:
-   * its latest accepted unit came back within half a lease, by this coordinator's clock.
+   * its latest accepted unit came back within half a lease, by this coordinator's clock. A
+   * volunteer's connections together hold at most VOLUNTEER_LEASE_FACTOR times that.
    */
   private mayLeaseMore(workerId: string): boolean {
+    const owner = standingOwner(workerId);
+    const ownerHeld = this.store.leaseHolders().filter((l) => standingOwner(l.workerId) === owner).length;
+    if (ownerHeld >= VOLUNTEER_LEASE_FACTOR * this.job.config.max_leases_per_worker) return false;
     const held = this.store.leasesHeldBy(workerId);
     if (held === 0) return true;
     if (held >= this.job.config.max_leases_per_worker) return false;
@@ -159,7 +181,7 @@ export class Leases {
       heartbeat.lease_token,
       this.clock.now(),
       this.job.config.lease_ms,
-      this.job.config.max_lease_ms,
+      leaseLifetimeMs(this.job.config),
     );
   }
 

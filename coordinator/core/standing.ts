@@ -1,11 +1,11 @@
 /**
  * A worker's standing, as BOINC's host reliability: results that keep failing cost it first
- * time (a cooldown that doubles with each further rejection), then its units. Only faults
- * count: a rejection for staleness is slowness, and one for validation loss is what honest
- * overfitting gets too (measured: honest workers on 1-epoch units were rejected several
- * times in a row and spent most of the job cooling down), so plausible-but-harmful deltas
- * are left to the validation rule and to quorum. Benching also needs others to have been
- * accepted during the streak.
+ * time (a cooldown that doubles with each further rejection), then its units. Every
+ * rejection counts but one for staleness, which is the coordinator's timing, not the
+ * worker's doing; one for validation loss counts only once others' results were accepted
+ * after it (an honest lone worker's overfitting is not its fault: measured, it was rejected
+ * several times in a row and spent most of a job cooling down). Benching also needs others
+ * to have been accepted during the streak.
  */
 import type { JobConfig } from '../job/config.ts';
 import type { Store } from '../store/store.ts';
@@ -19,7 +19,9 @@ const LONGEST_COOLDOWN_MS = 3_600_000;
 /** The worker asks again at least this often, so its socket never looks idle. */
 const LONGEST_RETRY_HINT_MS = 600_000;
 /** Rules whose rejection says nothing about the worker's honesty. */
-const NOT_A_FAULT = new Set(['not-too-stale', 'validation-loss']);
+const NOT_A_FAULT = new Set(['not-too-stale']);
+/** Rules whose rejection is a fault only while others' results are accepted. */
+const FAULT_AMONG_OTHERS = new Set(['validation-loss']);
 
 /**
  * Whose standing a connection shares: a volunteer's (or a name's) further connections are
@@ -41,6 +43,12 @@ export function standingOf(
   for (const verdict of verdicts) {
     if (verdict.status === 'accepted') break;
     if (verdict.rule !== null && NOT_A_FAULT.has(verdict.rule)) continue;
+    if (
+      verdict.rule !== null &&
+      FAULT_AMONG_OTHERS.has(verdict.rule) &&
+      store.acceptedSince(verdict.receivedMs).results === 0
+    )
+      continue;
     streak++;
     firstMs = verdict.receivedMs;
     lastMs = Math.max(lastMs, verdict.receivedMs);

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { Store, Unit } from '../store/store.ts';
 import { MIN_UNIT_BATCHES, restOfUnit } from './unit-cutter.ts';
+import { standingOwner } from './standing.ts';
 
 /** Who asks for work, as far as sizing a new unit goes. */
 export interface Asker {
@@ -87,7 +88,11 @@ export class Stragglers {
     const { samplesPerSecond, speedUnmeasured } = this.speedOf(workerId, asker);
     if (samplesPerSecond <= 0 || speedUnmeasured) return false;
     const cut = this.store.cutProgress();
-    const leased = this.store.leasedUnits().filter((u) => u.workerId !== workerId && u.leasedMs !== null);
+    // A volunteer never holds two copies of one unit, on any of its connections.
+    const owner = standingOwner(workerId);
+    const leased = this.store
+      .leasedUnits()
+      .filter((u) => u.workerId !== null && standingOwner(u.workerId) !== owner && u.leasedMs !== null);
     const backedUp = new Set(leased.flatMap((u) => (u.backupOf ? [u.backupOf, u.id] : [])));
     let pick: { unit: Unit; leftMs: number } | undefined;
     for (const unit of leased) {

@@ -25,6 +25,8 @@ import { ShardModels } from './shard-models.ts';
 import { ShardSchedule } from './shard-schedule.ts';
 import type { MergeStrategy } from '../merge/strategy.ts';
 import { mergeStrategy } from '../merge/strategies.ts';
+import { CreditHistory } from '../credit/credit-history.ts';
+import { TopGuard } from '../top/top-guard.ts';
 
 /**
  * The job's model-side state: the pretrained tree with its frozen top, each shard's
@@ -44,6 +46,10 @@ export class TrainingJob {
   readonly evaluation: JobEvaluation;
   /** Each shard's schedule: windows, phases, batches, what is left. */
   readonly schedule: ShardSchedule;
+  /** Each shard's recent merged deltas and served weights: what a copy would look like. */
+  readonly credit: CreditHistory;
+  /** Judges each top step on its own, against the best the served top has been. */
+  readonly topGuard: TopGuard;
   private treeWeights: FFFWeights | undefined;
   private resultSize: number | undefined;
   private allVal: Dataset | undefined;
@@ -58,6 +64,8 @@ export class TrainingJob {
     this.merge = mergeStrategy(ctx.config.outer);
     this.models = new ShardModels(ctx.blobs, this.subtreeShape);
     this.schedule = new ShardSchedule(ctx.store, ctx.config);
+    this.credit = new CreditHistory(this.subtreeShape, ctx.config.seed);
+    this.topGuard = new TopGuard(ctx.config.top.tolerance);
     this.evaluation = new JobEvaluation(ctx, this.models, this.top, () => this.tree);
   }
 
@@ -154,10 +162,11 @@ export class TrainingJob {
   }
 
   /**
-   * What moving the top `from` -> `to` does to the served model's loss on every validation
-   * slice: the loss now (the shards' own) and its change, from the samples whose route changes.
+   * Why moving the top `from` -> `to` by a path delta of norm `pathNorm` must not happen
+   * (top-guard.ts: its size, the routing balance and the served loss on every validation
+   * slice it would cause), or undefined.
    */
-  servedLossChange(from: TopNodes, to: TopNodes): { before: number; change: number } {
+  judgeTopStep(from: TopNodes, to: TopNodes, pathNorm: number): string | undefined {
     const shards = this.ctx.store.listShards();
     this.allVal ??= concatDatasets(shards.map((s) => this.models.validationSet(s)));
     const served = shards.map((s) => ({
@@ -166,7 +175,14 @@ export class TrainingJob {
       valLoss: s.valLoss ?? 0,
       valSamples: this.models.validationSet(s).n,
     }));
-    return servedLossChange(served, this.allVal, from, to);
+    return this.topGuard.judge({
+      pathNorm,
+      val: this.allVal,
+      current: from,
+      serving: this.top.serving() ?? from,
+      stepped: to,
+      served: servedLossChange(served, this.allVal, from, to),
+    });
   }
 
   private async route(): Promise<void> {

@@ -138,6 +138,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE units ADD COLUMN cut_to REAL;
   ALTER TABLE units ADD COLUMN backup_of TEXT;
   `,
+  `
+  ALTER TABLE units ADD COLUMN rejected_by TEXT;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

@@ -53,6 +53,7 @@ export interface UnitRow {
   share: number | null;
   cut_to: number | null;
   backup_of: string | null;
+  rejected_by: string | null;
   leased_ms: number | null;
 }
 export interface WorkerRow {
@@ -124,6 +125,7 @@ export const toUnit = (r: UnitRow): Unit => ({
   share: r.share,
   cutTo: r.cut_to,
   backupOf: r.backup_of,
+  rejectedBy: r.rejected_by === null ? null : (JSON.parse(r.rejected_by) as string[]),
   leasedMs: r.leased_ms,
 });
 export const toWorker = (r: WorkerRow): Worker => ({

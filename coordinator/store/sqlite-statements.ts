@@ -31,15 +31,21 @@ export function prepareStatements(db: Database.Database) {
         number | null,
         number | null,
         string | null,
+        string | null,
       ]
     >(
-      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to, backup_of)
-       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to, backup_of, rejected_by)
+       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
-    oldestReady: db.prepare<[{ worker: string; preferred: string }], { id: string }>(
-      `SELECT id FROM units WHERE state = 'ready' AND (held_by IS NULL OR held_by != @worker)
-       ORDER BY created_ms, shard NOT IN (SELECT value FROM json_each(@preferred)), id LIMIT 1`,
+    oldestReady: db.prepare<[{ owner: string; preferred: string }], { id: string }>(
+      `SELECT id FROM units u WHERE state = 'ready'
+         AND (held_by IS NULL OR (held_by != @owner AND substr(held_by, 1, length(@owner) + 1) != @owner || '-'))
+         AND NOT EXISTS (SELECT 1 FROM units o
+           WHERE (o.id = u.backup_of OR o.backup_of = u.id) AND o.state = 'leased'
+             AND (o.worker_id = @owner OR substr(o.worker_id, 1, length(@owner) + 1) = @owner || '-'))
+       ORDER BY rejected_by IS NOT NULL AND @owner IN (SELECT value FROM json_each(rejected_by)),
+         created_ms, shard NOT IN (SELECT value FROM json_each(@preferred)), id LIMIT 1`,
     ),
     // A held unit keeps the base its first result was computed from.
     lease: db.prepare<[string, string, number, number, string]>(

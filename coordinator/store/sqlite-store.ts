@@ -96,6 +96,7 @@ export class SqliteStore implements Store {
       unit.share ?? null,
       unit.cutTo ?? null,
       unit.backupOf ?? null,
+      unit.rejectedBy ? JSON.stringify(unit.rejectedBy) : null,
     );
   }
 
@@ -110,8 +111,9 @@ export class SqliteStore implements Store {
     leaseMs: number,
     token: string,
     preferredShards: readonly number[] = [],
+    owner = workerId,
   ): Unit | undefined {
-    return this.tx.lease.immediate(workerId, now, leaseMs, token, preferredShards);
+    return this.tx.lease.immediate(workerId, now, leaseMs, token, preferredShards, owner);
   }
 
   renewLease(unitId: string, token: string, now: number, leaseMs: number, lifetimeMs = Infinity): boolean {

@@ -6,8 +6,15 @@ import type { AcceptInput, RejectInput } from './store.ts';
 
 export function prepareTransactions(db: Database.Database, s: ReturnType<typeof prepareStatements>) {
   const lease = db.transaction(
-    (workerId: string, now: number, leaseMs: number, token: string, preferred: readonly number[]) => {
-      const next = s.oldestReady.get({ worker: workerId, preferred: JSON.stringify(preferred) });
+    (
+      workerId: string,
+      now: number,
+      leaseMs: number,
+      token: string,
+      preferred: readonly number[],
+      owner: string,
+    ) => {
+      const next = s.oldestReady.get({ owner, preferred: JSON.stringify(preferred) });
       if (next === undefined) return undefined;
       s.lease.run(workerId, token, now + leaseMs, now, next.id);
       const row = s.getUnit.get(next.id);

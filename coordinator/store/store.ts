@@ -93,6 +93,8 @@ export interface NewUnit {
   cutTo?: number | null;
   /** A backup copy of this unit, leased to a faster volunteer while a slow one still holds it. */
   backupOf?: string | null;
+  /** A retry: the volunteers (standing owners) whose results for this stretch were rejected. */
+  rejectedBy?: readonly string[] | null;
 }
 
 export interface Unit extends NewUnit {
@@ -216,8 +218,10 @@ export interface Store {
   createUnit(unit: NewUnit): void;
   getUnit(id: string): Unit | undefined;
   /**
-   * The oldest 'ready' unit that `workerId` did not already compute (quorum) becomes 'leased'
-   * to it with `token`, within the oldest round one of `preferredShards` first; undefined if none.
+   * The oldest 'ready' unit that `owner` (the volunteer behind `workerId`, whose further
+   * connections are `<owner>-2`…) did not already compute (quorum) becomes 'leased' to
+   * `workerId` with `token`, within the oldest round one of `preferredShards` first, and a
+   * retry of the owner's own rejected result last; undefined if none.
    */
   leaseUnit(
     workerId: string,
@@ -225,6 +229,7 @@ export interface Store {
     leaseMs: number,
     token: string,
     preferredShards?: readonly number[],
+    owner?: string,
   ): Unit | undefined;
   /**
    * Extends the deadline to now + leaseMs, never past `lifetimeMs` after the lease began.

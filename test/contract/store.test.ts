@@ -895,6 +895,7 @@ void describe('Store migrations', () => {
         share: null,
         cutTo: null,
         backupOf: null,
+        rejectedBy: null,
         leasedMs: null,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);

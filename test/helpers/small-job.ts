@@ -29,10 +29,16 @@ import { initWeights } from '../../shared/fff/init.ts';
 import { type FFFShape, type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
 
-/** A delta that shows work (above the norm floor) without changing what the model does much. */
+let smallDeltas = 0;
+
+/**
+ * A delta that shows work (above the norm floor) without changing what the model does much:
+ * ±1e-4 everywhere, with signs of its own, so that no two are copies of each other (own-work).
+ */
 export function smallDelta(shape: FFFShape): FFFWeights {
   const w = zeroWeights(shape);
-  for (const name of TENSOR_NAMES) w.tensors[name].forEach((_, i, a) => (a[i] = i % 2 === 0 ? 1e-4 : -1e-4));
+  const rng = createRng(0x5a11 + smallDeltas++);
+  for (const name of TENSOR_NAMES) w.tensors[name].forEach((_, i, a) => (a[i] = rng() < 0.5 ? 1e-4 : -1e-4));
   return w;
 }
 

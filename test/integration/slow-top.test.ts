@@ -29,6 +29,8 @@ import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import { decodeUnitDelta, encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { SMALL_JOB, seedPretrained, tinyData } from '../helpers/small-job.ts';
+import { routingImbalance } from '../../coordinator/top/top-guard.ts';
+import { concatDatasets } from '../../shared/data/dataset.ts';
 
 const silent = pino({ level: 'silent' });
 const data = tinyData();
@@ -188,7 +190,39 @@ void describe('slow top', () => {
     const accepted = o.store.eventsAfter(0, 1000).findLast((e) => e.kind === 'accepted')!.data as {
       top_dropped?: string;
     };
-    assert.match(accepted.top_dropped ?? '', /raises the served validation loss/);
+    assert.match(accepted.top_dropped ?? '', /unbalances the routing|raises the served validation loss/);
+    o.store.close();
+  });
+
+  void it('cannot be steered by many small path deltas, each within the old per-step tolerance', async () => {
+    const o = await open(join(dir, 'steer'), { ...SETTINGS, top: { ...SETTINGS.top, tolerance: 0.05 } });
+    const worker = o.core.connect(hello('mallory')).id;
+    await runUnits(o, worker, 4);
+    const val = concatDatasets(o.store.listShards().map((s) => o.job.models.validationSet(s)));
+    const start = routingImbalance(o.job.top.serving()!, val);
+    const dropped: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      const assign = o.core.assign(worker);
+      if (assign.type !== 'assign') break;
+      const honest = await result(o, assign);
+      const decoded = decodeUnitDelta(honest.body, 'honest', 2);
+      // A bias shift of 4 on both path nodes (norm 5.7, far under top.max_norm), towards this shard.
+      const toward = assign.shard % 2 === 0 ? -4 : 4;
+      const body = encodeUnitDelta(decoded.delta, {
+        weight: new Float32Array(2 * data.train.inputWidth),
+        bias: Float32Array.of(assign.shard < 2 ? -4 : 4, toward),
+      });
+      assert.equal(submit(o, worker, assign, { body, samples: honest.samples }).response.status, 'accepted');
+      const event = o.store.eventsAfter(0, 10_000).findLast((e) => e.kind === 'accepted')!.data as {
+        top_dropped?: string;
+      };
+      if (event.top_dropped !== undefined) dropped.push(event.top_dropped);
+      await o.job.settled();
+      o.clock.advance(1000);
+    }
+    assert.ok(dropped.length > 0, 'some steps were dropped');
+    const end = routingImbalance(o.job.top.current()!, val);
+    assert.ok(end <= Math.max(start, 1) * 1.1 + 1e-9, `imbalance ${end} from ${start}`);
     o.store.close();
   });
 

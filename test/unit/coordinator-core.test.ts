@@ -233,6 +233,7 @@ void describe('acceptance rules', () => {
         'delta:path-norm-bounded:DELTA_REJECTED',
         'delta:shows-work:DELTA_REJECTED',
         'delta:claim-matches-unit:DELTA_REJECTED',
+        'delta:own-work:DELTA_REJECTED',
         'delta:quorum-agrees:DELTA_REJECTED',
         'delta:not-too-stale:DELTA_REJECTED',
         'delta:validation-loss:DELTA_REJECTED',
@@ -416,24 +417,50 @@ void describe('free riders and stalls', () => {
     });
   });
 
-  void it('retire a unit after max_retries rejections, with ids of bounded length', async () => {
-    // Standing would make mallory wait after its third rejection; this is about the unit.
+  void it('retires a unit after rejections from max_retries + 1 distinct volunteers', async () => {
+    // Standing would make them wait after their third rejection; this is about the unit.
     const s = await setup({ validation: { max_retries: 2 }, standing: { cooldown_after: 100 } });
-    const id = s.core.connect(hello('mallory')).id;
     const ids: string[] = [];
-    for (let i = 0; i < 3; i++) {
+    const workers: string[] = [];
+    for (const name of ['alice', 'bob', 'carol']) {
+      const id = s.core.connect(hello(name)).id;
+      workers.push(id);
       const assign = s.core.assign(id) as Assign;
       ids.push(assign.unit_id);
       assert.equal(s.core.submit(submission(id, assign, new Uint8Array([1]))).code, 'DELTA_INVALID');
     }
     assert.deepEqual(ids, ['s0000-c000000', 's0000-c000000-x1', 's0000-c000000-x2']);
+    assert.deepEqual(s.store.getUnit('s0000-c000000-x2')?.rejectedBy, workers.slice(0, 2));
     assert.equal(s.store.getUnit('s0000-c000000-x3'), undefined, 'retired, not reissued');
     assert.ok(s.store.eventsAfter(0, 1000).some((e) => e.kind === 'retired'));
-    assert.notEqual(
-      (s.core.assign(id) as Assign).unit_id.slice(0, 13),
-      's0000-c000000',
-      'the queue moves on',
+  });
+
+  void it('does not let one volunteer retire a unit: its own rejections reissue it, to others first', async () => {
+    const s = await setup({ validation: { max_retries: 2 }, standing: { cooldown_after: 100 } });
+    const mallory = s.core.connect(hello('mallory')).id;
+    const bob = s.core.connect(hello('bob')).id;
+    const first = s.core.assign(mallory) as Assign;
+    const other = s.core.assign(bob) as Assign;
+    s.core.submit(submission(mallory, first, new Uint8Array([1])));
+    s.core.submit(submission(bob, other, new Uint8Array([1])));
+    assert.equal(
+      (s.core.assign(mallory) as Assign).unit_id,
+      `${other.unit_id}-x1`,
+      "mallory gets bob's retry, not its own",
     );
+    const ids: string[] = [];
+    for (let answer = s.core.assign(bob); answer.type === 'assign'; answer = s.core.assign(bob)) {
+      if (!answer.unit_id.startsWith(first.unit_id)) break;
+      ids.push(answer.unit_id);
+      s.core.submit(submission(bob, answer, new Uint8Array([1])));
+      if (ids.length > 10) break;
+    }
+    // mallory and bob are two volunteers: max_retries 2 needs a third, or 3 × 2 reissues.
+    assert.deepEqual(
+      ids,
+      [1, 2, 3, 4, 5, 6].map((n) => `${first.unit_id}-x${n}`),
+    );
+    assert.equal(s.store.getUnit(`${first.unit_id}-x7`), undefined, 'ids stay bounded');
   });
 });
 

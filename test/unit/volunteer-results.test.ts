@@ -149,11 +149,12 @@ void describe('quorum', () => {
     const bob = s.core.connect(hello('bob')).id;
     const first = lease(s, alice);
     const shard = s.store.getShard(first.shard)!;
+    const computed = smallDelta(s.job.subtreeShape);
     const outcome = s.core.submit({
       unitId: first.unit_id,
       workerId: alice,
       leaseToken: first.lease_token,
-      body: encodeFFF(smallDelta(s.job.subtreeShape)),
+      body: encodeFFF(computed),
       metrics: {
         train_loss: 0.5,
         samples: s.job.schedule.unitSamples(shard, { id: first.unit_id }),
@@ -169,7 +170,7 @@ void describe('quorum', () => {
     assert.equal(second.recipe.seed, first.recipe.seed);
     // Adam's state carried from a worker's earlier units would make the two computations differ.
     assert.deepEqual([first.recipe.fresh_optimizer, second.recipe.fresh_optimizer], [true, true]);
-    assert.equal(submit(s, bob, second, scaled(smallDelta(s.job.subtreeShape), 1.01)), 'accepted');
+    assert.equal(submit(s, bob, second, scaled(computed, 1.01)), 'accepted');
     assert.equal(s.store.getShard(first.shard)!.version, 1);
     const credit = s.job.schedule.unitSamples(shard, { id: first.unit_id });
     assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(bob)!.credit], [credit, credit]);
@@ -180,9 +181,10 @@ void describe('quorum', () => {
     const alice = s.core.connect(hello('alice')).id;
     const mallory = s.core.connect(hello('mallory')).id;
     const first = lease(s, alice);
-    submit(s, alice, first, smallDelta(s.job.subtreeShape));
+    const computed = smallDelta(s.job.subtreeShape);
+    submit(s, alice, first, computed);
     const second = lease(s, mallory);
-    assert.equal(submit(s, mallory, second, scaled(smallDelta(s.job.subtreeShape), 2)), 'rejected');
+    assert.equal(submit(s, mallory, second, scaled(computed, 2)), 'rejected');
     assert.equal(s.store.getResult(first.unit_id)?.rule, 'quorum-agrees');
     assert.deepEqual([s.store.getWorker(alice)!.credit, s.store.getWorker(mallory)!.credit], [0, 0]);
     const reissued = s.store.getUnit(`${first.unit_id}-x1`)!;
