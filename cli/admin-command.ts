@@ -2,9 +2,9 @@
  * `arbor admin pause|resume|cancel|revoke|export --url URL`: the operator's controls over
  * a running coordinator, with its admin token (--token or $ARBOR_ADMIN_TOKEN).
  */
-import { writeFile, rename } from 'node:fs/promises';
 import { Command } from 'commander';
 import { ADMIN_ROUTES } from '../proto/routes.ts';
+import { decodeCheckpointFile, writeFileAtomically } from '../shared/checkpoint/fff-file.ts';
 import { InputError } from '../shared/input-error.ts';
 import { coordinatorBase } from './status-command.ts';
 
@@ -85,9 +85,8 @@ export function adminCommand(): Command {
       .argument('<file>', 'where to write it'),
   ).action(async (file: string, opts: AdminOptions) => {
     const bytes = new Uint8Array(await (await call(opts, 'GET', ADMIN_ROUTES.model)).arrayBuffer());
-    const temp = `${file}.${process.pid}.tmp`;
-    await writeFile(temp, bytes);
-    await rename(temp, file);
+    decodeCheckpointFile(bytes, `${opts.url}${ADMIN_ROUTES.model}`);
+    await writeFileAtomically(file, bytes);
     process.stdout.write(`${file}: ${bytes.byteLength} bytes (arbor eval --model ${file})\n`);
   });
   return admin;

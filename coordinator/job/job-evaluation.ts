@@ -5,6 +5,7 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { withChecksum } from '../../shared/checkpoint/checkpoint-checksum.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { provenanceMetadata } from '../../shared/data/provenance.ts';
 import { compileHardInference } from '../../shared/fff/hard-inference.ts';
@@ -35,10 +36,10 @@ export class JobEvaluation {
     );
   }
 
-  /** A model as an Arbor checkpoint that names its data (`arbor eval` reads it). */
+  /** A model as an Arbor checkpoint that names its data and carries its checksum (`arbor eval` reads it). */
   checkpoint(model: FFFWeights = this.assembled()): Uint8Array {
     const { config } = this.ctx;
-    return encodeFFF(model, {
+    const bytes = encodeFFF(model, {
       kind: 'arbor-checkpoint',
       ...provenanceMetadata({
         spec: config.data,
@@ -47,6 +48,7 @@ export class JobEvaluation {
         seed: config.seed,
       }),
     });
+    return withChecksum(bytes);
   }
 
   /** Hard test accuracy of `model` (default: the assembled model served now). */

@@ -20,6 +20,7 @@ import { HARD_LEAVES } from './schedule.ts';
 import type { JobContext } from './job-context.ts';
 
 export type { JobContext } from './job-context.ts';
+import { verifyJobBlobs } from './job-blobs.ts';
 import { JobEvaluation } from './job-evaluation.ts';
 import { ShardModels } from './shard-models.ts';
 import { ShardSchedule } from './shard-schedule.ts';
@@ -102,6 +103,14 @@ export class TrainingJob {
     const { store, blobs, config, data, log } = this.ctx;
     const now = () => this.ctx.clock.now();
     store.createJob(JSON.stringify(config), now());
+    if (this.phase === 'training' || this.phase === 'done') {
+      const started = performance.now();
+      const checked = verifyJobBlobs(store, blobs);
+      log.info(
+        { ...checked, ms: Math.round(performance.now() - started) },
+        'blobs verified against their names',
+      );
+    }
     if (this.phase === 'pretraining') {
       log.info({ mode: pretrainMode(config), epochs: config.pretrain.epochs }, 'pretraining');
       const started = performance.now();

@@ -11,13 +11,20 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex } from '../../shared/content-hash.ts';
+import { InputError } from '../../shared/input-error.ts';
 
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/** A blob file whose content no longer hashes to its name; `source` is its path. */
+export class BlobDamagedError extends InputError {
+  readonly code = 'BLOB_DAMAGED' as const;
+}
 
 /**
  * Content-addressed files in one directory, named by their SHA-256. Writes are atomic
  * (temp file, fsync, rename), so a crash leaves either the whole blob or none of it, and
- * a blob once written never changes: readers may cache it forever.
+ * a blob once written never changes: readers may cache it forever. What the disk did to
+ * it since is caught on every read, against its name.
  */
 export class BlobStore {
   constructor(readonly dir: string) {
@@ -41,11 +48,11 @@ export class BlobStore {
     return statSync(this.path(sha)).size;
   }
 
-  /** Stores `bytes` (if not already there) and returns their name. */
+  /** Stores `bytes` (unless an intact copy is there: a damaged one is replaced) and returns their name. */
   put(bytes: Uint8Array): string {
     const sha = sha256Hex(bytes);
     const target = this.path(sha);
-    if (existsSync(target)) return sha;
+    if (existsSync(target) && sha256Hex(readFileSync(target)) === sha) return sha;
     const temp = `${target}.${process.pid}.tmp`;
     const fd = openSync(temp, 'w');
     try {
@@ -59,7 +66,16 @@ export class BlobStore {
     return sha;
   }
 
+  /** The blob's bytes; throws BlobDamagedError, naming the file, when they do not hash to `sha`. */
   read(sha: string): Uint8Array {
-    return readFileSync(this.path(sha));
+    const path = this.path(sha);
+    const bytes = readFileSync(path);
+    const actual = sha256Hex(bytes);
+    if (actual !== sha)
+      throw new BlobDamagedError(
+        path,
+        `content does not match its name: the blob file is damaged (its SHA-256 is ${actual})`,
+      );
+    return bytes;
   }
 }

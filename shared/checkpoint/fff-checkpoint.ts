@@ -1,6 +1,7 @@
 /**
  * FFF weights <-> safetensors. Metadata (all strings): format = "arbor-fff-1", depth,
- * leaf_width, input_width, output_width, activation, plus any extra keys of the caller.
+ * leaf_width, input_width, output_width, activation, plus any extra keys of the caller;
+ * checkpoint files also carry data_sha256 (checkpoint-checksum.ts).
  * Tensors are TENSOR_NAMES with exactly the dims of tensorDims(shape), nothing else.
  */
 import {
@@ -15,7 +16,17 @@ import {
 import { CheckpointError, decodeSafetensors, encodeSafetensors, type HostTensor } from './safetensors.ts';
 
 export const FFF_CHECKPOINT_FORMAT = 'arbor-fff-1';
-const RESERVED_KEYS = ['format', 'depth', 'leaf_width', 'input_width', 'output_width', 'activation'] as const;
+/** Set on checkpoint files only, by node code (checkpoint-checksum.ts): this module runs in browsers too. */
+export const CHECKSUM_KEY = 'data_sha256';
+const RESERVED_KEYS = [
+  'format',
+  'depth',
+  'leaf_width',
+  'input_width',
+  'output_width',
+  'activation',
+  CHECKSUM_KEY,
+] as const;
 /** Depth beyond which 2^D leaves cannot be meant seriously (and sizes overflow). */
 const MAX_DEPTH = 24;
 

@@ -1,18 +1,32 @@
-/** FFF checkpoints as files: written atomically, read with a one-line error naming the file. */
+/**
+ * FFF checkpoints as files: written atomically with the checksum of their tensors, read
+ * with a one-line error naming the file, damaged ones refused.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { FFFWeights } from '../fff/weights.ts';
+import { verifyChecksum, withChecksum } from './checkpoint-checksum.ts';
 import { type FFFCheckpoint, decodeFFFCheckpoint, encodeFFF } from './fff-checkpoint.ts';
 import { CheckpointError } from './safetensors.ts';
 
-/** Writes atomically: a temporary file next to `path`, flushed, then renamed over it. */
 export async function writeFFF(
   path: string,
   weights: FFFWeights,
   extraMetadata?: Record<string, string>,
 ): Promise<void> {
-  const bytes = encodeFFF(weights, extraMetadata);
+  await writeFileAtomically(path, withChecksum(encodeFFF(weights, extraMetadata)));
+}
+
+/** A checkpoint from its bytes, refused when its tensors do not match its checksum. */
+export function decodeCheckpointFile(bytes: Uint8Array, source: string): FFFCheckpoint {
+  const checkpoint = decodeFFFCheckpoint(bytes, source);
+  verifyChecksum(bytes, checkpoint.metadata, source);
+  return checkpoint;
+}
+
+/** A temporary file next to `path`, flushed, then renamed over it. */
+export async function writeFileAtomically(path: string, bytes: Uint8Array): Promise<void> {
   const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   await mkdir(dirname(path), { recursive: true });
   try {
@@ -41,7 +55,7 @@ export async function readFFFCheckpoint(path: string): Promise<FFFCheckpoint> {
       code === 'ENOENT' ? 'file not found' : `cannot read (${code ?? String(error)})`,
     );
   }
-  return decodeFFFCheckpoint(bytes, path);
+  return decodeCheckpointFile(bytes, path);
 }
 
 export async function readFFF(path: string): Promise<FFFWeights> {

@@ -83,22 +83,51 @@ export function encodeSafetensors(
     chunks.push(bytes);
     offset += bytes.length;
   }
-  let json = new TextEncoder().encode(JSON.stringify(header));
+  return assemble(header, chunks, offset);
+}
+
+/** The length, the header JSON padded with spaces to a multiple of 8, then the data chunks. */
+function assemble(
+  header: Record<string, unknown>,
+  chunks: readonly Uint8Array[],
+  dataLength: number,
+): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) {
-    const withPadding = new Uint8Array(padded).fill(0x20);
-    withPadding.set(json);
-    json = withPadding;
-  }
-  const out = new Uint8Array(8 + json.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  const out = new Uint8Array(8 + padded + dataLength);
+  new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
+  out.fill(0x20, 8 + json.length, 8 + padded);
   out.set(json, 8);
-  let at = 8 + json.length;
+  let at = 8 + padded;
   for (const chunk of chunks) {
     out.set(chunk, at);
     at += chunk.length;
   }
   return out;
+}
+
+/** The same file with `extra` added to its metadata; the data section is copied unchanged. */
+export function withMetadata(
+  bytes: Uint8Array,
+  extra: Record<string, string>,
+  source = 'safetensors',
+): Uint8Array {
+  const { header, dataStart } = parseHeader(bytes, source);
+  const metadata = parseMetadata(header[METADATA_KEY], (problem) => {
+    throw new CheckpointError(source, problem);
+  });
+  const entries = Object.entries(header).filter(([name]) => name !== METADATA_KEY);
+  const data = bytes.subarray(dataStart);
+  return assemble(
+    { [METADATA_KEY]: { ...metadata, ...extra }, ...Object.fromEntries(entries) },
+    [data],
+    data.length,
+  );
+}
+
+/** The data section: every tensor's bytes as stored, in file order. */
+export function dataSection(bytes: Uint8Array, source = 'safetensors'): Uint8Array {
+  return bytes.subarray(parseHeader(bytes, source).dataStart);
 }
 
 interface Entry {

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parseJobConfig } from '../../coordinator/job/config.ts';
+import { CHECKSUM_KEY } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { writeFFF } from '../../shared/checkpoint/fff-file.ts';
+import { decodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 
 const run = promisify(execFile);
@@ -48,6 +50,8 @@ void describe('arbor CLI', () => {
     assert.equal(result['backend'], 'wasm');
     assert.ok((result['hard_test_acc'] as number) > 0.5, `hard accuracy ${String(result['hard_test_acc'])}`);
     assert.ok((result['routing_imbalance'] as number) >= 1);
+    const { metadata } = decodeSafetensors(readFileSync(model));
+    assert.match(metadata[CHECKSUM_KEY] ?? '', /^[0-9a-f]{64}$/, 'the checkpoint carries its checksum');
     // No --data: the checkpoint says what it was trained on.
     const evaluated = JSON.parse((await arbor(['eval', '--model', model, '--json'])).stdout) as {
       hard_test_acc: number;

@@ -4,7 +4,7 @@
  * nothing behind.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import pino from 'pino';
 import { parseJobConfig } from '../../coordinator/job/config.ts';
 import { type CoordinatorOptions, startCoordinator } from '../../coordinator/main.ts';
 import type { DataSplit } from '../../shared/data/dataset.ts';
+import { query } from '../helpers/job-database.ts';
 import {
   SMALL_JOB,
   type SmallCoordinator,
@@ -88,6 +89,30 @@ void describe('starting a coordinator', () => {
     const c = await startCoordinator(options(dbPath));
     await c.close();
     assert.equal(existsSync(`${dbPath}.lock`), false, 'released on close');
+  });
+
+  void it('refuses to resume a job whose blob file was damaged on disk, naming the file', async () => {
+    const dir = mkdtempSync(join(scratch, 'damaged-'));
+    const dbPath = join(dir, 'arbor.db');
+    seedDatabase(dbPath, parseJobConfig(SMALL_JOB), data);
+    const first = await startCoordinator(options(dbPath));
+    await first.prepared;
+    await first.close();
+    const [shard] = query(dbPath, 'SELECT weights_blob FROM shards ORDER BY id LIMIT 1');
+    const file = join(`${dbPath}.blobs`, String(shard!['weights_blob']));
+    const bytes = readFileSync(file);
+    for (const at of [40, 400, 1000, 2000]) bytes[at]! ^= 0xff;
+    writeFileSync(file, bytes);
+
+    const resumed = await startCoordinator(options(dbPath));
+    try {
+      const error = await refusal(resumed.prepared);
+      assert.equal(error.code, 'BLOB_DAMAGED');
+      assert.ok(error.message.startsWith(`${file}: content does not match its name`), error.message);
+      await assert.rejects(resumed.done, { code: 'BLOB_DAMAGED' }, 'the command prints it and exits');
+    } finally {
+      await resumed.close();
+    }
   });
 
   void it('names the file it cannot open', async () => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,7 +16,8 @@ import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import WebSocket from 'ws';
 import { ADMIN_ROUTES, HEADERS, ROUTES } from '../../proto/routes.ts';
-import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { CHECKSUM_KEY, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
+import { readFFFCheckpoint } from '../../shared/checkpoint/fff-file.ts';
 import { enrolledToken } from '../../worker/enrolment.ts';
 import { type SmallCoordinator, smallDelta, startSmallCoordinator } from '../helpers/small-job.ts';
 import { joinAs } from '../helpers/volunteer.ts';
@@ -154,8 +155,13 @@ void describe('admin token', () => {
     });
     const file = join(scratch, 'exported.safetensors');
     await arbor('admin', 'export', file, '--url', url, '--token', ADMIN);
-    const model = decodeFFF(readFileSync(file));
+    const { weights: model, metadata } = await readFFFCheckpoint(file);
     assert.deepEqual(model.shape, small.coordinator.job.shape);
+    assert.match(
+      metadata[CHECKSUM_KEY] ?? '',
+      /^[0-9a-f]{64}$/,
+      'verified on reading, as every checkpoint file',
+    );
     await assert.rejects(arbor('admin', 'resume', '--url', url, '--token', 'wrong'), /ADMIN_REFUSED.*401/s);
   });
 });

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,5 +59,18 @@ void describe('BlobCache', () => {
       new BlobCache(base, undefined, cacheDir).get({ sha256: other, bytes: 26 }),
       BlobError,
     );
+  });
+
+  void it('downloads again, and rewrites, a cached blob that was damaged on disk', async () => {
+    const cacheDir = join(dir, 'damaged');
+    const ref = { sha256, bytes: blob.byteLength };
+    await new BlobCache(base, undefined, cacheDir).get(ref);
+    const damaged = readFileSync(join(cacheDir, sha256));
+    for (const at of [0, 100, 500, 1000]) damaged[at]! ^= 0xff;
+    writeFileSync(join(cacheDir, sha256), damaged);
+    const before = served;
+    assert.deepEqual(await new BlobCache(base, undefined, cacheDir).get(ref), blob);
+    assert.equal(served - before, 1, 'fetched again, not used');
+    assert.deepEqual(readFileSync(join(cacheDir, sha256)), Buffer.from(blob));
   });
 });
