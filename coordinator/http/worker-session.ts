@@ -25,6 +25,8 @@ export interface SessionOptions {
 
 /** A browser tab closing (or navigating away) closes its sockets with this code. */
 const GOING_AWAY = 1001;
+/** How long a socket cut off for talking past its close has to read why before it is dropped. */
+const CUT_OFF_GRACE_MS = 1_000;
 
 export function send(ws: WebSocket, message: CoordinatorMessage): void {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(message));
@@ -88,9 +90,12 @@ export function attachSession(
 
   ws.on('message', (raw: RawData, isBinary: boolean) => {
     // A socket already failed answers nothing more (no lease goes to a closing socket); one
-    // that keeps sending after it was told to close is cut off.
+    // that keeps sending after it was told to close is read no more, then dropped.
     if (ws.readyState !== ws.OPEN) {
-      if (++unheard > frameBurst) ws.terminate();
+      if (++unheard === frameBurst) {
+        ws.pause();
+        setTimeout(() => ws.terminate(), CUT_OFF_GRACE_MS).unref();
+      }
       return;
     }
     if (!budget.take()) {
