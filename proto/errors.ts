@@ -33,7 +33,8 @@ export const ERRORS = {
     wsClose: 4029,
     httpStatus: 429,
     retryable: true,
-    description: 'Too many requests or connections; back off and retry.',
+    description:
+      'Too many requests, connections or frames, or an upload slower than the minimum transfer rate; back off and retry.',
   },
   FRAME_TOO_LARGE: {
     wsClose: 4009,

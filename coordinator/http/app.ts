@@ -149,13 +149,13 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
   void app.register(resultRoutes, {
     core,
     maxResultBytes: config.maxResultBytes,
-    maxConcurrentUploads: config.limits.maxConcurrentUploads,
+    limits: config.limits,
   });
   const reader = { readToken: config.readToken, adminToken: config.adminToken };
   void app.register(dashboardRoutes, {
     read,
     pollMs: config.eventPollMs,
-    maxEventStreams: config.limits.maxEventStreams,
+    streamLimits: config.limits,
     ...reader,
   });
   void app.register(metricsRoutes, { read, core, ...reader });

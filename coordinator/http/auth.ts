@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { onRequestHookHandler } from 'fastify';
+import type { FastifyRequest, onRequestHookHandler } from 'fastify';
 import { ProtocolError } from '../../proto/errors.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import { matchesSecret } from '../core/identity.ts';
@@ -7,6 +7,12 @@ import { matchesSecret } from '../core/identity.ts';
 /** The token of `Authorization: Bearer <token>`, if the header has that form. */
 export function bearerOf(headers: IncomingHttpHeaders): string | undefined {
   return /^Bearer (.+)$/.exec(headers.authorization ?? '')?.[1];
+}
+
+/** The token a dashboard request presents: a Bearer header or a `token` query parameter (EventSource sends no headers). */
+export function presentedToken(request: FastifyRequest): string | undefined {
+  const query = (request.query ?? {}) as Record<string, unknown>;
+  return bearerOf(request.headers) ?? (typeof query['token'] === 'string' ? query['token'] : undefined);
 }
 
 const TOKEN_REQUIRED =
@@ -60,9 +66,7 @@ export function requireReader(
 ): onRequestHookHandler {
   return (request, _reply, done) => {
     if (readToken === undefined) return done();
-    const query = (request.query ?? {}) as Record<string, unknown>;
-    const given =
-      bearerOf(request.headers) ?? (typeof query['token'] === 'string' ? query['token'] : undefined);
+    const given = presentedToken(request);
     const allowed = matchesSecret(given, readToken) || matchesSecret(given, adminToken);
     done(
       allowed

@@ -6,13 +6,15 @@ import type { FastifyPluginCallback } from 'fastify';
 import type { EventItem } from '../../proto/dashboard.ts';
 import { ProtocolError } from '../../proto/errors.ts';
 import type { ReadModel } from '../read/read-model.ts';
-import { requireReader } from './auth.ts';
+import { matchesSecret } from '../core/identity.ts';
+import { presentedToken, requireReader } from './auth.ts';
+import { type EventStreamLimits, EventStreamQuota } from './event-stream-quota.ts';
 
 export interface DashboardOptions {
   readonly read: ReadModel;
   /** How often the event streams look for new events. */
   readonly pollMs: number;
-  readonly maxEventStreams: number;
+  readonly streamLimits: EventStreamLimits;
   /** When set, the JSON views and the event stream need it (the page and assets stay open). */
   readonly readToken?: string | undefined;
   readonly adminToken?: string | undefined;
@@ -40,7 +42,7 @@ function integerQuery(value: unknown, name: string, fallback: number, max: numbe
 
 export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
   app,
-  { read, pollMs, maxEventStreams, readToken, adminToken },
+  { read, pollMs, streamLimits, readToken, adminToken },
   done,
 ) => {
   const reader = { onRequest: requireReader(readToken, adminToken) };
@@ -49,6 +51,7 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
     Object.entries(ASSETS).map(([name, a]) => [name, { body: readFileSync(a.path), type: a.type }]),
   );
   const streams = new Set<ServerResponse>();
+  const quota = new EventStreamQuota(streamLimits);
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page));
   app.get<{ Params: { name: string } }>('/assets/:name', (request, reply) => {
@@ -99,8 +102,9 @@ export const dashboardRoutes: FastifyPluginCallback<DashboardOptions> = (
     const length = request.headers['content-length'];
     if (request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0'))
       throw new ProtocolError('BAD_MESSAGE', 'an event stream takes no request body');
-    if (streams.size >= maxEventStreams)
-      throw new ProtocolError('RATE_LIMITED', `${streams.size} event streams are open; retry later`);
+    const token = presentedToken(request);
+    const release = quota.claim({ ip: request.ip, token, admin: matchesSecret(token, adminToken) });
+    reply.raw.once('close', release);
     poll();
     reply.hijack();
     const res = reply.raw;

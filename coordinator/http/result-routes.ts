@@ -1,15 +1,17 @@
-import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, ProtocolError } from '../../proto/errors.ts';
 import { parseResultMetrics } from '../../proto/parse.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import { ownedWorkerId } from '../core/identity.ts';
+import { standingOwner } from '../core/standing.ts';
 import { bearerOf, requireIdentity } from './auth.ts';
+import { type UploadLimits, UploadSlots, uploadDeadlineMs } from './upload-slots.ts';
 
 export interface ResultRouteOptions {
   readonly core: CoordinatorCore;
   readonly maxResultBytes: number;
-  readonly maxConcurrentUploads: number;
+  readonly limits: UploadLimits;
 }
 
 function header(request: FastifyRequest, name: string): string {
@@ -19,12 +21,30 @@ function header(request: FastifyRequest, name: string): string {
   return value;
 }
 
+/**
+ * Answers an upload that is still arriving when its time is up, and closes the connection
+ * (the rest of its body is never read).
+ */
+function abortLate(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deadlineMs: number,
+  minBytesPerS: number,
+): void {
+  const error = new ProtocolError(
+    'RATE_LIMITED',
+    `the upload did not arrive within ${Math.round(deadlineMs / 1000)} s (at least ${Math.round(minBytesPerS / 1024)} KiB/s); retry on a faster connection`,
+  );
+  if (reply.sent) request.raw.destroy();
+  else void reply.code(429).header('connection', 'close').send(error.toWire());
+}
+
 /** PUT a unit's result: a safetensors delta, answered accepted (200) or rejected with the rule's code. */
 export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, options, done) => {
   app.addHook('onRequest', requireIdentity(options.core));
-  let uploading = 0;
+  const slots = new UploadSlots(options.limits);
   // Before a byte of the body is read: the sender must hold the lease, and there must be room.
-  app.addHook('onRequest', (request: FastifyRequest<{ Params: { id: string } }>, _reply, done) => {
+  app.addHook('onRequest', (request: FastifyRequest<{ Params: { id: string } }>, reply, done) => {
     try {
       const length = Number(request.headers['content-length'] ?? NaN);
       if (length > options.maxResultBytes)
@@ -41,10 +61,21 @@ export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, opt
         workerId,
         leaseToken: header(request, HEADERS.lease),
       });
-      if (uploading >= options.maxConcurrentUploads)
-        throw new ProtocolError('RATE_LIMITED', `${uploading} uploads are being read; retry shortly`);
-      uploading++;
-      request.raw.once('close', () => uploading--);
+      const release = slots.claim(request.ip, standingOwner(workerId));
+      const deadlineMs = uploadDeadlineMs(
+        Number.isFinite(length) ? length : options.maxResultBytes,
+        options.limits,
+      );
+      const late = setTimeout(() => {
+        if (request.raw.complete) return;
+        release();
+        abortLate(request, reply, deadlineMs, options.limits.minUploadBytesPerSecond);
+      }, deadlineMs);
+      request.raw.once('end', () => clearTimeout(late));
+      request.raw.once('close', () => {
+        clearTimeout(late);
+        release();
+      });
       done();
     } catch (error) {
       done(error as Error);

@@ -3,6 +3,7 @@
  * volunteer token, and so many new ones per address each minute (reconnect storms, name spam).
  */
 import type { WebSocket } from 'ws';
+import { KeyedCounts } from './keyed-counts.ts';
 import type { ServerLimits } from './limits.ts';
 
 type AdmissionLimits = Pick<
@@ -11,20 +12,10 @@ type AdmissionLimits = Pick<
 >;
 
 /** Counts per key that go down when a socket closes. */
-class OpenCounts {
-  private readonly counts = new Map<string, number>();
-
-  get(key: string): number {
-    return this.counts.get(key) ?? 0;
-  }
-
+class OpenCounts extends KeyedCounts {
   track(key: string, ws: WebSocket): void {
-    this.counts.set(key, this.get(key) + 1);
-    ws.once('close', () => {
-      const left = this.get(key) - 1;
-      if (left > 0) this.counts.set(key, left);
-      else this.counts.delete(key);
-    });
+    this.add(key);
+    ws.once('close', () => this.remove(key));
   }
 }
 
