@@ -65,6 +65,12 @@ export function simulateCommand(): Command {
     .option('--vanish <p>', 'share of volunteers who vanish in the middle of a unit', fraction('--vanish'), 0)
     .option('--leave <p>', 'share of volunteers who stop (Ctrl-C) at some point', fraction('--leave'), 0)
     .option(
+      '--cheaters <p>',
+      'share of volunteers who cheat: copies, scaled copies, served moves, token and negated deltas',
+      fraction('--cheaters'),
+      0,
+    )
+    .option(
       '--leave-within <s>',
       'those who stop or vanish do so within this many virtual seconds of joining',
       positiveNumber('--leave-within'),
@@ -123,6 +129,7 @@ export function simulateCommand(): Command {
             joinOverSeconds: opts['joinOver'] as number,
             seed: (opts['crowdSeed'] as number) + i,
             carryOptimizer: opts['carryOptimizer'] !== false,
+            cheaters: opts['cheaters'] as number,
           },
           log,
           undefined,

@@ -9,6 +9,7 @@ import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
+import { CHEATS, cheatDelta } from './cheats.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
 import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
@@ -96,6 +97,7 @@ async function run(
   const inFlight = new Map<number, number>();
   const peakInFlight = new Map<number, number>();
   const counts = { units: 0, partial: 0, vanished: 0, wastedMs: 0, busyMs: 0 };
+  const cheats = { submitted: 0, accepted: 0 };
 
   // The unit each volunteer trains now; a cancelled one (its backup was merged first) frees it at once.
   const current = new Map<string, { run: Running; volunteer: SimulatedVolunteer; landed: () => void }>();
@@ -159,11 +161,34 @@ async function run(
     return trainUnit(base, { ...data, siblings: along.siblings }, options, hooks, window, along.path);
   };
 
+  const cheat = async (assign: Assign, honest: () => ReturnType<typeof train>) => {
+    const kind = CHEATS[cheats.submitted++ % CHEATS.length]!;
+    const delta = await cheatDelta(kind, {
+      job,
+      store,
+      blobs,
+      assign,
+      honest: async () => (await honest()).delta,
+    });
+    const K = assign.top?.levels ?? 0;
+    const unit = store.getUnit(assign.unit_id)!;
+    return {
+      delta,
+      ...(assign.top !== undefined
+        ? { pathDelta: { weight: new Float32Array(K * assign.input_width), bias: new Float32Array(K) } }
+        : {}),
+      samples: job.schedule.unitSamples(store.getShard(assign.shard)!, unit),
+      finalLoss: 1,
+    };
+  };
+
   const submit = async (volunteer: SimulatedVolunteer, run: Running, stopAfterSteps?: number) => {
     const id = ids.get(volunteer)!;
     // The owner's goal may have ended the job while this unit trained.
     if (core.phase === 'done') return busy(id, run.startMs, clock.now(), false);
-    const result = await train(id, run.assign, stopAfterSteps);
+    const result = volunteer.cheats
+      ? await cheat(run.assign, () => train(id, run.assign))
+      : await train(id, run.assign, stopAfterSteps);
     let outcome: ReturnType<typeof core.submit>;
     try {
       outcome = core.submit({
@@ -177,6 +202,7 @@ async function run(
           seconds: 1,
         },
       });
+      if (volunteer.cheats && outcome.response.status === 'accepted') cheats.accepted++;
     } catch (error) {
       // Its lease is gone (a backup copy was merged first): the work is wasted, nothing more.
       if (!(error instanceof ProtocolError)) throw error;
@@ -315,6 +341,7 @@ async function run(
     curve: points,
     timeToAcc: timeToAccuracy(points, options.targets),
     counts,
+    ...(mix.cheaters > 0 ? { cheats } : {}),
     peakInFlight,
     realSeconds: (performance.now() - started) / 1000,
   });

@@ -40,6 +40,8 @@ export interface SimulationResult {
   readonly real_seconds: number;
   /** Slow top: its updates and re-routes. */
   readonly top?: Omit<TopActivity, 'last_update'>;
+  /** With cheaters: results they submitted and how many were accepted. */
+  readonly cheats?: { readonly submitted: number; readonly accepted: number };
 }
 
 /** What the run itself counted; the rest comes from the store. */
@@ -59,6 +61,8 @@ export interface RunCounts {
   };
   readonly peakInFlight: ReadonlyMap<number, number>;
   readonly realSeconds: number;
+  /** Results the cheaters submitted, and how many of them were accepted. */
+  readonly cheats?: { readonly submitted: number; readonly accepted: number };
 }
 
 /** The simulation's report: the run's own counts and the job's outcome from its store. */
@@ -98,6 +102,7 @@ export function summarize(store: Store, run: RunCounts): SimulationResult {
     partial: run.counts.partial,
     vanished: run.counts.vanished,
     real_seconds: run.realSeconds,
+    ...(run.cheats !== undefined ? { cheats: run.cheats } : {}),
     ...(top !== undefined
       ? {
           top: {

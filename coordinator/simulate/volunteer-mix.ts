@@ -18,6 +18,8 @@ export interface VolunteerMix {
   readonly seed: number;
   /** Volunteers keep their optimizer's state for their next unit of the same shard. */
   readonly carryOptimizer: boolean;
+  /** Share of volunteers who cheat: they submit copies and harmful deltas (cheats.ts). */
+  readonly cheaters: number;
 }
 
 export const DEFAULT_MIX: Omit<VolunteerMix, 'volunteers'> = {
@@ -29,6 +31,7 @@ export const DEFAULT_MIX: Omit<VolunteerMix, 'volunteers'> = {
   leaveWithinSeconds: 3600,
   seed: 1,
   carryOptimizer: true,
+  cheaters: 0,
 };
 
 export interface SimulatedVolunteer {
@@ -41,11 +44,15 @@ export interface SimulatedVolunteer {
   readonly vanishMs: number;
   /** Seeded draws for this volunteer's own chances (vanishing, when). */
   readonly rng: () => number;
+  /** It submits cheats instead of its own work. */
+  readonly cheats: boolean;
 }
 
 /** The crowd, the same for the same mix: speeds, arrival and departure times. */
 export function volunteersOf(mix: VolunteerMix): SimulatedVolunteer[] {
   const rng = createRng(mix.seed);
+  // Drawn apart, so that a crowd with cheaters has the same honest speeds and times as without.
+  const cheating = createRng(mix.seed * 104_729 + 17);
   const spread = Math.log(Math.max(1, mix.speedSpread));
   return Array.from({ length: mix.volunteers }, (_, i) => {
     const speed = mix.samplesPerSecond * Math.exp(spread * (rng() - 0.5));
@@ -61,6 +68,7 @@ export function volunteersOf(mix: VolunteerMix): SimulatedVolunteer[] {
       leaveMs,
       vanishMs,
       rng: createRng(mix.seed * 7919 + i + 1),
+      cheats: cheating() < mix.cheaters,
     };
   });
 }
