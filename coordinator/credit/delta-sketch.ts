@@ -17,7 +17,7 @@ export class DeltaSketcher {
   constructor(
     shape: FFFShape,
     seed: number,
-    readonly dims = 2048,
+    readonly dims = 4096,
   ) {
     const count = parameterCount(shape);
     const rng = createRng(seed ^ 0x5ce7c4);

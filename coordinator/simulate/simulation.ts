@@ -97,7 +97,7 @@ async function run(
   const inFlight = new Map<number, number>();
   const peakInFlight = new Map<number, number>();
   const counts = { units: 0, partial: 0, vanished: 0, wastedMs: 0, busyMs: 0 };
-  const cheats = { submitted: 0, accepted: 0 };
+  const cheats = { submitted: 0, accepted: 0, acceptedKinds: {} as Record<string, number> };
 
   // The unit each volunteer trains now; a cancelled one (its backup was merged first) frees it at once.
   const current = new Map<string, { run: Running; volunteer: SimulatedVolunteer; landed: () => void }>();
@@ -179,6 +179,7 @@ async function run(
         : {}),
       samples: job.schedule.unitSamples(store.getShard(assign.shard)!, unit),
       finalLoss: 1,
+      kind,
     };
   };
 
@@ -186,9 +187,10 @@ async function run(
     const id = ids.get(volunteer)!;
     // The owner's goal may have ended the job while this unit trained.
     if (core.phase === 'done') return busy(id, run.startMs, clock.now(), false);
-    const result = volunteer.cheats
-      ? await cheat(run.assign, () => train(id, run.assign))
-      : await train(id, run.assign, stopAfterSteps);
+    const result: Awaited<ReturnType<typeof cheat>> | (Awaited<ReturnType<typeof train>> & { kind?: never }) =
+      volunteer.cheats
+        ? await cheat(run.assign, () => train(id, run.assign))
+        : await train(id, run.assign, stopAfterSteps);
     let outcome: ReturnType<typeof core.submit>;
     try {
       outcome = core.submit({
@@ -202,7 +204,11 @@ async function run(
           seconds: 1,
         },
       });
-      if (volunteer.cheats && outcome.response.status === 'accepted') cheats.accepted++;
+      if (volunteer.cheats && outcome.response.status === 'accepted') {
+        cheats.accepted++;
+        const kind = result.kind!;
+        cheats.acceptedKinds[kind] = (cheats.acceptedKinds[kind] ?? 0) + 1;
+      }
     } catch (error) {
       // Its lease is gone (a backup copy was merged first): the work is wasted, nothing more.
       if (!(error instanceof ProtocolError)) throw error;

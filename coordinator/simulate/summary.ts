@@ -41,7 +41,12 @@ export interface SimulationResult {
   /** Slow top: its updates and re-routes. */
   readonly top?: Omit<TopActivity, 'last_update'>;
   /** With cheaters: results they submitted and how many were accepted. */
-  readonly cheats?: { readonly submitted: number; readonly accepted: number };
+  readonly cheats?: {
+    readonly submitted: number;
+    readonly accepted: number;
+    /** Accepted cheats by kind (cheats.ts). */
+    readonly accepted_kinds: Readonly<Record<string, number>>;
+  };
 }
 
 /** What the run itself counted; the rest comes from the store. */
@@ -62,7 +67,12 @@ export interface RunCounts {
   readonly peakInFlight: ReadonlyMap<number, number>;
   readonly realSeconds: number;
   /** Results the cheaters submitted, and how many of them were accepted. */
-  readonly cheats?: { readonly submitted: number; readonly accepted: number };
+  readonly cheats?: {
+    readonly submitted: number;
+    readonly accepted: number;
+    /** Accepted cheats by kind (cheats.ts). */
+    readonly acceptedKinds: Readonly<Record<string, number>>;
+  };
 }
 
 /** The simulation's report: the run's own counts and the job's outcome from its store. */
@@ -102,7 +112,15 @@ export function summarize(store: Store, run: RunCounts): SimulationResult {
     partial: run.counts.partial,
     vanished: run.counts.vanished,
     real_seconds: run.realSeconds,
-    ...(run.cheats !== undefined ? { cheats: run.cheats } : {}),
+    ...(run.cheats !== undefined
+      ? {
+          cheats: {
+            submitted: run.cheats.submitted,
+            accepted: run.cheats.accepted,
+            accepted_kinds: run.cheats.acceptedKinds,
+          },
+        }
+      : {}),
     ...(top !== undefined
       ? {
           top: {

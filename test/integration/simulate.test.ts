@@ -56,6 +56,16 @@ void describe('simulate', { timeout: 120_000 }, () => {
     assert.ok(result.accepted >= result.shards.length && result.rejected === 0, JSON.stringify(result));
   });
 
+  void it('a crowd with cheaters: none of their copies, served moves or token deltas earn credit, and the job ends', async () => {
+    const result = await run({ volunteers: 8, cheaters: 0.5 });
+    assert.ok(result.cheats !== undefined && result.cheats.submitted >= 4, JSON.stringify(result.cheats));
+    // Copies, served moves and token deltas never pass; a negated honest delta is judged by
+    // validation loss alone, and on this near-chance tiny job it may pass within the tolerance.
+    const passed = Object.keys(result.cheats.accepted_kinds).filter((kind) => kind !== 'negated');
+    assert.deepEqual(passed, [], JSON.stringify(result.cheats));
+    assert.ok((result.rejected_by['own-work'] ?? 0) > 0, JSON.stringify(result.rejected_by));
+  });
+
   void it('a crowd that vanishes and leaves: the job ends, the same way every time', async () => {
     const crowd = { volunteers: 12, speedSpread: 10, vanish: 0.3, leave: 0.5, leaveWithinSeconds: 5 };
     const first = await run(crowd);
