@@ -21,6 +21,9 @@ import {
   startCoordinator,
 } from '../../coordinator/main.ts';
 import { SqliteStore } from '../../coordinator/store/sqlite-store.ts';
+import type { Identity } from '../../coordinator/core/identity.ts';
+import type { Hello } from '../../proto/messages.ts';
+import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import type { Store } from '../../coordinator/store/store.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { ManualClock } from '../../shared/clock.ts';
@@ -28,6 +31,21 @@ import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { initWeights } from '../../shared/fff/init.ts';
 import { type FFFShape, type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
+
+/** A wasm worker's hello at `samplesPerSecond`. */
+export const helloAs = (name: string, samplesPerSecond = 1000): Hello => ({
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  name,
+  capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: samplesPerSecond },
+});
+
+/** The identity a volunteer token `arb_<tokenId>_…` gives (its worker ids are `w-<tokenId>`, `-2`…). */
+export const volunteerIdentity = (tokenId: string): Identity => ({
+  kind: 'volunteer',
+  tokenId,
+  name: tokenId,
+});
 
 let smallDeltas = 0;
 

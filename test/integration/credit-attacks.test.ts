@@ -7,9 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, before, describe, it } from 'node:test';
-import type { Identity } from '../../coordinator/core/identity.ts';
-import type { Assign, Hello } from '../../proto/messages.ts';
-import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import type { Assign } from '../../proto/messages.ts';
 import { assignedRecipe } from '../../shared/assigned-recipe.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
@@ -17,21 +15,18 @@ import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { subtractWeights, trainUnit } from '../../shared/fff/local-training.ts';
 import { decodeUnitDelta, encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
-import { type SeededCore, seededCore } from '../helpers/small-job.ts';
+import {
+  type SeededCore,
+  helloAs as hello,
+  seededCore,
+  volunteerIdentity as volunteer,
+} from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
 afterEach(() => seeded?.cleanup());
 before(async () => {
   await selectBackend('wasm');
 });
-
-const hello = (name: string): Hello => ({
-  type: 'hello',
-  protocol: PROTOCOL_VERSION,
-  name,
-  capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1000 },
-});
-const volunteer = (tokenId: string): Identity => ({ kind: 'volunteer', tokenId, name: tokenId });
 
 const samplesOf = (s: SeededCore, assign: Assign): number =>
   s.job.schedule.unitSamples(s.store.getShard(assign.shard)!, s.store.getUnit(assign.unit_id)!);

@@ -5,12 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import type { Identity } from '../../coordinator/core/identity.ts';
 import { leaseLifetimeMs } from '../../coordinator/core/leases.ts';
-import type { Assign, Hello } from '../../proto/messages.ts';
-import { PROTOCOL_VERSION } from '../../proto/version.ts';
+import type { Assign } from '../../proto/messages.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
-import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
+import {
+  type SeededCore,
+  helloAs as hello,
+  seededCore,
+  smallDelta,
+  volunteerIdentity as volunteer,
+} from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
 afterEach(() => seeded?.cleanup());
@@ -19,15 +23,6 @@ async function setup(settings: Record<string, unknown> = {}): Promise<SeededCore
   seeded = await seededCore(settings);
   return seeded;
 }
-
-const hello = (name: string): Hello => ({
-  type: 'hello',
-  protocol: PROTOCOL_VERSION,
-  name,
-  capabilities: { backend: 'wasm', threads: 1, gpu: false, samples_per_s: 1000 },
-});
-
-const volunteer = (tokenId: string): Identity => ({ kind: 'volunteer', tokenId, name: tokenId });
 
 function submitSmall(s: SeededCore, workerId: string, assign: Assign) {
   return s.core.submit({
