@@ -73,3 +73,19 @@ export async function cheatDelta(kind: Cheat, ctx: CheatContext): Promise<FFFWei
       return scaled(await ctx.honest(), -1);
   }
 }
+
+/** A cheater's whole result: its delta (and a zero path under a slow top), claiming the whole unit. */
+export async function cheatResult(kind: Cheat, ctx: CheatContext) {
+  const { assign, job, store } = ctx;
+  const delta = await cheatDelta(kind, ctx);
+  const K = assign.top?.levels ?? 0;
+  return {
+    delta,
+    ...(assign.top !== undefined
+      ? { pathDelta: { weight: new Float32Array(K * assign.input_width), bias: new Float32Array(K) } }
+      : {}),
+    samples: job.schedule.unitSamples(store.getShard(assign.shard)!, store.getUnit(assign.unit_id)!),
+    finalLoss: 1,
+    kind,
+  };
+}

@@ -9,7 +9,7 @@ import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
-import { CHEATS, cheatDelta } from './cheats.ts';
+import { CHEATS, cheatResult } from './cheats.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
 import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
@@ -161,27 +161,14 @@ async function run(
     return trainUnit(base, { ...data, siblings: along.siblings }, options, hooks, window, along.path);
   };
 
-  const cheat = async (assign: Assign, honest: () => ReturnType<typeof train>) => {
-    const kind = CHEATS[cheats.submitted++ % CHEATS.length]!;
-    const delta = await cheatDelta(kind, {
+  const cheat = (assign: Assign, honest: () => ReturnType<typeof train>) =>
+    cheatResult(CHEATS[cheats.submitted++ % CHEATS.length]!, {
       job,
       store,
       blobs,
       assign,
       honest: async () => (await honest()).delta,
     });
-    const K = assign.top?.levels ?? 0;
-    const unit = store.getUnit(assign.unit_id)!;
-    return {
-      delta,
-      ...(assign.top !== undefined
-        ? { pathDelta: { weight: new Float32Array(K * assign.input_width), bias: new Float32Array(K) } }
-        : {}),
-      samples: job.schedule.unitSamples(store.getShard(assign.shard)!, unit),
-      finalLoss: 1,
-      kind,
-    };
-  };
 
   const submit = async (volunteer: SimulatedVolunteer, run: Running, stopAfterSteps?: number) => {
     const id = ids.get(volunteer)!;

@@ -23,7 +23,7 @@ import { selectBackend } from '../../shared/backend.ts';
 import { FFF_CHECKPOINT_FORMAT, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { type HostTensor, encodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
 import { type FFFWeights, TENSOR_NAMES, tensorDims, zeroWeights } from '../../shared/fff/weights.ts';
-import { nextRetry } from '../../coordinator/core/intake.ts';
+import { nextRetry } from '../../coordinator/core/retries.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
 import { type SmallCoordinator, smallDelta, startSmallCoordinator } from '../helpers/small-job.ts';
