@@ -25,7 +25,7 @@ import type { DeltaEvidence } from '../credit/credit-history.ts';
 import { ownWorkFault } from '../credit/own-work.ts';
 
 /** Below this share of changed leaf parameters a delta shows no training (see changedLeafShare). */
-const MIN_CHANGED_LEAF_SHARE = 0.03;
+const MIN_CHANGED_LEAF_SHARE = 0.02;
 
 export interface Submission {
   readonly unitId: string;
