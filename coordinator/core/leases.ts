@@ -21,8 +21,9 @@ function unitSeed(jobSeed: number, unitId: string): number {
 
 /** A volunteer's connections together hold at most this many times max_leases_per_worker. */
 const VOLUNTEER_LEASE_FACTOR = 4;
-/** Units are sized to take unit_seconds: a lease lives at most this many times that (or 4 leases). */
+/** Units are sized to take unit_seconds: a lease lives at most this many times that, or this many leases. */
 const LIFETIME_PER_UNIT_TIME = 8;
+const LIFETIME_LEASES = 10;
 
 /**
  * How long heartbeats can keep a lease alive: long enough for a unit on a worker eight times
@@ -31,7 +32,7 @@ const LIFETIME_PER_UNIT_TIME = 8;
 export const leaseLifetimeMs = (config: JobConfig): number =>
   Math.min(
     config.max_lease_ms,
-    Math.max(4 * config.lease_ms, LIFETIME_PER_UNIT_TIME * config.unit_seconds * 1000),
+    Math.max(LIFETIME_LEASES * config.lease_ms, LIFETIME_PER_UNIT_TIME * config.unit_seconds * 1000),
   );
 
 /** Token-fenced leases on work units: assign, heartbeat, hand back, expire. */
