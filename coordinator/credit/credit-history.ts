@@ -9,8 +9,12 @@ import { DeltaSketcher, type Sketch, cosine } from './delta-sketch.ts';
 
 /** Merged deltas remembered per shard. */
 const RECENT_DELTAS = 16;
-/** Served weights remembered per shard (every pair of them is a move a worker could copy). */
-const RECENT_SERVED = 8;
+/**
+ * Served weights remembered per shard (every pair of them is a move a worker could copy): a
+ * crowd's units are leased from bases many versions old (Fashion-MNIST, 64 volunteers: the
+ * move from a base 8 versions back was not caught with 8), 24 × 32 KiB of sketch a shard.
+ */
+const RECENT_SERVED = 24;
 
 export interface DeltaEvidence {
   readonly sketch: Sketch;
