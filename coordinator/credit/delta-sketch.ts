@@ -41,12 +41,6 @@ export class DeltaSketcher {
   }
 }
 
-export function sketchNorm(a: Sketch): number {
-  let s = 0;
-  for (const v of a) s += v * v;
-  return Math.sqrt(s);
-}
-
 /** cos(a, b − c) (c optional), 0 when either side is zero. */
 export function cosine(a: Sketch, b: Sketch, c?: Sketch): number {
   let dot = 0;

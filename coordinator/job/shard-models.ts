@@ -24,6 +24,7 @@ export class ShardModels {
   private readonly decodedBlobs = new Map<string, FFFWeights>();
   private readonly valByShard = new Map<number, Dataset>();
   private readonly measured = new Map<string, number>();
+  private readonly outerByShard = new Map<number, { blob: string; state: OuterState }>();
 
   constructor(
     private readonly blobs: BlobStore,
@@ -56,11 +57,18 @@ export class ShardModels {
     return weights;
   }
 
-  /** The shard's outer-optimizer state (momentum, deltas of the round so far). */
+  /**
+   * The shard's outer-optimizer state (momentum, deltas of the round so far), read and
+   * decoded once per version: every result of the shard is judged with it.
+   */
   outerState(shard: Shard): OuterState {
-    return shard.momentumBlob
-      ? decodeOuterState(this.blobs.read(shard.momentumBlob), this.subtreeShape, `blob ${shard.momentumBlob}`)
-      : emptyOuterState(this.subtreeShape);
+    const blob = shard.momentumBlob;
+    if (!blob) return emptyOuterState(this.subtreeShape);
+    const cached = this.outerByShard.get(shard.id);
+    if (cached?.blob === blob) return cached.state;
+    const state = decodeOuterState(this.blobs.read(blob), this.subtreeShape, `blob ${blob}`);
+    this.outerByShard.set(shard.id, { blob, state });
+    return state;
   }
 
   validationSet(shard: Shard): Dataset {
