@@ -214,7 +214,12 @@ export const JobConfigSchema = Type.Object(
       'units one worker may hold at once (more than one only when measured fast)',
       1,
     ),
-    max_lease_ms: Int(100, 30 * 86_400_000, 'longest a lease lasts, however many heartbeats', 6 * 3_600_000),
+    max_lease_ms: Int(
+      100,
+      30 * 86_400_000,
+      'longest a lease lasts, however many heartbeats (sooner: 8 × unit_seconds, or 10 leases, whichever is longer)',
+      6 * 3_600_000,
+    ),
     heartbeat_ms: Int(50, 3_600_000, 'how often workers send progress', 5_000),
     retry_after_ms: Int(10, 3_600_000, 'no_work back-off hint', 2_000),
   },
