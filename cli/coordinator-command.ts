@@ -328,7 +328,8 @@ export function coordinatorCommand(): Command {
           : `job done: hard test accuracy ${(final.hardTestAcc * 100).toFixed(2)}%, model ${summary.final_model}\n`,
       );
       if (opts['exitWhenDone']) {
-        await coordinator.workersGone(5_000);
+        // Long enough for a volunteer in its longest reconnect backoff (30 s) to hear it.
+        await coordinator.workersGone(40_000);
         await coordinator.close();
         return;
       }

@@ -62,7 +62,10 @@ export interface RunningCoordinator {
   readonly done: Promise<EvalRow>;
   /** The volunteer package (built on first call). */
   workerPackage(): Promise<WorkerPackage>;
-  /** Resolves once no worker is connected, or after `timeoutMs`. */
+  /**
+   * Resolves once no worker is connected and every volunteer seen lately has connected since
+   * the job ended (and so was told), or after `timeoutMs`.
+   */
   workersGone(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -183,7 +186,14 @@ async function serve(
     prepared,
     done: core.done,
     workerPackage,
-    workersGone: (timeoutMs) => sockets.drained(timeoutMs),
+    async workersGone(timeoutMs) {
+      const until = Date.now() + timeoutMs;
+      await sockets.drained(timeoutMs);
+      while (core.unheardOfEnd > 0 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        await sockets.drained(Math.max(0, until - Date.now()));
+      }
+    },
     async close() {
       clearInterval(sweeper);
       await sockets.close();

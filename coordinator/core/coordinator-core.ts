@@ -8,6 +8,7 @@ import type { Submission } from './acceptance.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { type IntakeOutcome, type IntakeTimings, ResultIntake } from './intake.ts';
 import { type Identity, identify, ownedWorkerId } from './identity.ts';
+import { JobEndNotice } from './job-end-notice.ts';
 import { Leases } from './leases.ts';
 import { OperatorControls, type WorkerSignals } from './operator-controls.ts';
 import { type ConnectedWorker, Presence } from './presence.ts';
@@ -57,6 +58,7 @@ export class CoordinatorCore {
   private pretraining: PretrainProgress | undefined;
   private lastPruneMs = -Infinity;
   private lastEvalSamples = -Infinity;
+  private endNotice: JobEndNotice | undefined;
   private resolveDone!: (row: EvalRow) => void;
   private rejectDone!: (error: Error) => void;
 
@@ -146,6 +148,7 @@ export class CoordinatorCore {
     const { store, clock, log } = this.deps;
     const now = clock.now();
     const worker = this.presence.join(hello, now, ownedWorkerId(identity));
+    this.endNotice?.heard(worker.id);
     store.upsertWorker({
       id: worker.id,
       name: hello.name,
@@ -166,9 +169,9 @@ export class CoordinatorCore {
    * A worker that says it is going away (a closed browser tab) hands its leases back at once;
    * one that merely lost its socket keeps them, since it may still upload over HTTP.
    */
-  disconnect(workerId: string, goingAway = false): void {
+  disconnect(workerId: string, goingAway = false, onPurpose = goingAway): void {
     const { store, clock, log } = this.deps;
-    const worker = this.presence.leave(workerId, clock.now());
+    const worker = this.presence.leave(workerId, clock.now(), onPurpose);
     if (worker === undefined) return;
     const info = store.getWorker(workerId);
     if (info !== undefined) store.upsertWorker({ ...info, lastSeenMs: worker.lastSeenMs });
@@ -293,7 +296,19 @@ export class CoordinatorCore {
     if (final !== undefined) this.finish(final);
   }
 
+  /** Volunteers lost lately that have not connected since the job ended (0 while it runs). */
+  get unheardOfEnd(): number {
+    return this.endNotice?.waitingFor(this.deps.clock.now()) ?? 0;
+  }
+
   private finish(final: EvalRow): void {
+    const { store, clock } = this.deps;
+    this.endNotice ??= new JobEndNotice(
+      clock.now(),
+      store.listWorkers(),
+      (volunteer) => this.presence.accountedFor(volunteer),
+      this.presence.sinceMs,
+    );
     this.resolveDone(final);
     this.listeners.forEach((l) => l.finished?.(final));
   }

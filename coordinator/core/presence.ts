@@ -19,14 +19,19 @@ export function workerIdFor(hello: Hello): string {
   return `w-${digest.slice(0, 12)}`;
 }
 
+/** A volunteer's id without the `-2`, `-3` a second connection of the same volunteer gets. */
+export const volunteerOf = (workerId: string): string => workerId.split('-').slice(0, 2).join('-');
+
 /** The workers connected right now, with their measured speed and the time of their last message. */
 export class Presence {
   private readonly workers = new Map<string, ConnectedWorker>();
+  /** Volunteers whose last socket here was closed on purpose, not lost: none is coming back. */
+  private readonly departed = new Set<string>();
   private emptySince: number | undefined;
 
-  /** `now`: when the coordinator started, which is when it began to have no volunteer. */
-  constructor(now: number) {
-    this.emptySince = now;
+  /** `sinceMs`: when the coordinator started, which is when it began to have no volunteer. */
+  constructor(readonly sinceMs: number) {
+    this.emptySince = sinceMs;
   }
 
   /** Since when no volunteer has been connected (undefined while one is). */
@@ -51,6 +56,7 @@ export class Presence {
       ...(owned !== undefined ? { tokenId: owned.tokenId } : {}),
     };
     this.workers.set(id, worker);
+    this.departed.delete(volunteerOf(id));
     this.emptySince = undefined;
     return worker;
   }
@@ -60,11 +66,18 @@ export class Presence {
     if (worker !== undefined) worker.lastSeenMs = now;
   }
 
-  leave(id: string, now: number): ConnectedWorker | undefined {
+  /** `onPurpose`: the socket was closed, not lost (its process did not die, its link did not drop). */
+  leave(id: string, now: number, onPurpose = false): ConnectedWorker | undefined {
     const worker = this.workers.get(id);
     this.workers.delete(id);
+    if (worker !== undefined && onPurpose) this.departed.add(volunteerOf(id));
     if (this.workers.size === 0) this.emptySince ??= now;
     return worker;
+  }
+
+  /** Connected now, or last left on purpose: either way, not to be waited for. */
+  accountedFor(volunteer: string): boolean {
+    return this.departed.has(volunteer) || this.all().some((w) => volunteerOf(w.id) === volunteer);
   }
 
   get(id: string): ConnectedWorker | undefined {

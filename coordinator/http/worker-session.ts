@@ -25,6 +25,8 @@ export interface SessionOptions {
 
 /** A browser tab closing (or navigating away) closes its sockets with this code. */
 const GOING_AWAY = 1001;
+/** No close frame: the peer's process died or its link dropped (RFC 6455 §7.1.5). */
+const ABNORMAL_CLOSURE = 1006;
 /** How long a socket cut off for talking past its close has to read why before it is dropped. */
 const CUT_OFF_GRACE_MS = 1_000;
 
@@ -127,6 +129,6 @@ export function attachSession(
     clearTimeout(helloDeadline);
     if (workerId === undefined) return;
     byWorker.delete(workerId);
-    core.disconnect(workerId, code === GOING_AWAY);
+    core.disconnect(workerId, code === GOING_AWAY, code !== ABNORMAL_CLOSURE);
   });
 }

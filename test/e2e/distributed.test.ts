@@ -98,8 +98,18 @@ void describe('distributed training over loopback', { timeout: 300_000 }, () => 
     doomed.child.kill('SIGKILL');
     await doomed.exited;
     const survivor = spawnArbor(['worker', '--url', url, '--name', 'survivor']);
-    assert.equal(await coordinator.exited, 0, coordinator.stderr.slice(-2000));
+    // The doomed volunteer's machine comes back after the job ended: the coordinator, which
+    // lost it, has waited to tell it so, instead of leaving it to retry a coordinator gone.
+    await waitFor(
+      'the job to end',
+      () => (/hard_test_acc/.test(coordinator.stdout) ? true : undefined),
+      120_000,
+    );
     assert.equal(await survivor.exited, 0);
+    const returning = spawnArbor(['worker', '--url', url, '--name', 'doomed']);
+    assert.equal(await returning.exited, 0, returning.stderr.slice(-2000));
+    assert.match(returning.stderr, /"end":"done"/);
+    assert.equal(await coordinator.exited, 0, coordinator.stderr.slice(-2000));
     assert.match(coordinator.stderr, /leases expired/);
     const reissued = query(db, 'SELECT id, attempts FROM units WHERE attempts > 0');
     assert.ok(reissued.length >= 1, 'the killed worker’s unit was reissued');

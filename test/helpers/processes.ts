@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface Spawned {
   readonly child: ChildProcess;
@@ -31,6 +33,7 @@ export function spawnArbor(
   };
   child.stdout!.on('data', (chunk: Buffer) => (spawned.stdout += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (spawned.stderr += chunk.toString()));
+  keepOutput(child, args);
   const reap = (): void => {
     try {
       if (options.group === true) process.kill(-child.pid!, 'SIGKILL');
@@ -46,6 +49,20 @@ export function spawnArbor(
     if (options.group === true) reap();
   });
   return spawned;
+}
+
+/**
+ * With ARBOR_TEST_LOGS=DIR, every spawned process's output is also kept in DIR/<pid>.log,
+ * headed by its arguments: what a hung or killed test cannot print.
+ */
+function keepOutput(child: ChildProcess, args: readonly string[]): void {
+  const dir = process.env['ARBOR_TEST_LOGS'];
+  if (dir === undefined || child.pid === undefined) return;
+  const file = join(dir, `${child.pid}.log`);
+  appendFileSync(file, `# arbor ${args.join(' ')}\n`);
+  const keep = (chunk: Buffer): void => appendFileSync(file, chunk);
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
 }
 
 /** Polls `probe` every 50 ms until it returns a value other than undefined. */
