@@ -9,7 +9,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import { buildWorkerPackage } from '../coordinator/worker-package.ts';
 
 const run = promisify(execFile);
@@ -37,30 +36,12 @@ const median = (values: number[]): number => {
   return sorted[Math.floor(sorted.length / 2)]!;
 };
 
-/** The bundle from the volunteer package, placed under node_modules so its imports resolve here. */
+/** The volunteer package's self-contained bundle, written out where it can run. */
 async function extractBundle(dir: string): Promise<string> {
-  const tar = gunzipSync((await buildWorkerPackage()).bytes);
-  for (let offset = 0; offset + 512 <= tar.length;) {
-    const name = tar
-      .subarray(offset, offset + 100)
-      .toString('utf8')
-      .replace(/\0.*$/s, '');
-    const size = parseInt(
-      tar
-        .subarray(offset + 124, offset + 136)
-        .toString('utf8')
-        .trim() || '0',
-      8,
-    );
-    if (name === 'package/arbor-worker.mjs') {
-      const path = join(dir, 'arbor-worker.mjs');
-      writeFileSync(path, tar.subarray(offset + 512, offset + 512 + size));
-      return path;
-    }
-    if (name === '') break;
-    offset += 512 + Math.ceil(size / 512) * 512;
-  }
-  throw new Error('the volunteer package has no arbor-worker.mjs');
+  const [bundle] = (await buildWorkerPackage()).files;
+  const path = join(dir, bundle!.name);
+  writeFileSync(path, bundle!.bytes);
+  return path;
 }
 
 async function measure(args: readonly string[], runs: number, dir: string): Promise<StartupSample> {

@@ -7,6 +7,7 @@ import { benchInference } from '../bench/inference.ts';
 import { benchTraining } from '../bench/training.ts';
 import { BROWSER_BENCH_BACKENDS, benchBrowserTraining } from '../bench/browser/browser-training.ts';
 import { benchWorkerStartup } from '../bench/worker-startup.ts';
+import { benchJoin } from '../bench/join.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { createLogger } from '../shared/logging.ts';
@@ -242,6 +243,15 @@ export function benchCommand(): Command {
               line('arbor worker', r.arbor_worker) +
               line('arbor-worker (package)', r.packaged_worker),
       );
+    });
+  bench
+    .command('join')
+    .description(
+      "A new volunteer's first minutes on the default job: the printed join command with Node alone, against the repository's worker (the baseline).",
+    )
+    .option('--units <n>', 'units each volunteer trains', integer('--units', 1), 3)
+    .action(async (opts: { units: number }) => {
+      process.stdout.write(`${JSON.stringify(await benchJoin(opts.units))}\n`);
     });
   return bench;
 }

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Stages the images' build context in docker/build, so that `docker build` itself needs no
 # network: the coordinator's sources with the production dependencies (`npm ci --omit=dev`),
-# and the volunteer package the coordinator serves, installed as a volunteer's npx installs
-# it. Native addons (better-sqlite3) are built here against this host's Node.js: run it on
+# and the volunteer package the coordinator serves (self-contained: it installs nothing more). Native addons (better-sqlite3) are built here against this host's Node.js: run it on
 # Linux x86-64 with Node.js 20 and a glibc no newer than the base image's.
 set -euo pipefail
 cd "$(dirname "$0")/.."

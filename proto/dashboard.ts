@@ -3,6 +3,7 @@
  * /v1/shards, /v1/workers, /v1/series; /v1/events is a server-sent event stream of
  * EventItem). Open to anyone who can reach the coordinator: it holds no secrets.
  */
+import { ROUTES } from './routes.ts';
 import { type Static, Type } from '@sinclair/typebox';
 
 const Count = (description: string) => Type.Integer({ minimum: 0, description });
@@ -203,12 +204,20 @@ export const JoinSchema = Type.Object({
 });
 export type Join = Static<typeof JoinSchema>;
 
-/** The one command a volunteer runs on a machine with Node.js 20, given the coordinator's http base. */
+/**
+ * The one command a volunteer runs on a machine with Node.js 20 and nothing else, given the
+ * coordinator's http base: Node fetches the join script and imports it; the script fetches
+ * the self-contained worker (once) and runs it with the arguments after `--`.
+ */
 export function joinCommand(httpBase: string, join: Join): string | null {
   if (join.package_path === null) return null;
   const ws = httpBase.replace(/^http/, 'ws');
+  const script =
+    `fetch('${httpBase}${ROUTES.workerJoin}').then(r=>r.text())` +
+    `.then(s=>import('data:text/javascript,'+encodeURIComponent(s)))` +
+    `.catch(e=>{console.error('arbor: '+(e.cause??e).message);process.exit(1)})`;
   return (
-    `npx --yes --package ${httpBase}${join.package_path} arbor-worker --url ${ws}` +
+    `node -e "${script}" -- --url ${ws}` +
     (join.token_required && !join.enrolment ? ' --token YOUR_TOKEN' : '')
   );
 }

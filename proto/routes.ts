@@ -22,6 +22,13 @@ export const ROUTES = {
     pattern: '/v1/worker/:file',
     path: (sha256: string) => `/v1/worker/arbor-worker-${sha256}.tgz`,
   },
+  /** What the join command runs with `node -e`: fetches the worker's files below and starts it. */
+  workerJoin: '/v1/worker/join.mjs',
+  /** One of the worker's files (the bundle, a wasm binary), by content: immutable. */
+  workerFile: {
+    pattern: '/v1/worker/:file',
+    path: (sha256: string, name: string) => `/v1/worker/${sha256}-${name}`,
+  },
   /** Open enrolment: POST {name}, answered {token, token_id, worker_id} (no token needed). */
   enrol: '/v1/enrol',
 } as const;

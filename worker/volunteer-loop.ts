@@ -14,6 +14,7 @@ import type { OptimizerCarry, StepReport, TrainingSet } from '../shared/fff/trai
 import { encodeUnitDelta } from '../shared/fff/unit-delta.ts';
 import { sameShape } from '../shared/fff/weights.ts';
 import { assignedPath, assignedRecipe } from '../shared/assigned-recipe.ts';
+import { unreachableHint } from './connection-hint.ts';
 import { uploadResult } from './upload-result.ts';
 import { type BlobSource, type ControlSocket, type VolunteerLog, pause } from './volunteer-ports.ts';
 
@@ -258,7 +259,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
     } else stats.rejected++;
     const done = partial ? { done: `${Math.min(stepsDone, totalSteps)}/${totalSteps} steps` } : {};
     unitLog.info(
-      { verdict, samples, seconds: result.seconds.toFixed(1), ...done },
+      { verdict, samples, seconds: Math.round(result.seconds * 10) / 10, ...done },
       partial ? 'partial unit sent' : 'unit finished',
     );
     if (partial) throw new StopWorker('stopped');
@@ -281,7 +282,13 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
           { code: error.code, err: error.message, retry_in_ms },
           `coordinator refused: ${error.code} ${error.message}; reconnecting`,
         );
-      else log.warn({ err: (error as Error).message, retry_in_ms }, 'coordinator unreachable; reconnecting');
+      else {
+        const hint = failures === 1 ? unreachableHint(options.url, error as Error) : undefined;
+        log.warn(
+          { err: (error as Error).message, retry_in_ms, ...(hint !== undefined ? { hint } : {}) },
+          'coordinator unreachable; reconnecting',
+        );
+      }
       await pause(wait, signal);
       if (signal?.aborted) return { ...stats, end: 'stopped' };
     }

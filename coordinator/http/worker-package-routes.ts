@@ -7,6 +7,10 @@ import { ARBOR_VERSION } from '../../shared/version.ts';
 export interface PackagedWorker {
   readonly sha256: string;
   readonly bytes: Uint8Array;
+  /** The same files loose, by content, for the join script. */
+  readonly files: readonly { readonly name: string; readonly sha256: string; readonly bytes: Uint8Array }[];
+  /** The script the join command runs (coordinator/worker-join-script.ts). */
+  readonly joinScript: string;
 }
 
 export interface WorkerPackageOptions {
@@ -19,9 +23,10 @@ export interface WorkerPackageOptions {
 }
 
 /**
- * The volunteer package, open to anyone (it is code, not a secret): GET /v1/worker.tgz
- * redirects to the content-addressed tarball, which is immutable; GET /v1/join says how to
- * use it.
+ * The volunteer worker, open to anyone (it is code, not a secret): GET /v1/worker/join.mjs is
+ * the script the join command runs, which fetches the worker's files by content
+ * (/v1/worker/SHA256-NAME, immutable); GET /v1/worker.tgz redirects to the same files as a
+ * content-addressed npm tarball; GET /v1/join says how to use them.
  */
 export const workerPackageRoutes: FastifyPluginCallback<WorkerPackageOptions> = (app, options, done) => {
   const ready = async (): Promise<PackagedWorker> => {
@@ -39,13 +44,28 @@ export const workerPackageRoutes: FastifyPluginCallback<WorkerPackageOptions> = 
   });
   app.get<{ Params: { file: string } }>(ROUTES.workerPackagePinned.pattern, async (request, reply) => {
     const pkg = await ready();
-    if (request.params.file !== `arbor-worker-${pkg.sha256}.tgz`)
-      throw new ProtocolError('NOT_FOUND', `no package ${request.params.file.slice(0, 100)}`);
-    return reply
-      .type('application/octet-stream')
-      .header('etag', `"${pkg.sha256}"`)
-      .header('cache-control', 'public, max-age=31536000, immutable')
-      .send(Buffer.from(pkg.bytes));
+    const { file } = request.params;
+    if (`/v1/worker/${file}` === ROUTES.workerJoin)
+      return reply
+        .type('text/javascript; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        .send(pkg.joinScript);
+    const immutable = (type: string, sha256: string, bytes: Uint8Array) =>
+      reply
+        .type(type)
+        .header('etag', `"${sha256}"`)
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .send(Buffer.from(bytes));
+    if (file === `arbor-worker-${pkg.sha256}.tgz`)
+      return immutable('application/octet-stream', pkg.sha256, pkg.bytes);
+    const loose = pkg.files.find((f) => ROUTES.workerFile.path(f.sha256, f.name) === `/v1/worker/${file}`);
+    if (loose !== undefined)
+      return immutable(
+        loose.name.endsWith('.wasm') ? 'application/wasm' : 'text/javascript; charset=utf-8',
+        loose.sha256,
+        loose.bytes,
+      );
+    throw new ProtocolError('NOT_FOUND', `no worker file ${file.slice(0, 100)}`);
   });
   app.get('/v1/join', async (): Promise<Join> => {
     const join = {

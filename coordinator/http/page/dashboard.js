@@ -451,11 +451,15 @@ async function showJoinCommand() {
   try {
     const join = await getJson('/v1/join');
     const base = location.origin;
+    const script =
+      `fetch('${base}/v1/worker/join.mjs').then(r=>r.text())` +
+      `.then(s=>import('data:text/javascript,'+encodeURIComponent(s)))` +
+      `.catch(e=>{console.error('arbor: '+(e.cause??e).message);process.exit(1)})`;
     $('join-command').textContent =
       join.package_path === null
-        ? `the volunteer package is not available: ${join.error}`
-        : `npx --yes --package ${base}${join.package_path} arbor-worker --url ${base.replace(/^http/, 'ws')}` +
-          (join.token_required ? ' --token YOUR_TOKEN' : '');
+        ? `the volunteer worker is not available: ${join.error}`
+        : `node -e "${script}" -- --url ${base.replace(/^http/, 'ws')}` +
+          (join.token_required && !join.enrolment ? ' --token YOUR_TOKEN' : '');
   } catch (error) {
     console.warn('join command unavailable', error);
   }

@@ -1,0 +1,144 @@
+/**
+ * A new volunteer's first minutes: a coordinator process on the default job (the embedded
+ * MNIST), then the join command it prints, run with Node alone from an empty home (no npm,
+ * no registry, nothing of this checkout), then the repository's `arbor worker` as the
+ * baseline. For each: megabytes fetched, time to the first unit's training, time to its first
+ * accepted unit, and training speed over its units.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Join, joinCommand } from '../proto/dashboard.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+export interface VolunteerStart {
+  /** Megabytes the join script fetched (0 for the repository's worker). */
+  readonly fetched_mb: number;
+  /** From the command's start to its first unit's training. */
+  readonly to_training_ms: number;
+  readonly to_first_accepted_ms: number;
+  /** Samples trained per second of training, over its units. */
+  readonly samples_per_s: number;
+  readonly backend: string;
+}
+
+export interface JoinResult {
+  readonly units: number;
+  readonly joined: VolunteerStart;
+  readonly repository_worker: VolunteerStart;
+  /** joined / repository_worker */
+  readonly speed_ratio: number;
+}
+
+interface LogLine {
+  readonly msg?: string;
+  readonly backend?: string;
+  readonly verdict?: string;
+  readonly samples?: number;
+  readonly seconds?: number;
+}
+
+/** Runs a volunteer to its end, reading its JSON log lines as they come. */
+function runVolunteer(
+  program: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<VolunteerStart> {
+  const started = performance.now();
+  const child = spawn(program, args, { cwd: mkdtempSync(join(tmpdir(), 'arbor-join-cwd-')), env });
+  let backend = '';
+  let fetched = 0;
+  let training: number | undefined;
+  let accepted: number | undefined;
+  let samples = 0;
+  let seconds = 0;
+  let pending = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const text of lines) {
+      const megabytes = /fetched from \S+ \(([\d.]+) MB\)/.exec(text);
+      if (megabytes) fetched = Number(megabytes[1]);
+      if (!text.startsWith('{')) continue;
+      const line = JSON.parse(text) as LogLine;
+      if (line.msg === 'ready') backend = line.backend ?? '';
+      if (line.msg === 'training unit') training ??= performance.now() - started;
+      if (line.msg === 'unit finished' && line.verdict === 'accepted') {
+        accepted ??= performance.now() - started;
+        samples += line.samples ?? 0;
+        seconds += line.seconds ?? 0;
+      }
+    }
+  });
+  child.stdout.resume();
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      if (code !== 0 || training === undefined || accepted === undefined)
+        return reject(
+          new Error(`${program} ${args.slice(0, 2).join(' ')} ended with ${code}: nothing accepted`),
+        );
+      resolve({
+        fetched_mb: fetched,
+        to_training_ms: Math.round(training),
+        to_first_accepted_ms: Math.round(accepted),
+        samples_per_s: Math.round(samples / Math.max(seconds, 1e-9)),
+        backend,
+      });
+    });
+  });
+}
+
+async function trainingCoordinator(dir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    ['bin/arbor.js', 'coordinator', '--port', '0', '--db', join(dir, 'arbor.db')],
+    { cwd: root, env: { ...process.env, ARBOR_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  for (;;) {
+    const url = /listening on (http:\/\/[0-9.]+:\d+)/.exec(stdout)?.[1];
+    if (url !== undefined && /volunteers join with/.test(stdout)) {
+      const status = (await (await fetch(`${url}/v1/status`)).json()) as { phase: string };
+      if (status.phase === 'training') return { child, url };
+    }
+    if (child.exitCode !== null) throw new Error(`the coordinator exited with ${child.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+export async function benchJoin(units: number): Promise<JoinResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'arbor-bench-join-'));
+  const { child, url } = await trainingCoordinator(dir);
+  try {
+    const joinInfo = (await (await fetch(`${url}/v1/join`)).json()) as Join;
+    const command = joinCommand(url, joinInfo);
+    const parsed = command === null ? null : /^node -e "(.*)" -- (.*)$/.exec(command);
+    if (parsed === null) throw new Error(`no join command: ${JSON.stringify(joinInfo)}`);
+    const volunteerArgs = ['--max-units', String(units), '--name'];
+    const env = { ...process.env, ARBOR_LOG_FORMAT: 'json', NODE_PATH: '', NODE_OPTIONS: '' };
+    const joined = await runVolunteer(
+      process.execPath,
+      ['-e', parsed[1]!, '--', ...parsed[2]!.split(' '), ...volunteerArgs, 'joined'],
+      { ...env, HOME: mkdtempSync(join(dir, 'home-')), npm_config_registry: 'http://127.0.0.1:1/' },
+    );
+    const repository = await runVolunteer(
+      process.execPath,
+      [join(root, 'bin/arbor.js'), 'worker', '--url', url.replace(/^http/, 'ws'), ...volunteerArgs, 'clone'],
+      env,
+    );
+    return {
+      units,
+      joined,
+      repository_worker: repository,
+      speed_ratio: Number((joined.samples_per_s / repository.samples_per_s).toFixed(3)),
+    };
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
