@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
@@ -6,6 +5,7 @@ import { createLogger } from '../shared/logging.ts';
 import { DEFAULT_TOKEN_FILE, enrolledToken } from './enrolment.ts';
 import { measureTrainingSpeed } from './speed-probe.ts';
 import { runWorker } from './run-worker.ts';
+import { DEFAULT_ARBOR_HOME, stableWorkerName } from './stable-name.ts';
 import { TerminalProgress } from './terminal-progress.ts';
 
 /** `ws://H:P`, `wss://…`, or the dashboard's `http(s)://` address; anything else fails at once. */
@@ -30,7 +30,10 @@ export function workerCommand(name = 'worker'): Command {
     .description('Volunteer: connect to a coordinator, train the subtrees it hands out, send back deltas.')
     .requiredOption('--url <ws-url>', 'coordinator address, e.g. ws://127.0.0.1:7070', coordinatorUrl)
     .option('--token <secret>', 'token the coordinator requires (default: $ARBOR_TOKEN)')
-    .option('--name <name>', 'name shown on the dashboard', `${hostname()}-${process.pid}`)
+    .option(
+      '--name <name>',
+      "name shown on the dashboard (default: this machine's name and a suffix kept in --cache-dir or ~/.arbor, so credit follows restarts)",
+    )
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
     .option(
       '--gpu',
@@ -47,13 +50,14 @@ export function workerCommand(name = 'worker'): Command {
       async (opts: {
         url: string;
         token?: string;
-        name: string;
+        name?: string;
         backend: BackendChoice;
         gpu?: boolean;
         maxUnits?: number;
         cacheDir?: string;
         tokenFile: string;
       }) => {
+        const name = opts.name ?? stableWorkerName(opts.cacheDir ?? DEFAULT_ARBOR_HOME);
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
         const log = createLogger('worker', undefined, terminal?.write);
         const backend = await selectBackend(opts.backend, opts.gpu === true);
@@ -72,11 +76,11 @@ export function workerCommand(name = 'worker'): Command {
         const token =
           opts.token ??
           process.env['ARBOR_TOKEN'] ??
-          (await enrolledToken(opts.url, opts.name, opts.tokenFile, log));
+          (await enrolledToken(opts.url, name, opts.tokenFile, log));
         const summary = await runWorker({
           url: opts.url,
           ...(token ? { token } : {}),
-          name: opts.name,
+          name,
           backend: backend.name,
           gpu: backend.gpu,
           threads: backend.threads,
