@@ -8,6 +8,7 @@ import { benchTraining } from '../bench/training.ts';
 import { BROWSER_BENCH_BACKENDS, benchBrowserTraining } from '../bench/browser/browser-training.ts';
 import { benchWorkerStartup } from '../bench/worker-startup.ts';
 import { benchJoin } from '../bench/join.ts';
+import { benchBackendChoice } from '../bench/browser/backend-choice.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { createLogger } from '../shared/logging.ts';
@@ -252,6 +253,15 @@ export function benchCommand(): Command {
     .option('--units <n>', 'units each volunteer trains', integer('--units', 1), 3)
     .action(async (opts: { units: number }) => {
       process.stdout.write(`${JSON.stringify(await benchJoin(opts.units))}\n`);
+    });
+  bench
+    .command('browser-choice')
+    .description(
+      "A browser volunteer's wait before training: /volunteer choosing its backend by measuring, against ?backend=webgpu (the old first-that-starts).",
+    )
+    .option('--tabs <n>', 'tabs that choose, one after another', integer('--tabs', 1), 3)
+    .action(async (opts: { tabs: number }) => {
+      process.stdout.write(`${JSON.stringify(await benchBackendChoice(opts.tabs))}\n`);
     });
   return bench;
 }

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import type { Status, Workers } from '../../proto/dashboard.ts';
 import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from '../../bench/browser/browser-lab.ts';
+import { query } from '../helpers/job-database.ts';
 import { type Spawned, coordinatorUrl, pollUntil, spawnArbor } from '../helpers/processes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-browser-'));
@@ -122,14 +123,21 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
     await Promise.all([...tabs.map(({ page }) => page.close()), dashboard.close()]);
   });
 
-  void it('enrols itself, pauses and resumes, and a closed tab hands its unit back at once', async (t) => {
+  void it('enrols itself, picks the fastest backend by measuring, shows its unit, pauses and resumes, and a closed tab hands its unit back at once', async (t) => {
     const { coordinator, url: listening } = startCoordinator('pause', [
       ...['--shard-epochs', '400', '--local-epochs', '40', '--lease-ms', '600000', '--enrolment', 'open'],
     ]);
     t.after(() => coordinator.child.kill());
     const url = await listening;
     const problems: string[] = [];
-    const page = await openVolunteer(await launch(), `${url}/volunteer?backend=wasm&autostart=1`, problems);
+    const opened = performance.now();
+    const page = await openVolunteer(await launch(), `${url}/volunteer?autostart=1`, problems);
+    await until('a backend to be chosen', async () =>
+      (await text(page, '#backend')) === '–' ? undefined : true,
+    );
+    t.diagnostic(
+      `backend chosen ${((performance.now() - opened) / 1000).toFixed(1)} s after the page opened`,
+    );
     const leased = async (): Promise<number> =>
       (await getJson<Status>(`${url}/v1/status`)).units['leased'] ?? 0;
     const state = async (): Promise<string | null> => page.locator('body').getAttribute('data-state');
@@ -138,6 +146,23 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
       (await leased()) === 1 && (await text(page, '#progress-text')) !== '' ? true : undefined,
     );
     assert.match(await text(page, '#log'), /enrolled/);
+    // WebGPU and WebGL here run on SwiftShader, a GPU emulated on this CPU: wasm is faster.
+    assert.equal(await text(page, '#backend'), 'wasm', await text(page, '#log'));
+    const measured = JSON.parse(
+      (await page.locator('#backend').getAttribute('data-measured')) ?? '{}',
+    ) as Record<string, number>;
+    assert.ok(measured['wasm']! > 0, JSON.stringify(measured));
+    assert.match(await text(page, '#log'), /skipped webgpu: a GPU emulated on the CPU \(google swiftshader/);
+    assert.match(await text(page, '#log'), /skipped webgl: a GPU emulated on the CPU \(ANGLE .*SwiftShader/);
+    const unit = await until('the current unit to be shown', async () => {
+      const shown = await text(page, '#unit');
+      return shown === '–' ? undefined : shown;
+    });
+    const leasedUnits = query(join(dir, 'pause.db'), "SELECT id FROM units WHERE state = 'leased'");
+    assert.deepEqual(
+      leasedUnits.map((row) => row['id']),
+      [unit.split(' ')[0]],
+    );
     await page.click('#pause');
     await until('the tab to pause', async () => ((await state()) === 'paused' ? true : undefined));
     assert.equal(await leased(), 0, 'a paused tab holds no lease');

@@ -24,6 +24,8 @@ export type ThreadReport =
       readonly skipped: readonly string[];
       readonly numericsError: number;
       readonly samplesPerSecond: number;
+      /** Samples per second of every backend measured. */
+      readonly measured: Readonly<Partial<Record<BrowserBackend, number>>>;
     }
   | { readonly type: 'state'; readonly state: VolunteerState; readonly message?: string }
   | { readonly type: 'unit'; readonly unit: string; readonly shard: number }

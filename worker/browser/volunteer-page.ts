@@ -53,7 +53,11 @@ function onReport(report: ThreadReport): void {
   switch (report.type) {
     case 'ready':
       show('backend', report.backend);
-      show('speed', `${Math.round(report.samplesPerSecond)} samples/s`);
+      show('speed', `${Math.round(report.samplesPerSecond).toLocaleString('en')} samples/s`);
+      $('backend').title = Object.entries(report.measured)
+        .map(([name, speed]) => `${name}: ${speed.toLocaleString('en')} samples/s`)
+        .join(', ');
+      $('backend').dataset['measured'] = JSON.stringify(report.measured);
       $('backend').dataset['numerics'] = report.numericsError.toExponential(2);
       for (const reason of report.skipped) log('warn', `skipped ${reason}`);
       break;

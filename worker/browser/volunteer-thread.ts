@@ -1,8 +1,7 @@
 /**
- * The Web Worker behind /volunteer: picks a backend, measures its speed, then runs the same
+ * The Web Worker behind /volunteer: picks the fastest backend by measuring each, then runs the same
  * volunteer loop as the CLI until the job is done or the page pauses it.
  */
-import { measureTrainingSpeed } from '../speed-probe.ts';
 import { runVolunteer } from '../volunteer-loop.ts';
 import type { VolunteerLog } from '../volunteer-ports.ts';
 import { type BrowserBackendChoice, selectBrowserBackend } from './browser-backend.ts';
@@ -31,7 +30,9 @@ function pageLog(fields: object = {}): VolunteerLog {
 }
 
 let settings: Extract<PageCommand, { type: 'start' }> | undefined;
-let backend: (BrowserBackendChoice & { samplesPerSecond: number }) | undefined;
+let backend: BrowserBackendChoice | undefined;
+/** The unit the page shows, posted when it changes. */
+let shownUnit: string | undefined;
 let controller: AbortController | undefined;
 let running = false;
 
@@ -55,7 +56,10 @@ async function work(): Promise<void> {
     onUnitProgress: (unit, report, total) => {
       const step = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
       post({ type: 'progress', step: Math.min(step, total), total, loss: report.loss });
-      if (step <= 1) post({ type: 'unit', unit: unit.unit_id, shard: unit.shard });
+      if (unit.unit_id !== shownUnit) {
+        shownUnit = unit.unit_id;
+        post({ type: 'unit', unit: unit.unit_id, shard: unit.shard });
+      }
     },
     onResult: (_unit, verdict, samples) => post({ type: 'result', verdict, samples }),
   });
@@ -66,15 +70,17 @@ async function work(): Promise<void> {
 async function start(command: Extract<PageCommand, { type: 'start' }>): Promise<void> {
   settings = command;
   post({ type: 'state', state: 'starting', message: 'choosing a backend' });
-  const choice = await selectBrowserBackend(`${origin}/volunteer/wasm/`, command.backend);
-  const samplesPerSecond = await measureTrainingSpeed();
-  backend = { ...choice, samplesPerSecond };
+  const choice = await selectBrowserBackend(`${origin}/volunteer/wasm/`, command.backend, (message) =>
+    post({ type: 'state', state: 'starting', message }),
+  );
+  backend = choice;
   post({
     type: 'ready',
     backend: choice.name,
     skipped: choice.skipped,
     numericsError: choice.numerics.relativeError,
-    samplesPerSecond,
+    samplesPerSecond: choice.samplesPerSecond,
+    measured: choice.measured,
   });
   await work();
 }
