@@ -6,6 +6,7 @@ import type { BlobRef } from '../proto/messages.ts';
 import { ROUTES } from '../proto/routes.ts';
 import type { Static } from '@sinclair/typebox';
 import { sha256Hex } from '../shared/content-hash.ts';
+import { DEFAULT_MAX_CACHE_MB, touchBlob, trimCache } from './cache-trim.ts';
 
 type Ref = Static<typeof BlobRef>;
 
@@ -30,6 +31,7 @@ export class BlobCache {
     private readonly httpBase: string,
     private readonly token?: string,
     private readonly cacheDir?: string,
+    private readonly maxCacheBytes = DEFAULT_MAX_CACHE_MB * 1e6,
   ) {}
 
   async get(ref: Ref, kind: Kind = 'weights'): Promise<Uint8Array> {
@@ -56,7 +58,9 @@ export class BlobCache {
     const path = join(this.cacheDir, ref.sha256);
     if (!existsSync(path)) return undefined;
     const bytes = await readFile(path);
-    return bytes.byteLength === ref.bytes && sha256Hex(bytes) === ref.sha256 ? bytes : undefined;
+    if (bytes.byteLength !== ref.bytes || sha256Hex(bytes) !== ref.sha256) return undefined;
+    await touchBlob(this.cacheDir, ref.sha256);
+    return bytes;
   }
 
   private async download(ref: Ref): Promise<Uint8Array> {
@@ -77,6 +81,7 @@ export class BlobCache {
       const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
       await writeFile(temp, bytes);
       await rename(temp, path);
+      await trimCache(this.cacheDir, this.maxCacheBytes, ref.sha256);
     }
     return bytes;
   }

@@ -4,6 +4,7 @@ import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
 import { DEFAULT_TOKEN_FILE, enrolledToken } from './enrolment.ts';
 import { measureTrainingSpeed } from './speed-probe.ts';
+import { DEFAULT_MAX_CACHE_MB } from './cache-trim.ts';
 import { runWorker } from './run-worker.ts';
 import { DEFAULT_ARBOR_HOME, stableWorkerName } from './stable-name.ts';
 import { TerminalProgress } from './terminal-progress.ts';
@@ -42,6 +43,12 @@ export function workerCommand(name = 'worker'): Command {
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
     .option(
+      '--max-cache <MB>',
+      'most the cache directory holds; the blobs used longest ago go first',
+      integer('--max-cache', 1),
+      DEFAULT_MAX_CACHE_MB,
+    )
+    .option(
       '--token-file <file>',
       'where a token from open enrolment is kept, by coordinator',
       DEFAULT_TOKEN_FILE,
@@ -55,6 +62,7 @@ export function workerCommand(name = 'worker'): Command {
         gpu?: boolean;
         maxUnits?: number;
         cacheDir?: string;
+        maxCache: number;
         tokenFile: string;
       }) => {
         const name = opts.name ?? stableWorkerName(opts.cacheDir ?? DEFAULT_ARBOR_HOME);
@@ -87,6 +95,7 @@ export function workerCommand(name = 'worker'): Command {
           samplesPerSecond,
           ...(opts.maxUnits !== undefined ? { maxUnits: opts.maxUnits } : {}),
           ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+          maxCacheBytes: opts.maxCache * 1e6,
           log,
           signal: controller.signal,
           ...(terminal

@@ -8,6 +8,8 @@ export type { WorkerSummary } from './volunteer-loop.ts';
 
 export interface WorkerOptions extends Omit<VolunteerOptions, 'connect' | 'blobs' | 'log'> {
   readonly cacheDir?: string;
+  /** Bytes the cache directory may hold (DEFAULT_MAX_CACHE_MB when unset). */
+  readonly maxCacheBytes?: number;
   readonly log: Logger;
 }
 
@@ -16,6 +18,6 @@ export function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
   return runVolunteer({
     ...options,
     connect: (url, token) => CoordinatorConnection.open(url, token),
-    blobs: new BlobCache(httpBase(options.url), options.token, options.cacheDir),
+    blobs: new BlobCache(httpBase(options.url), options.token, options.cacheDir, options.maxCacheBytes),
   });
 }
