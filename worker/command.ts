@@ -1,10 +1,13 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Logger } from 'pino';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
 import { DEFAULT_TOKEN_FILE, enrolledToken } from './enrolment.ts';
 import { measureTrainingSpeed } from './speed-probe.ts';
 import { DEFAULT_MAX_CACHE_MB } from './cache-trim.ts';
+import { othersLoadSampler } from './machine-load.ts';
+import { Pacer } from './pacer.ts';
 import { runWorker } from './run-worker.ts';
 import { DEFAULT_ARBOR_HOME, stableWorkerName } from './stable-name.ts';
 import { TerminalProgress } from './terminal-progress.ts';
@@ -41,6 +44,15 @@ export function workerCommand(name = 'worker'): Command {
       'use the best GPU path there is: webgpu (Dawn), then @tensorflow/tfjs-node-gpu (CUDA); else the CPU',
     )
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
+    .option(
+      '--max-cpu <percent>',
+      'most of one core training takes, resting in between (default: 100)',
+      integer('--max-cpu', 1, 100),
+    )
+    .option(
+      '--idle-only',
+      'train only while the rest of the machine is idle; pause within seconds when it is not (a long pause hands the unit in)',
+    )
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
     .option(
       '--max-cache <MB>',
@@ -61,6 +73,8 @@ export function workerCommand(name = 'worker'): Command {
         backend: BackendChoice;
         gpu?: boolean;
         maxUnits?: number;
+        maxCpu?: number;
+        idleOnly?: boolean;
         cacheDir?: string;
         maxCache: number;
         tokenFile: string;
@@ -98,6 +112,9 @@ export function workerCommand(name = 'worker'): Command {
           maxCacheBytes: opts.maxCache * 1e6,
           log,
           signal: controller.signal,
+          ...(opts.maxCpu !== undefined || opts.idleOnly === true
+            ? { pacing: volunteerPacer(opts.maxCpu, opts.idleOnly === true, log) }
+            : {}),
           ...(terminal
             ? {
                 onUnitProgress: (unit, report, totalSteps) =>
@@ -115,4 +132,18 @@ export function workerCommand(name = 'worker'): Command {
         log.info(summary, 'worker finished');
       },
     );
+}
+
+/** The pacer of `--max-cpu` and `--idle-only`, on the wall clock and this machine's load. */
+function volunteerPacer(maxCpuPercent: number | undefined, idleOnly: boolean, log: Logger): Pacer {
+  return new Pacer(
+    { now: () => performance.now(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+    othersLoadSampler(),
+    {
+      ...(maxCpuPercent !== undefined ? { maxCpu: maxCpuPercent / 100 } : {}),
+      idleOnly,
+      onPause: (paused) =>
+        log.info(paused ? 'the machine is in use: training paused' : 'the machine is idle: training resumed'),
+    },
+  );
 }

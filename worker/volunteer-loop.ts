@@ -16,7 +16,13 @@ import { sameShape } from '../shared/fff/weights.ts';
 import { assignedPath, assignedRecipe } from '../shared/assigned-recipe.ts';
 import { unreachableHint } from './connection-hint.ts';
 import { uploadResult } from './upload-result.ts';
-import { type BlobSource, type ControlSocket, type VolunteerLog, pause } from './volunteer-ports.ts';
+import {
+  type BlobSource,
+  type ControlSocket,
+  type Pacing,
+  type VolunteerLog,
+  pause,
+} from './volunteer-ports.ts';
 
 export interface VolunteerOptions {
   /** ws://HOST:PORT (the control socket is /v1/ws under it). */
@@ -39,6 +45,8 @@ export interface VolunteerOptions {
   /** Training of the unit is over (finished, stopped or cancelled). */
   readonly onUnitEnd?: (unit: Assign) => void;
   readonly onResult?: (unit: Assign, verdict: 'accepted' | 'rejected' | 'lost', samples: number) => void;
+  /** The volunteer's limits: a share of the CPU, or only while the machine is idle. */
+  readonly pacing?: Pacing;
 }
 
 export interface WorkerSummary {
@@ -107,6 +115,8 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
         if (signal?.aborted) throw new StopWorker('stopped');
         if (options.maxUnits !== undefined && stats.units >= options.maxUnits)
           throw new StopWorker('max-units');
+        await options.pacing?.beforeWork(signal);
+        if (signal?.aborted) throw new StopWorker('stopped');
         const cached = [...shardData].filter(([, sha]) => blobs.holds(sha)).map(([shard]) => shard);
         connection.send({
           type: 'request_work',
@@ -204,7 +214,9 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
             stepsDone = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
             options.onUnitProgress?.(assign, report, totalSteps);
           },
-          shouldStop: () => cancelled !== undefined || signal?.aborted === true,
+          shouldStop: () =>
+            cancelled !== undefined || signal?.aborted === true || options.pacing?.handIn === true,
+          ...(options.pacing !== undefined ? { betweenSteps: () => options.pacing!.betweenSteps() } : {}),
           ...(carried?.shard === assign.shard && assign.recipe.fresh_optimizer !== true
             ? { resumeOptimizer: { ...carried.carry, momentum: carried.version === assign.base_version } }
             : {}),
@@ -223,7 +235,8 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       return;
     }
     // Stopping after a minibatch or more: what was trained goes up as a partial result.
-    const partial = result.stopped && result.samples >= assign.recipe.batch && signal?.aborted === true;
+    const handedIn = signal?.aborted === true || options.pacing?.handIn === true;
+    const partial = result.stopped && result.samples >= assign.recipe.batch && handedIn;
     if (result.stopped && !partial) {
       connection.send({
         type: 'release',
@@ -232,7 +245,8 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
         reason: 'worker stopping',
       });
       unitLog.info('unit handed back');
-      throw new StopWorker('stopped');
+      if (signal?.aborted === true) throw new StopWorker('stopped');
+      return;
     }
     const samples = result.samples;
     stats.units++;
@@ -262,7 +276,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       { verdict, samples, seconds: Math.round(result.seconds * 10) / 10, ...done },
       partial ? 'partial unit sent' : 'unit finished',
     );
-    if (partial) throw new StopWorker('stopped');
+    if (partial && signal?.aborted === true) throw new StopWorker('stopped');
   };
 
   for (;;) {

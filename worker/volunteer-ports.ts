@@ -37,3 +37,13 @@ export function pause(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** When to train: a volunteer's limits on what the worker takes from their machine (worker/pacer.ts). */
+export interface Pacing {
+  /** Awaited after every training step. */
+  betweenSteps(): Promise<void>;
+  /** The unit in training should be handed in now, as a partial result. */
+  readonly handIn: boolean;
+  /** Awaited before asking for work. */
+  beforeWork(signal?: AbortSignal): Promise<void>;
+}

@@ -94,6 +94,8 @@ export interface TrainHooks {
   readonly reportEvery?: number;
   /** Yield to the event loop every this many steps (0 = never). */
   readonly yieldEvery?: number;
+  /** Awaited after every step: where a volunteer's CPU limit pauses training. */
+  readonly betweenSteps?: () => Promise<void>;
 }
 
 export interface TrainStats {
@@ -279,6 +281,7 @@ export async function trainFFF(
         hooks.onStep?.(report);
       }
       if (hooks.yieldEvery && steps % hooks.yieldEvery === 0) await nextTick();
+      await hooks.betweenSteps?.();
       if (lastOfEpoch && report) await hooks.onEpochEnd?.(report);
     }
     if (last) await saveState(optimizer, phase.name);
