@@ -3,10 +3,11 @@
  * MNIST), then the join command it prints, run with Node alone from an empty home (no npm,
  * no registry, nothing of this checkout), then the repository's `arbor worker` as the
  * baseline. For each: megabytes fetched, time to the first unit's training, time to its first
- * accepted unit, and training speed over its units.
+ * accepted unit, training speed over its units and CPU share over its life; and the
+ * repository's worker again with `--max-cpu 50`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,14 +24,20 @@ export interface VolunteerStart {
   /** Samples trained per second of training, over its units. */
   readonly samples_per_s: number;
   readonly backend: string;
+  /** The process's CPU time over its life, in cores (1 = one core all the time). */
+  readonly cpu_share: number;
 }
 
 export interface JoinResult {
   readonly units: number;
   readonly joined: VolunteerStart;
   readonly repository_worker: VolunteerStart;
+  /** The repository's worker with `--max-cpu 50`. */
+  readonly half_cpu_worker: VolunteerStart;
   /** joined / repository_worker */
   readonly speed_ratio: number;
+  /** half_cpu_worker / repository_worker */
+  readonly cpu_share_ratio: number;
 }
 
 interface LogLine {
@@ -48,7 +55,11 @@ function runVolunteer(
   env: NodeJS.ProcessEnv,
 ): Promise<VolunteerStart> {
   const started = performance.now();
-  const child = spawn(program, args, { cwd: mkdtempSync(join(tmpdir(), 'arbor-join-cwd-')), env });
+  const report = join(mkdtempSync(join(tmpdir(), 'arbor-join-report-')), 'exit.jsonl');
+  const child = spawn(program, ['--import', join(root, 'bench/helpers/exit-report.mjs'), ...args], {
+    cwd: mkdtempSync(join(tmpdir(), 'arbor-join-cwd-')),
+    env: { ...env, ARBOR_EXIT_REPORT: report },
+  });
   let backend = '';
   let fetched = 0;
   let training: number | undefined;
@@ -81,7 +92,9 @@ function runVolunteer(
         return reject(
           new Error(`${program} ${args.slice(0, 2).join(' ')} ended with ${code}: nothing accepted`),
         );
+      const usage = JSON.parse(readFileSync(report, 'utf8').trim()) as { ms: number; cpu_ms: number };
       resolve({
+        cpu_share: Number((usage.cpu_ms / usage.ms).toFixed(2)),
         fetched_mb: fetched,
         to_training_ms: Math.round(training),
         to_first_accepted_ms: Math.round(accepted),
@@ -131,11 +144,27 @@ export async function benchJoin(units: number): Promise<JoinResult> {
       [join(root, 'bin/arbor.js'), 'worker', '--url', url.replace(/^http/, 'ws'), ...volunteerArgs, 'clone'],
       env,
     );
+    const halfCpu = await runVolunteer(
+      process.execPath,
+      [
+        join(root, 'bin/arbor.js'),
+        'worker',
+        '--url',
+        url.replace(/^http/, 'ws'),
+        ...volunteerArgs,
+        'half',
+        '--max-cpu',
+        '50',
+      ],
+      env,
+    );
     return {
       units,
       joined,
       repository_worker: repository,
+      half_cpu_worker: halfCpu,
       speed_ratio: Number((joined.samples_per_s / repository.samples_per_s).toFixed(3)),
+      cpu_share_ratio: Number((halfCpu.cpu_share / repository.cpu_share).toFixed(3)),
     };
   } finally {
     child.kill('SIGKILL');

@@ -46,7 +46,7 @@ export function workerCommand(name = 'worker'): Command {
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
     .option(
       '--max-cpu <percent>',
-      'most of one core training takes, resting in between (default: 100)',
+      'most of one core the worker takes, resting between training steps (default: 100)',
       integer('--max-cpu', 1, 100),
     )
     .option(
@@ -137,7 +137,14 @@ export function workerCommand(name = 'worker'): Command {
 /** The pacer of `--max-cpu` and `--idle-only`, on the wall clock and this machine's load. */
 function volunteerPacer(maxCpuPercent: number | undefined, idleOnly: boolean, log: Logger): Pacer {
   return new Pacer(
-    { now: () => performance.now(), sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+    {
+      now: () => performance.now(),
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      cpu: () => {
+        const used = process.cpuUsage();
+        return (used.user + used.system) / 1000;
+      },
+    },
     othersLoadSampler(),
     {
       ...(maxCpuPercent !== undefined ? { maxCpu: maxCpuPercent / 100 } : {}),

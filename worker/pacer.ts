@@ -1,6 +1,6 @@
 /**
- * What a volunteer gives, and when: `--max-cpu` keeps training to a share of one core by
- * resting after each stretch of steps in proportion to it; `--idle-only` trains only while
+ * What a volunteer gives, and when: `--max-cpu` keeps the process to a share of one core by
+ * resting after each stretch of steps until its CPU time over the stretch is that share; `--idle-only` trains only while
  * the rest of the machine is idle, pauses within a second or two of it being used, and
  * hands the unit in as a partial result (credited, the rest of its window cut as a new
  * unit) when the pause lasts, so that no shard waits on a busy machine.
@@ -10,6 +10,8 @@ import type { Pacing } from './volunteer-ports.ts';
 export interface PacerClock {
   now(): number;
   sleep(ms: number): Promise<void>;
+  /** CPU time this process has used, all its threads, in ms. */
+  cpu(): number;
 }
 
 /** The share of the machine's CPU time used by other processes since the last call, 0 to 1. */
@@ -37,6 +39,7 @@ const SAMPLE_MS = 1000;
 export class Pacer implements Pacing {
   handIn = false;
   private stretchStart: number;
+  private stretchCpu: number;
   private lastSample: number;
   private readonly maxCpu: number;
   private readonly busyShare: number;
@@ -53,15 +56,22 @@ export class Pacer implements Pacing {
     this.idleForMs = options.idleForMs ?? 5_000;
     this.handInAfterMs = options.handInAfterMs ?? 30_000;
     this.stretchStart = clock.now();
+    this.stretchCpu = clock.cpu();
     this.lastSample = clock.now();
+  }
+
+  private startStretch(): void {
+    this.stretchStart = this.clock.now();
+    this.stretchCpu = this.clock.cpu();
   }
 
   async betweenSteps(): Promise<void> {
     const now = this.clock.now();
-    const trained = now - this.stretchStart;
-    if (this.maxCpu < 1 && trained >= STRETCH_MS) {
-      await this.clock.sleep((trained * (1 - this.maxCpu)) / this.maxCpu);
-      this.stretchStart = this.clock.now();
+    const elapsed = now - this.stretchStart;
+    if (this.maxCpu < 1 && elapsed >= STRETCH_MS) {
+      const rest = (this.clock.cpu() - this.stretchCpu) / this.maxCpu - elapsed;
+      if (rest > 0) await this.clock.sleep(rest);
+      this.startStretch();
     }
     if (this.options.idleOnly === true && now - this.lastSample >= SAMPLE_MS) {
       this.lastSample = now;
@@ -76,7 +86,7 @@ export class Pacer implements Pacing {
       await this.clock.sleep(SAMPLE_MS);
       if (this.othersLoad() > this.busyShare) await this.waitForIdle(false, signal);
     }
-    this.stretchStart = this.clock.now();
+    this.startStretch();
     this.lastSample = this.clock.now();
   }
 
@@ -96,7 +106,7 @@ export class Pacer implements Pacing {
       else if ((idleSince ??= now) !== undefined && now - idleSince >= this.idleForMs) break;
     }
     this.options.onPause?.(false);
-    this.stretchStart = this.clock.now();
+    this.startStretch();
     this.lastSample = this.clock.now();
   }
 }

@@ -32,6 +32,7 @@ void describe('a volunteer who trains only while the machine is idle', { timeout
     let busyUntil = Infinity;
     const clock: PacerClock = {
       now: () => now,
+      cpu: () => now,
       sleep: (ms) => {
         now += ms;
         return Promise.resolve();

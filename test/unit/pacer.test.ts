@@ -1,6 +1,6 @@
 /**
- * A volunteer's limits on a hand-driven clock: `--max-cpu` rests in proportion to the
- * training done; `--idle-only` pauses at the first look after the machine gets busy,
+ * A volunteer's limits on a hand-driven clock: `--max-cpu` rests until the CPU time of a
+ * stretch of training is the share asked for; `--idle-only` pauses at the first look after the machine gets busy,
  * resumes once it has been idle a while, and hands the unit in when the pause lasts.
  */
 import assert from 'node:assert/strict';
@@ -10,11 +10,14 @@ import { Pacer, type PacerClock } from '../../worker/pacer.ts';
 /** Sleeping moves the clock; training a step is `train(ms)`. */
 function handClock(): PacerClock & { train(ms: number): void; slept: number } {
   let now = 0;
+  let cpu = 0;
   return {
     slept: 0,
     now: () => now,
+    cpu: () => cpu,
     train(ms: number) {
       now += ms;
+      cpu += ms;
     },
     sleep(ms: number) {
       now += ms;
