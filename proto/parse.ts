@@ -82,7 +82,8 @@ export function parseWorkerMessage(raw: Raw, maxBytes: number): WorkerMessage {
     if (typeof protocol === 'number' && Number.isInteger(protocol) && protocol !== PROTOCOL_VERSION)
       throw new ProtocolError(
         'UNSUPPORTED_VERSION',
-        `protocol ${protocol} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`,
+        `this worker speaks protocol ${protocol} and this coordinator ${PROTOCOL_VERSION}: ` +
+          "run the join command the coordinator's dashboard shows, which fetches its own worker",
       );
   }
   return dispatch(value, workerChecks) as WorkerMessage;

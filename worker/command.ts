@@ -53,6 +53,7 @@ export function workerCommand(name = 'worker'): Command {
       '--idle-only',
       'train only while the rest of the machine is idle; pause within seconds when it is not (a long pause hands the unit in)',
     )
+    .option('--json', 'log JSON lines, for machines (default: readable lines; also ARBOR_LOG_FORMAT=json)')
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
     .option(
       '--max-cache <MB>',
@@ -75,13 +76,15 @@ export function workerCommand(name = 'worker'): Command {
         maxUnits?: number;
         maxCpu?: number;
         idleOnly?: boolean;
+        json?: boolean;
         cacheDir?: string;
         maxCache: number;
         tokenFile: string;
       }) => {
         const name = opts.name ?? stableWorkerName(opts.cacheDir ?? DEFAULT_ARBOR_HOME);
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
-        const log = createLogger('worker', undefined, terminal?.write);
+        const format = opts.json === true ? 'json' : (process.env['ARBOR_LOG_FORMAT'] ?? 'pretty');
+        const log = createLogger('worker', undefined, terminal?.write, format);
         const backend = await selectBackend(opts.backend, opts.gpu === true);
         const wantedGpu = opts.gpu === true || opts.backend === 'webgpu';
         if (wantedGpu) for (const reason of backend.skipped) log.warn(`skipped ${reason}`);

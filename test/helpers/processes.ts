@@ -21,7 +21,7 @@ export function spawnArbor(
   options: { group?: boolean } = {},
 ): Spawned {
   const child = spawn(process.execPath, ['bin/arbor.js', ...args], {
-    env: { ...process.env, ARBOR_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, ARBOR_LOG_LEVEL: 'info', ARBOR_LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.group === true,
   });

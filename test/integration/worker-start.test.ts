@@ -3,7 +3,9 @@
  * the process ends (no silent retrying forever).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
@@ -46,6 +48,40 @@ void describe('a worker that cannot join', { timeout: 120_000 }, () => {
     assert.equal(
       await workerFails(['--url', ws, '--token', 'wrong']),
       'arbor: [UNAUTHORIZED] the coordinator refused this token (check --token or ARBOR_TOKEN)',
+    );
+  });
+
+  void it('says in readable lines, off a terminal too, that nothing listens where it was pointed, and what to check', async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    const env: NodeJS.ProcessEnv = { ...process.env, ARBOR_TOKEN: '' };
+    delete env['ARBOR_LOG_FORMAT'];
+    const child = spawn(
+      process.execPath,
+      ['bin/arbor.js', 'worker', '--backend', 'wasm', '--url', `ws://127.0.0.1:${port}`, '--name', 'typo'],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    try {
+      while (!/coordinator unreachable/.test(stderr)) {
+        assert.equal(child.exitCode, null, stderr);
+        await once(child.stderr, 'data');
+      }
+    } finally {
+      child.kill('SIGKILL');
+      process.removeListener('exit', reap);
+    }
+    const line = stderr.split('\n').find((l) => l.includes('coordinator unreachable'))!;
+    assert.doesNotMatch(line, /^\{/, 'not a JSON line');
+    assert.match(line, /WARN.*coordinator unreachable; reconnecting/);
+    assert.match(
+      line,
+      new RegExp(`nothing listens on 127\\.0\\.0\\.1 port ${port}: is the coordinator running`),
     );
   });
 });

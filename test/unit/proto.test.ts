@@ -131,7 +131,8 @@ void describe('parseWorkerMessage', () => {
       () => parseWorkerMessage(JSON.stringify({ ...hello, protocol: PROTOCOL_VERSION + 1 }), MAX),
       'UNSUPPORTED_VERSION',
       new RegExp(
-        `protocol ${PROTOCOL_VERSION + 1} is not supported; this coordinator speaks ${PROTOCOL_VERSION}`,
+        `this worker speaks protocol ${PROTOCOL_VERSION + 1} and this coordinator ${PROTOCOL_VERSION}: ` +
+          "run the join command the coordinator's dashboard shows, which fetches its own worker",
       ),
     );
     throwsCode(
