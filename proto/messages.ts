@@ -258,6 +258,12 @@ export const ResultResponse = Type.Object(
     held: Type.Optional(
       Type.Boolean({ description: 'quorum mode: valid, held until a second worker computes the unit alike' }),
     ),
+    credit: Type.Optional(Count('the volunteer’s credit after this result (samples accepted)')),
+    rank: Type.Optional(Count('the volunteer’s place by credit, from 1')),
+    volunteers: Type.Optional(Count('volunteers the job has seen')),
+    job_progress: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: 'share of the job’s training budget done' }),
+    ),
   },
   { ...closed, description: 'answer to PUT /v1/units/:id/result' },
 );

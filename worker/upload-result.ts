@@ -14,10 +14,19 @@ export interface ResultUpload {
   readonly signal?: AbortSignal;
 }
 
+/** The volunteer's credit and place, and the job's progress, as the coordinator told them. */
+export interface VolunteerStanding {
+  readonly credit: number;
+  readonly rank: number;
+  readonly volunteers: number;
+  readonly jobProgress: number;
+}
+
 export interface UploadAnswer {
   readonly status: 'accepted' | 'rejected' | 'lost';
   /** The model version the accepted delta was merged into. */
   readonly version?: number;
+  readonly standing?: VolunteerStanding;
 }
 
 /**
@@ -44,9 +53,14 @@ export async function uploadResult(upload: ResultUpload): Promise<UploadAnswer> 
         const answer = parseResultResponse(text);
         if (answer.status === 'rejected')
           log.warn({ unit: assign.unit_id, reason: answer.reason }, 'result rejected');
+        const { credit, rank, volunteers, job_progress: jobProgress } = answer;
+        const standing =
+          credit !== undefined && rank !== undefined && volunteers !== undefined && jobProgress !== undefined
+            ? { standing: { credit, rank, volunteers, jobProgress } }
+            : {};
         return answer.status === 'accepted' && answer.version !== undefined
-          ? { status: 'accepted', version: answer.version }
-          : { status: answer.status };
+          ? { status: 'accepted', version: answer.version, ...standing }
+          : { status: answer.status, ...standing };
       }
       if (response.status < 500 && response.status !== 429) {
         log.warn(

@@ -15,7 +15,7 @@ import { encodeUnitDelta } from '../shared/fff/unit-delta.ts';
 import { sameShape } from '../shared/fff/weights.ts';
 import { assignedPath, assignedRecipe } from '../shared/assigned-recipe.ts';
 import { unreachableHint } from './connection-hint.ts';
-import { uploadResult } from './upload-result.ts';
+import { type VolunteerStanding, uploadResult } from './upload-result.ts';
 import {
   type BlobSource,
   type ControlSocket,
@@ -44,7 +44,12 @@ export interface VolunteerOptions {
   readonly onUnitProgress?: (unit: Assign, report: StepReport, totalSteps: number) => void;
   /** Training of the unit is over (finished, stopped or cancelled). */
   readonly onUnitEnd?: (unit: Assign) => void;
-  readonly onResult?: (unit: Assign, verdict: 'accepted' | 'rejected' | 'lost', samples: number) => void;
+  readonly onResult?: (
+    unit: Assign,
+    verdict: 'accepted' | 'rejected' | 'lost',
+    samples: number,
+    standing?: VolunteerStanding,
+  ) => void;
   /** The volunteer's limits: a share of the CPU, or only while the machine is idle. */
   readonly pacing?: Pacing;
 }
@@ -266,14 +271,22 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
     });
     const verdict = answer.status;
     if (answer.version !== undefined && carried?.shard === assign.shard) carried.version = answer.version;
-    options.onResult?.(assign, verdict, samples);
+    options.onResult?.(assign, verdict, samples, answer.standing);
     if (verdict === 'accepted') {
       stats.accepted++;
       stats.samples += samples;
     } else stats.rejected++;
     const done = partial ? { done: `${Math.min(stepsDone, totalSteps)}/${totalSteps} steps` } : {};
+    const told = answer.standing;
+    const standing = told
+      ? {
+          credit: told.credit,
+          rank: `${told.rank} of ${told.volunteers}`,
+          job: `${(told.jobProgress * 100).toFixed(1)}%`,
+        }
+      : {};
     unitLog.info(
-      { verdict, samples, seconds: Math.round(result.seconds * 10) / 10, ...done },
+      { verdict, samples, seconds: Math.round(result.seconds * 10) / 10, ...done, ...standing },
       partial ? 'partial unit sent' : 'unit finished',
     );
     if (partial && signal?.aborted === true) throw new StopWorker('stopped');

@@ -148,6 +148,7 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
   void app.register(blobRoutes, { blobs, core });
   void app.register(resultRoutes, {
     core,
+    standingOf: (workerId) => read.standingOf(workerId),
     maxResultBytes: config.maxResultBytes,
     limits: config.limits,
   });

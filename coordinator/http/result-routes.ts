@@ -1,5 +1,6 @@
 import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, ProtocolError } from '../../proto/errors.ts';
+import type { ResultResponse } from '../../proto/messages.ts';
 import { parseResultMetrics } from '../../proto/parse.ts';
 import { HEADERS, ROUTES } from '../../proto/routes.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
@@ -10,6 +11,8 @@ import { type UploadLimits, UploadSlots, uploadDeadlineMs } from './upload-slots
 
 export interface ResultRouteOptions {
   readonly core: CoordinatorCore;
+  /** The sender's credit and place and the job's progress, told with every verdict. */
+  readonly standingOf: (workerId: string) => Partial<ResultResponse>;
   readonly maxResultBytes: number;
   readonly limits: UploadLimits;
 }
@@ -101,7 +104,9 @@ export const resultRoutes: FastifyPluginCallback<ResultRouteOptions> = (app, opt
         metrics: parseResultMetrics(header(request, HEADERS.metrics)),
         body,
       });
-      return reply.code(outcome.code ? (ERRORS[outcome.code].httpStatus ?? 422) : 200).send(outcome.response);
+      if (outcome.code !== undefined)
+        return reply.code(ERRORS[outcome.code].httpStatus ?? 422).send(outcome.response);
+      return reply.send({ ...outcome.response, ...options.standingOf(header(request, HEADERS.worker)) });
     },
   );
   done();

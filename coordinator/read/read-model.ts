@@ -172,6 +172,19 @@ export class ReadModel {
     return shard === undefined ? undefined : this.gallery.samples(shard);
   }
 
+  /** What a volunteer is told with each verdict: its credit and place, and the job's progress. */
+  standingOf(workerId: string): { credit: number; rank: number; volunteers: number; job_progress: number } {
+    const credit = this.store.getWorker(workerId)?.credit ?? 0;
+    const shards = this.store.listShards();
+    const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);
+    return {
+      credit,
+      rank: this.store.workersAboveCredit(credit) + 1,
+      volunteers: this.store.workerCount(),
+      job_progress: budget > 0 ? Math.min(1, this.trainedSamples(shards) / budget) : 0,
+    };
+  }
+
   workers(offset: number, limit: number): Workers {
     const { presence } = this.core;
     return {

@@ -149,6 +149,9 @@ export function prepareStatements(db: Database.Database) {
       'SELECT * FROM workers ORDER BY credit DESC, id LIMIT ? OFFSET ?',
     ),
     workerCount: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM workers'),
+    workersAboveCredit: db.prepare<[number], { n: number }>(
+      'SELECT COUNT(*) AS n FROM workers WHERE credit > ?',
+    ),
     resultCounts: db.prepare<[], { status: 'accepted' | 'rejected'; n: number }>(
       'SELECT status, COUNT(*) AS n FROM results GROUP BY status',
     ),

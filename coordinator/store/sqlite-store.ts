@@ -301,6 +301,10 @@ export class SqliteStore implements Store {
     return this.s.workerCount.get()?.n ?? 0;
   }
 
+  workersAboveCredit(credit: number): number {
+    return this.s.workersAboveCredit.get(credit)?.n ?? 0;
+  }
+
   resultCounts(): ResultCounts {
     const counts = { accepted: 0, rejected: 0 };
     for (const { status, n } of this.s.resultCounts.all()) counts[status] = n;

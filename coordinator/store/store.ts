@@ -268,6 +268,8 @@ export interface Store {
   /** Workers by credit, one page. */
   workersPage(offset: number, limit: number): Worker[];
   workerCount(): number;
+  /** How many workers have more credit than `credit`. */
+  workersAboveCredit(credit: number): number;
   listUnits(): Unit[];
   listResults(): ResultRow[];
   resultCounts(): ResultCounts;

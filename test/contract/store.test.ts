@@ -570,6 +570,11 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
         credit: 0,
         rejections: 0,
       });
+      assert.deepEqual(
+        [50, 20, 0, 21, 51].map((credit) => store.workersAboveCredit(credit)),
+        [0, 1, 2, 1, 0],
+        'the workers ahead of a credit: its place is one more',
+      );
     });
 
     void it('upsertWorker updates the identity but keeps the earned credit', () => {

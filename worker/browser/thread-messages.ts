@@ -30,7 +30,13 @@ export type ThreadReport =
   | { readonly type: 'state'; readonly state: VolunteerState; readonly message?: string }
   | { readonly type: 'unit'; readonly unit: string; readonly shard: number }
   | { readonly type: 'progress'; readonly step: number; readonly total: number; readonly loss: number }
-  | { readonly type: 'result'; readonly verdict: 'accepted' | 'rejected' | 'lost'; readonly samples: number }
+  | {
+      readonly type: 'result';
+      readonly verdict: 'accepted' | 'rejected' | 'lost';
+      readonly samples: number;
+      /** The volunteer's credit and place and the job's progress, as the coordinator told them. */
+      readonly standing?: { credit: number; rank: number; volunteers: number; jobProgress: number };
+    }
   | { readonly type: 'log'; readonly level: 'info' | 'warn'; readonly message: string };
 
 export type VolunteerState = 'starting' | 'working' | 'pausing' | 'paused' | 'done' | 'failed';

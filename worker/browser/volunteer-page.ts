@@ -82,8 +82,12 @@ function onReport(report: ThreadReport): void {
         counts.credit += report.samples;
       } else counts.rejected++;
       show('units-done', String(counts.units));
-      show('credit', `${counts.credit} samples`);
+      show('credit', `${(report.standing?.credit ?? counts.credit).toLocaleString('en')} samples`);
       show('rejected', String(counts.rejected));
+      if (report.standing !== undefined) {
+        show('rank', `${report.standing.rank} of ${report.standing.volunteers} volunteers`);
+        show('job-progress', `${(report.standing.jobProgress * 100).toFixed(1)}% trained`);
+      }
       break;
     case 'log':
       log(report.level, report.message);

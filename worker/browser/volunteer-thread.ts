@@ -61,7 +61,8 @@ async function work(): Promise<void> {
         post({ type: 'unit', unit: unit.unit_id, shard: unit.shard });
       }
     },
-    onResult: (_unit, verdict, samples) => post({ type: 'result', verdict, samples }),
+    onResult: (_unit, verdict, samples, standing) =>
+      post({ type: 'result', verdict, samples, ...(standing !== undefined ? { standing } : {}) }),
   });
   running = false;
   post({ type: 'state', state: summary.end === 'done' ? 'done' : 'paused' });
