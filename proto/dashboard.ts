@@ -212,12 +212,17 @@ export type Join = Static<typeof JoinSchema>;
 export function joinCommand(httpBase: string, join: Join): string | null {
   if (join.package_path === null) return null;
   const ws = httpBase.replace(/^http/, 'ws');
-  const script =
+  return (
+    `node -e "${joinScript(httpBase)}" -- --url ${ws}` +
+    (join.token_required && !join.enrolment ? ' --token YOUR_TOKEN' : '')
+  );
+}
+
+/** What `node -e` runs in the join command: fetch the coordinator's join script and import it. */
+export function joinScript(httpBase: string): string {
+  return (
     `fetch('${httpBase}${ROUTES.workerJoin}').then(r=>r.text())` +
     `.then(s=>import('data:text/javascript,'+encodeURIComponent(s)))` +
-    `.catch(e=>{console.error('arbor: '+(e.cause??e).message);process.exit(1)})`;
-  return (
-    `node -e "${script}" -- --url ${ws}` +
-    (join.token_required && !join.enrolment ? ' --token YOUR_TOKEN' : '')
+    `.catch(e=>{console.error('arbor: '+(e.cause??e).message);process.exit(1)})`
   );
 }

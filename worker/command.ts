@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
@@ -9,6 +10,7 @@ import { DEFAULT_MAX_CACHE_MB } from './cache-trim.ts';
 import { othersLoadSampler } from './machine-load.ts';
 import { Pacer } from './pacer.ts';
 import { runWorker } from './run-worker.ts';
+import { systemdUnit } from './service-unit.ts';
 import { DEFAULT_ARBOR_HOME, stableWorkerName } from './stable-name.ts';
 import { TerminalProgress } from './terminal-progress.ts';
 
@@ -54,6 +56,10 @@ export function workerCommand(name = 'worker'): Command {
       'train only while the rest of the machine is idle; pause within seconds when it is not (a long pause hands the unit in)',
     )
     .option('--json', 'log JSON lines, for machines (default: readable lines; also ARBOR_LOG_FORMAT=json)')
+    .option(
+      '--print-service',
+      'print a systemd user unit that runs this worker with these options, and exit (README: "Volunteering as a service")',
+    )
     .option('--cache-dir <dir>', 'keep downloaded blobs here across runs')
     .option(
       '--max-cache <MB>',
@@ -77,11 +83,24 @@ export function workerCommand(name = 'worker'): Command {
         maxCpu?: number;
         idleOnly?: boolean;
         json?: boolean;
+        printService?: boolean;
         cacheDir?: string;
         maxCache: number;
         tokenFile: string;
       }) => {
         const name = opts.name ?? stableWorkerName(opts.cacheDir ?? DEFAULT_ARBOR_HOME);
+        if (opts.printService === true) {
+          const token = opts.token ?? process.env['ARBOR_TOKEN'];
+          process.stdout.write(
+            systemdUnit({
+              url: opts.url,
+              args: serviceArgs({ ...opts, name }),
+              ...(token ? { token } : {}),
+              node: process.execPath,
+            }),
+          );
+          return;
+        }
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
         const format = opts.json === true ? 'json' : (process.env['ARBOR_LOG_FORMAT'] ?? 'pretty');
         const log = createLogger('worker', undefined, terminal?.write, format);
@@ -156,4 +175,27 @@ function volunteerPacer(maxCpuPercent: number | undefined, idleOnly: boolean, lo
         log.info(paused ? 'the machine is in use: training paused' : 'the machine is idle: training resumed'),
     },
   );
+}
+
+/** The options a service runs the worker with: these ones, the name fixed, the token left out. */
+function serviceArgs(opts: {
+  name: string;
+  backend: BackendChoice;
+  gpu?: boolean;
+  maxCpu?: number;
+  idleOnly?: boolean;
+  cacheDir?: string;
+  maxCache: number;
+  tokenFile: string;
+}): string[] {
+  return [
+    ...['--name', opts.name],
+    ...(opts.backend !== 'auto' ? ['--backend', opts.backend] : []),
+    ...(opts.gpu === true ? ['--gpu'] : []),
+    ...(opts.maxCpu !== undefined ? ['--max-cpu', String(opts.maxCpu)] : []),
+    ...(opts.idleOnly === true ? ['--idle-only'] : []),
+    ...(opts.cacheDir !== undefined ? ['--cache-dir', resolve(opts.cacheDir)] : []),
+    ...(opts.maxCache !== DEFAULT_MAX_CACHE_MB ? ['--max-cache', String(opts.maxCache)] : []),
+    ...(opts.tokenFile !== DEFAULT_TOKEN_FILE ? ['--token-file', resolve(opts.tokenFile)] : []),
+  ];
 }
