@@ -41,7 +41,7 @@ export class Pacer implements Pacing {
   private stretchStart: number;
   private stretchCpu: number;
   private lastSample: number;
-  private readonly maxCpu: number;
+  private maxCpu: number;
   private readonly busyShare: number;
   private readonly idleForMs: number;
   private readonly handInAfterMs: number;
@@ -51,7 +51,8 @@ export class Pacer implements Pacing {
     private readonly othersLoad: OthersLoad,
     private readonly options: PacerOptions = {},
   ) {
-    this.maxCpu = Math.min(1, Math.max(0.01, options.maxCpu ?? 1));
+    this.maxCpu = 1;
+    this.limit(options.maxCpu ?? 1);
     this.busyShare = options.busyShare ?? 0.25;
     this.idleForMs = options.idleForMs ?? 5_000;
     this.handInAfterMs = options.handInAfterMs ?? 30_000;
@@ -63,6 +64,11 @@ export class Pacer implements Pacing {
   private startStretch(): void {
     this.stretchStart = this.clock.now();
     this.stretchCpu = this.clock.cpu();
+  }
+
+  /** A new share of one core, from the next stretch on (the tab's control). */
+  limit(maxCpu: number): void {
+    this.maxCpu = Math.min(1, Math.max(0.01, maxCpu));
   }
 
   async betweenSteps(): Promise<void> {

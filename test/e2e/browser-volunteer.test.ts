@@ -40,12 +40,34 @@ function startCoordinator(
   return { coordinator, url: coordinatorUrl(coordinator) };
 }
 
-async function openVolunteer(browser: Browser, url: string, problems: string[]): Promise<Page> {
+async function openVolunteer(
+  browser: Browser,
+  url: string,
+  problems: string[],
+  before?: (page: Page) => Promise<void>,
+): Promise<Page> {
   const page = await browser.newPage();
   page.on('pageerror', (error) => problems.push(error.message));
+  await before?.(page);
   await page.goto(url);
   return page;
 }
+
+/** This machine has no battery: the page is given one, plugged in, that the test can unplug. */
+async function fakeBattery(page: Page): Promise<void> {
+  // A string, not a function: what tsx compiles a function into may not run in the page.
+  await page.addInitScript(`{
+    const listeners = [];
+    const battery = { charging: true, addEventListener: (type, listener) => listeners.push(listener) };
+    navigator.getBattery = () => Promise.resolve(battery);
+    window.setCharging = (charging) => {
+      battery.charging = charging;
+      for (const listener of listeners) listener();
+    };
+  }`);
+}
+const setCharging = (page: Page, charging: boolean): Promise<void> =>
+  page.evaluate((on) => (window as unknown as { setCharging(on: boolean): void }).setCharging(on), charging);
 
 void describe('browser volunteer', { timeout: 600_000 }, () => {
   let browser: Browser | undefined;
@@ -123,7 +145,7 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
     await Promise.all([...tabs.map(({ page }) => page.close()), dashboard.close()]);
   });
 
-  void it('enrols itself, picks the fastest backend by measuring, shows its unit, pauses and resumes, and a closed tab hands its unit back at once', async (t) => {
+  void it('enrols itself, picks the fastest backend by measuring, shows its unit, keeps to its limits, pauses and resumes, and a closed tab hands its unit back at once', async (t) => {
     const { coordinator, url: listening } = startCoordinator('pause', [
       ...['--shard-epochs', '400', '--local-epochs', '40', '--lease-ms', '600000', '--enrolment', 'open'],
     ]);
@@ -131,7 +153,7 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
     const url = await listening;
     const problems: string[] = [];
     const opened = performance.now();
-    const page = await openVolunteer(await launch(), `${url}/volunteer?autostart=1`, problems);
+    const page = await openVolunteer(await launch(), `${url}/volunteer?autostart=1`, problems, fakeBattery);
     await until('a backend to be chosen', async () =>
       (await text(page, '#backend')) === '–' ? undefined : true,
     );
@@ -163,6 +185,19 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
       leasedUnits.map((row) => row['id']),
       [unit.split(' ')[0]],
     );
+    // The volunteer's limits: a share of a core, and no training on battery.
+    await page.selectOption('#cpu-share', '50');
+    await until('the share to be taken', async () =>
+      /training with 50% of a core/.test(await text(page, '#log')) ? true : undefined,
+    );
+    await setCharging(page, false);
+    await until('the tab to pause on battery', async () => ((await state()) === 'paused' ? true : undefined));
+    assert.equal(await leased(), 0, 'a tab paused on battery holds no lease');
+    await setCharging(page, true);
+    await until('the tab to go on once plugged in', async () =>
+      (await state()) === 'working' && (await leased()) === 1 ? true : undefined,
+    );
+
     await page.click('#pause');
     await until('the tab to pause', async () => ((await state()) === 'paused' ? true : undefined));
     assert.equal(await leased(), 0, 'a paused tab holds no lease');

@@ -13,9 +13,12 @@ export type PageCommand =
       readonly name: string;
       readonly token?: string;
       readonly backend?: BrowserBackend;
+      /** Share of one core to train with, in (0, 1]. */
+      readonly share: number;
     }
   | { readonly type: 'pause' }
-  | { readonly type: 'resume' };
+  | { readonly type: 'resume' }
+  | { readonly type: 'share'; readonly share: number };
 
 export type ThreadReport =
   | {

@@ -19,9 +19,42 @@ const name = localStorage.getItem(nameKey) ?? `browser-${Math.random().toString(
 localStorage.setItem(nameKey, name);
 show('name', name);
 
+const shareKey = `arbor-share:${location.origin}`;
+const batteryKey = `arbor-battery:${location.origin}`;
+const shareSelect = $('cpu-share') as HTMLSelectElement;
+const batteryBox = $('battery-pause') as HTMLInputElement;
+shareSelect.value = localStorage.getItem(shareKey) ?? '100';
+batteryBox.checked = localStorage.getItem(batteryKey) !== 'off';
+const share = (): number => Number(shareSelect.value) / 100;
+
 const counts = { units: 0, rejected: 0, credit: 0 };
 let thread: Worker | undefined;
 let paused = false;
+let working = false;
+/** Paused by the page because the machine runs on battery, not by the volunteer. */
+let pausedForBattery = false;
+let battery: { charging: boolean; addEventListener(type: 'chargingchange', f: () => void): void } | undefined;
+
+function applyBattery(): void {
+  const discharging = battery !== undefined && !battery.charging && batteryBox.checked;
+  if (discharging && working && !paused && !pausedForBattery) {
+    pausedForBattery = true;
+    log('info', 'on battery: paused until the machine is plugged in');
+    thread?.postMessage({ type: 'pause' } satisfies PageCommand);
+  } else if (!discharging && pausedForBattery) {
+    pausedForBattery = false;
+    log('info', 'plugged in: going on');
+    thread?.postMessage({ type: 'resume' } satisfies PageCommand);
+  }
+}
+
+async function watchBattery(): Promise<void> {
+  const source = navigator as { getBattery?: () => Promise<NonNullable<typeof battery>> };
+  if (source.getBattery === undefined) return;
+  battery = await source.getBattery();
+  battery.addEventListener('chargingchange', applyBattery);
+  applyBattery();
+}
 
 function log(level: 'info' | 'warn', message: string): void {
   const item = document.createElement('li');
@@ -66,6 +99,8 @@ function onReport(report: ThreadReport): void {
       document.body.dataset['state'] = report.state;
       pauseButton.disabled = report.state !== 'working' && report.state !== 'paused';
       paused = report.state === 'paused';
+      working = report.state === 'working';
+      if (working) applyBattery();
       pauseButton.textContent = paused ? 'Resume' : 'Pause';
       if (report.state === 'failed' || report.state === 'done') pauseButton.disabled = true;
       break;
@@ -111,6 +146,7 @@ async function start(): Promise<void> {
     name,
     ...(token !== undefined ? { token } : {}),
     ...(isBrowserBackend(backend) ? { backend } : {}),
+    share: share(),
   };
   thread.postMessage(command);
 }
@@ -122,7 +158,19 @@ startButton.addEventListener('click', () => {
     tokenInput.disabled = false;
   });
 });
-pauseButton.addEventListener('click', () => thread?.postMessage({ type: paused ? 'resume' : 'pause' }));
+pauseButton.addEventListener('click', () => {
+  pausedForBattery = false;
+  thread?.postMessage({ type: paused ? 'resume' : 'pause' } satisfies PageCommand);
+});
+shareSelect.addEventListener('change', () => {
+  localStorage.setItem(shareKey, shareSelect.value);
+  thread?.postMessage({ type: 'share', share: share() } satisfies PageCommand);
+});
+batteryBox.addEventListener('change', () => {
+  localStorage.setItem(batteryKey, batteryBox.checked ? 'on' : 'off');
+  applyBattery();
+});
+void watchBattery();
 // Best effort: a closing tab's socket goes away with code 1001 and the coordinator takes its lease back.
 addEventListener('pagehide', () => thread?.postMessage({ type: 'pause' }));
 if (params.get('autostart') === '1') startButton.click();

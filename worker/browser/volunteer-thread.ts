@@ -7,6 +7,7 @@ import type { VolunteerLog } from '../volunteer-ports.ts';
 import { type BrowserBackendChoice, selectBrowserBackend } from './browser-backend.ts';
 import { BrowserSocket } from './browser-socket.ts';
 import { MemoryBlobs } from './memory-blobs.ts';
+import { Pacer } from '../pacer.ts';
 import type { PageCommand, ThreadReport } from './thread-messages.ts';
 
 const post = (report: ThreadReport): void => self.postMessage(report);
@@ -35,6 +36,15 @@ let backend: BrowserBackendChoice | undefined;
 let shownUnit: string | undefined;
 let controller: AbortController | undefined;
 let running = false;
+/** The volunteer's share of a core: a tab's training is busy the whole of each stretch. */
+const pacer = new Pacer(
+  {
+    now: () => performance.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    cpu: () => performance.now(),
+  },
+  () => 0,
+);
 
 async function work(): Promise<void> {
   if (settings === undefined || backend === undefined || running) return;
@@ -51,6 +61,7 @@ async function work(): Promise<void> {
     samplesPerSecond: backend.samplesPerSecond,
     log: pageLog(),
     signal: controller.signal,
+    pacing: pacer,
     connect: (url, token) => BrowserSocket.open(url, token),
     blobs: new MemoryBlobs(origin, settings.token),
     onUnitProgress: (unit, report, total) => {
@@ -70,6 +81,7 @@ async function work(): Promise<void> {
 
 async function start(command: Extract<PageCommand, { type: 'start' }>): Promise<void> {
   settings = command;
+  pacer.limit(command.share);
   post({ type: 'state', state: 'starting', message: 'choosing a backend' });
   const choice = await selectBrowserBackend(`${origin}/volunteer/wasm/`, command.backend, (message) =>
     post({ type: 'state', state: 'starting', message }),
@@ -98,4 +110,12 @@ self.onmessage = (event: MessageEvent<PageCommand>) => {
     post({ type: 'state', state: 'pausing', message: 'sending the steps done, or handing the unit back' });
     controller.abort();
   } else if (command.type === 'resume' && controller?.signal.aborted === true) work().catch(fail);
+  else if (command.type === 'share') {
+    pacer.limit(command.share);
+    post({
+      type: 'log',
+      level: 'info',
+      message: `training with ${Math.round(command.share * 100)}% of a core`,
+    });
+  }
 };
