@@ -82,7 +82,7 @@ async function bundleWorker(): Promise<WorkerFile> {
     outfile: WORKER_ENTRY,
     external: OPTIONAL_ACCELERATORS,
     banner: { js: COMMONJS_SHIM },
-    define: { 'process.env.NODE_ENV': '"production"' },
+    define: { 'process.env.NODE_ENV': '"production"', "process.env['ARBOR_BUNDLE']": '"1"' },
     logLevel: 'silent',
   });
   const [output] = result.outputFiles;

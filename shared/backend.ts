@@ -21,6 +21,9 @@ export class BackendError extends Error {
 
 async function tryNative(gpu: boolean): Promise<string | undefined> {
   const pkg = gpu ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';
+  // Set by the volunteer bundle's build: it carries its own TensorFlow.js, which tfjs-node cannot join.
+  if (process.env['ARBOR_BUNDLE'] === '1')
+    return `${pkg}: native TensorFlow needs 'arbor worker' from a clone (this worker carries its own TensorFlow.js)`;
   try {
     await import(pkg);
     return undefined;

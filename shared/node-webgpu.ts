@@ -11,9 +11,10 @@ interface DawnModule {
   globals: Record<string, unknown>;
 }
 
-// Specifiers in variables: the packages are optional, and the lean worker bundle leaves them out.
+// A specifier in a variable: Dawn's binding is native and optional, never bundled.
 const DAWN = 'webgpu';
-const TFJS_WEBGPU = '@tensorflow/tfjs-backend-webgpu';
+/** Set by the volunteer bundle's build (coordinator/worker-package.ts). */
+const BUNDLED = process.env['ARBOR_BUNDLE'] === '1';
 
 /**
  * Makes tfjs's `webgpu` backend available: undefined when it is, else why not, in one line
@@ -24,7 +25,9 @@ export async function installNodeWebGpu(): Promise<string | undefined> {
   try {
     dawn = (await import(DAWN)) as DawnModule;
   } catch {
-    return `webgpu: the optional package '${DAWN}' is not installed (npm install ${DAWN})`;
+    return BUNDLED
+      ? `webgpu: Dawn's binding is not installed where this worker looks (npm install --prefix ~/.arbor ${DAWN}, then start again)`
+      : `webgpu: the optional package '${DAWN}' is not installed (npm install ${DAWN})`;
   }
   const gpu = dawn.create([]);
   if ((await gpu.requestAdapter()) === null)
@@ -35,10 +38,6 @@ export async function installNodeWebGpu(): Promise<string | undefined> {
   if (navigatorLike === undefined)
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true });
   else Object.defineProperty(navigatorLike, 'gpu', { value: gpu, configurable: true });
-  try {
-    await import(TFJS_WEBGPU);
-  } catch {
-    return `webgpu: the package '${TFJS_WEBGPU}' is not installed (npm install ${TFJS_WEBGPU}@4.22.0)`;
-  }
+  await import('@tensorflow/tfjs-backend-webgpu');
   return undefined;
 }
