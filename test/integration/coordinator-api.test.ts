@@ -698,7 +698,16 @@ void describe('PUT /v1/units/:id/result', { timeout: 30_000 }, () => {
     const response = await submit(l, body);
     assert.equal(response.status, 200, await response.clone().text());
     const answer = parseResultResponse(Buffer.from(await response.arrayBuffer()));
-    assert.deepEqual(answer, { status: 'accepted', version: before.version + 1 });
+    const sender = store.getWorker(l.workerId)!;
+    assert.deepEqual(answer, {
+      status: 'accepted',
+      version: before.version + 1,
+      credit: sender.credit,
+      rank: store.workersAboveCredit(sender.credit) + 1,
+      volunteers: store.workerCount(),
+      job_progress: answer.job_progress,
+    });
+    assert.ok(answer.job_progress! > 0 && answer.job_progress! < 1);
     const after = store.getShard(l.assign.shard)!;
     assert.equal(after.version, before.version + 1);
     const unitSamples = coordinator.job.schedule.unitSamples(before, { id: l.assign.unit_id });
