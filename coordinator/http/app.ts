@@ -93,7 +93,7 @@ export function buildApp({ core, read, blobs }: HttpParts, config: HttpConfig): 
     logger: false,
     bodyLimit: 1024 * 1024,
     // Unit ids are up to 128 characters, percent-encoded up to three times as long.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     requestTimeout: requestTimeoutMs,
     frameworkErrors: (error, _request, reply) => {
       void send(reply, new ProtocolError('BAD_MESSAGE', error.message));

@@ -47,10 +47,14 @@ export function requireAdmin(adminToken: string | undefined): onRequestHookHandl
         ),
       );
     const bearer = bearerOf(request.headers);
+    if (matchesSecret(bearer, adminToken)) return done();
     done(
-      matchesSecret(bearer, adminToken)
-        ? undefined
-        : new ProtocolError('UNAUTHORIZED', 'admin token required'),
+      new ProtocolError(
+        'UNAUTHORIZED',
+        bearer === undefined
+          ? 'admin token required: pass --admin-token (or ARBOR_ADMIN_TOKEN)'
+          : 'admin token rejected: it is not this coordinator’s --admin-token',
+      ),
     );
   };
 }

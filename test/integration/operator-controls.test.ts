@@ -68,7 +68,12 @@ void describe('admin token', () => {
     assert.match(((await answer.json()) as { message: string }).message, /no admin token/);
     const guarded = await start({ token: 'w', access: { adminToken: ADMIN } });
     for (const token of [undefined, 'w', `${ADMIN}x`]) {
-      assert.equal((await post(guarded, ADMIN_ROUTES.pause, token)).status, 401);
+      const refused = await post(guarded, ADMIN_ROUTES.pause, token);
+      assert.equal(refused.status, 401);
+      assert.match(
+        ((await refused.json()) as { message: string }).message,
+        token === undefined ? /^admin token required: pass --admin-token/ : /^admin token rejected/,
+      );
       assert.equal((await fetch(`${guarded.coordinator.url}${ADMIN_ROUTES.model}`)).status, 401);
     }
     assert.equal(guarded.coordinator.core.controls.paused, false);
