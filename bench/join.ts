@@ -111,6 +111,8 @@ async function trainingCoordinator(dir: string): Promise<{ child: ChildProcess; 
     ['bin/arbor.js', 'coordinator', '--port', '0', '--db', join(dir, 'arbor.db')],
     { cwd: root, env: { ...process.env, ARBOR_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // Dies with the bench, however the bench ends.
+  process.once('exit', () => child.kill('SIGKILL'));
   let stdout = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   for (;;) {

@@ -59,6 +59,8 @@ export async function benchBackendChoice(tabs: number): Promise<BackendChoiceRes
     ['bin/arbor.js', 'coordinator', '--port', '0', '--db', join(dir, 'arbor.db'), '--enrolment', 'open'],
     { cwd: root, env: { ...process.env, ARBOR_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'ignore'] },
   );
+  // Dies with the bench, however the bench ends.
+  process.once('exit', () => coordinator.kill('SIGKILL'));
   let stdout = '';
   coordinator.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_GPU_FLAGS });
