@@ -11,7 +11,14 @@ import { BlobStore } from './store/blob-store.ts';
 import { CoordinatorCore } from './core/coordinator-core.ts';
 import { buildApp } from './http/app.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from './http/limits.ts';
-import { type JobConfig, JobMismatchError, parseJobConfig, settingDifferences } from './job/config.ts';
+import {
+  type JobConfig,
+  JobMismatchError,
+  parseJobConfig,
+  settingDifferences,
+  splitRequested,
+  withSettings,
+} from './job/config.ts';
 import { loadJobData } from './job/job-data.ts';
 import { TrainingJob } from './job/training-job.ts';
 import { ReadModel } from './read/read-model.ts';
@@ -98,12 +105,22 @@ async function serve(
   let config = options.config;
   if (stored !== undefined) {
     config = parseJobConfig(JSON.parse(stored.config), `job stored in ${dbPath}`);
-    const differences = settingDifferences(options.requested ?? options.config, config);
+    const { operational, learning } = splitRequested(options.requested ?? options.config);
+    const differences = settingDifferences(learning, config);
     if (differences.length > 0)
       throw new JobMismatchError(
         dbPath,
         `holds a job with other settings: ${differences.join(', ')}. Leave those settings out to resume it, or pass another --db to start a new job.`,
       );
+    const changed = settingDifferences(operational, config);
+    if (changed.length > 0) {
+      config = parseJobConfig(
+        withSettings(config, operational),
+        'the stored job with the settings changed on restart',
+      );
+      store.setJobConfig(JSON.stringify(config), clock.now());
+      log.info({ changed }, 'operational settings changed on restart');
+    }
     log.info({ phase: stored.phase, db: dbPath }, 'resuming the job stored in the database');
   }
   const data = options.data ?? (await loadJobData(config));

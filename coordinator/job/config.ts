@@ -287,6 +287,43 @@ export function overlay(base: unknown, overrides: Record<string, unknown>): Reco
   return out;
 }
 
+/**
+ * Settings that change how the job is served, not what it learns: a restart may change them
+ * (the others must match the stored job).
+ */
+export const OPERATIONAL_SETTINGS = [
+  'unit_seconds',
+  'eval_every',
+  'lease_ms',
+  'max_leases_per_worker',
+  'max_lease_ms',
+  'heartbeat_ms',
+  'retry_after_ms',
+  'standing',
+  'until',
+] as const;
+
+const isOperational = (key: string): boolean =>
+  (OPERATIONAL_SETTINGS as readonly string[]).includes(key.split('.')[0]!);
+
+/** The requested settings split into those that may change on a restart and the rest. */
+export function splitRequested(requested: unknown): {
+  operational: Record<string, unknown>;
+  learning: Record<string, unknown>;
+} {
+  const operational: Record<string, unknown> = {};
+  const learning: Record<string, unknown> = {};
+  if (typeof requested === 'object' && requested !== null)
+    for (const [key, value] of Object.entries(requested))
+      (isOperational(key) ? operational : learning)[key] = value;
+  return { operational, learning };
+}
+
+/** `base` with the nested settings of `changed` laid on it, key by key. */
+export function withSettings(base: unknown, changed: Record<string, unknown>): Record<string, unknown> {
+  return overlay(base, Object.fromEntries(leaves(changed)));
+}
+
 /** The database holds a job whose settings differ from the ones asked for. */
 export class JobMismatchError extends InputError {
   readonly code = 'JOB_MISMATCH' as const;

@@ -204,6 +204,7 @@ export function prepareStatements(db: Database.Database) {
       `INSERT INTO job (id, config, phase, tree_blob, created_ms, updated_ms)
        VALUES (1, ?, 'pretraining', NULL, ?, ?) ON CONFLICT(id) DO NOTHING`,
     ),
+    setJobConfig: db.prepare<[string, number]>('UPDATE job SET config = ?, updated_ms = ? WHERE id = 1'),
     setJobPhase: db.prepare<[JobPhase, number, string | null]>(
       'UPDATE job SET phase = ?, updated_ms = ?, tree_blob = COALESCE(?, tree_blob) WHERE id = 1',
     ),

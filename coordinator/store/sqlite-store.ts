@@ -371,6 +371,10 @@ export class SqliteStore implements Store {
     return this.s.createJob.run(config, now, now).changes === 1;
   }
 
+  setJobConfig(config: string, now: number): void {
+    this.s.setJobConfig.run(config, now);
+  }
+
   setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void {
     this.s.setJobPhase.run(phase, now, treeBlob ?? null);
   }

@@ -289,6 +289,8 @@ export interface Store {
   /** Creates the job row once; later calls change nothing and return false. */
   createJob(config: string, now: number): boolean;
   setJobPhase(phase: JobPhase, now: number, treeBlob?: string): void;
+  /** Rewrites the stored job's settings (only operational ones may change: coordinator/job/config.ts). */
+  setJobConfig(config: string, now: number): void;
   getTop(): TopRow | undefined;
   setTop(top: TopRow): void;
   addEval(row: Omit<EvalRow, 'id'>): number;

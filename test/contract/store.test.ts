@@ -483,6 +483,11 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(store.getJob()?.treeBlob, 'tree-2');
       assert.equal(store.createJob('{}', 60), false, 'still only once');
       assert.equal(store.getJob()?.phase, 'done');
+      store.setJobConfig('{"depth":6,"unit_seconds":7}', 70);
+      assert.deepEqual(
+        [store.getJob()?.config, store.getJob()?.phase, store.getJob()?.treeBlob, store.getJob()?.updatedMs],
+        ['{"depth":6,"unit_seconds":7}', 'done', 'tree-2', 70],
+      );
     });
 
     void it('addEval returns increasing ids and listEvals lists them in order', () => {

@@ -81,6 +81,31 @@ void describe('starting a coordinator', () => {
     await resumed.close();
   });
 
+  void it('lets a restart change how the job is served, not what it learns, and keeps the change', async () => {
+    const dir = mkdtempSync(join(scratch, 'operational-'));
+    const dbPath = join(dir, 'arbor.db');
+    seedDatabase(dbPath, parseJobConfig(SMALL_JOB), data);
+    const mixed = await refusal(
+      startCoordinator(options(dbPath, { requested: { unit_seconds: 7, depth: 4 } })),
+    );
+    assert.equal(mixed.code, 'JOB_MISMATCH');
+    assert.match(mixed.message, /depth 4 \(stored: 3\)\. Leave/);
+    assert.doesNotMatch(mixed.message, /unit_seconds/, 'an operational setting is no mismatch');
+
+    const changed = await startCoordinator(
+      options(dbPath, { requested: { unit_seconds: 7, lease_ms: 9_000, standing: { cooldown_after: 5 } } }),
+    );
+    assert.deepEqual(
+      [changed.config.unit_seconds, changed.config.lease_ms, changed.config.standing.cooldown_after],
+      [7, 9_000, 5],
+    );
+    assert.equal(changed.config.depth, 3);
+    await changed.close();
+    const later = await startCoordinator(options(dbPath, { requested: {} }));
+    assert.deepEqual([later.config.unit_seconds, later.config.lease_ms], [7, 9_000], 'kept in the database');
+    await later.close();
+  });
+
   void it('takes over the lock of a coordinator that died', async () => {
     const dir = mkdtempSync(join(scratch, 'stale-'));
     const dbPath = join(dir, 'arbor.db');
