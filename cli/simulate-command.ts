@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { DEFAULT_SIMULATION, type SimulationResult, simulate } from '../coordinator/simulate/simulation.ts';
@@ -108,6 +110,7 @@ export function simulateCommand(): Command {
       1,
     )
     .option('--json', 'print the result as one JSON object')
+    .option('--keep <dir>', "keep each run's database and blobs under this directory (default: removed)")
     .action(async (opts: Record<string, unknown>) => {
       const log = createLogger('simulate');
       const config = jobConfigFromOptions(opts);
@@ -132,7 +135,7 @@ export function simulateCommand(): Command {
             cheaters: opts['cheaters'] as number,
           },
           log,
-          undefined,
+          typeof opts['keep'] === 'string' ? keptRun(opts['keep'], i) : undefined,
           { curveEverySeconds: opts['curveEvery'] as number, targets: opts['targetAcc'] as number[] },
         );
         runs.push(result);
@@ -142,4 +145,11 @@ export function simulateCommand(): Command {
         process.stdout.write(`${JSON.stringify(seeds === 1 ? runs[0] : summarizeSeeds(runs))}\n`);
       else if (seeds > 1) process.stdout.write(describeSeeds(summarizeSeeds(runs)));
     });
+}
+
+/** Where run `seed` of `arbor simulate --keep DIR` keeps its database and blobs. */
+function keptRun(dir: string, seed: number): string {
+  const path = join(resolve(dir), `seed-${seed}`);
+  mkdirSync(path, { recursive: true });
+  return path;
 }

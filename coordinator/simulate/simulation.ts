@@ -1,5 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Assign } from '../../proto/messages.ts';
@@ -10,6 +8,7 @@ import { ManualClock } from '../../shared/clock.ts';
 import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { CHEATS, cheatResult } from './cheats.ts';
+import { scratchDir } from './scratch-dir.ts';
 import { trainUnit } from '../../shared/fff/local-training.ts';
 import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
 import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
@@ -54,11 +53,11 @@ export async function simulate(
   dir?: string,
   options: SimulationOptions = DEFAULT_SIMULATION,
 ): Promise<SimulationResult> {
-  const own = dir === undefined ? mkdtempSync(join(tmpdir(), 'arbor-simulate-')) : undefined;
+  const own = dir === undefined ? scratchDir('arbor-simulate-') : undefined;
   try {
-    return await run(config, data, mix, log, dir ?? own!, options);
+    return await run(config, data, mix, log, dir ?? own!.path, options);
   } finally {
-    if (own !== undefined) rmSync(own, { recursive: true, force: true });
+    own?.remove();
   }
 }
 
@@ -321,6 +320,8 @@ async function run(
     curve.advanceTo(next.atMs);
     clock.advance(next.atMs - clock.now());
     await next.run();
+    // A macrotask between events: Ctrl-C is heard within a unit, not at the end of the run.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   const final = await core.done;
   const wallMs = clock.now();
