@@ -2,6 +2,7 @@
  * The coordinator's wiring: config -> store and blobs -> job -> core -> read model -> app ->
  * listen -> sweeper. Nothing below this file knows about the others' lifetimes.
  */
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../shared/clock.ts';
@@ -82,14 +83,21 @@ const RESULT_SLACK_BYTES = 4096;
 const EVENT_POLL_MS = 500;
 
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
-  const lock = options.dbPath === ':memory:' ? undefined : DatabaseLock.acquire(options.dbPath);
+  const { dbPath } = options;
+  const lock = dbPath === ':memory:' ? undefined : DatabaseLock.acquire(dbPath);
+  // What this start creates, it removes if it fails (a busy port, missing data): nothing is
+  // left for the next start to trip over.
+  const created = [dbPath, `${dbPath}-wal`, `${dbPath}-shm`, `${dbPath}.blobs`].filter(
+    (path) => dbPath !== ':memory:' && !existsSync(path),
+  );
   let store: SqliteStore | undefined;
   try {
-    store = new SqliteStore(options.dbPath);
+    store = new SqliteStore(dbPath);
     return await serve(options, store, () => lock?.release());
   } catch (error) {
     store?.close();
     lock?.release();
+    if (created.includes(dbPath)) for (const path of created) rmSync(path, { recursive: true, force: true });
     throw error;
   }
 }

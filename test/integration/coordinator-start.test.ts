@@ -81,6 +81,28 @@ void describe('starting a coordinator', () => {
     await resumed.close();
   });
 
+  void it('leaves no database behind when a first start fails on a busy port or missing data', async () => {
+    const dir = mkdtempSync(join(scratch, 'failed-'));
+    const busyPort = Number(new URL(small.coordinator.url).port);
+    const busy = await refusal(startCoordinator(options(join(dir, 'busy.db'), { port: busyPort })));
+    assert.match(busy.message, /EADDRINUSE/);
+    const { data: _data, ...withoutData } = options(join(dir, 'nodata.db'));
+    const missing = await refusal(
+      startCoordinator({
+        ...withoutData,
+        config: parseJobConfig({ ...SMALL_JOB, data: 'fashion-mnist', data_dir: join(dir, 'nowhere') }),
+      }),
+    );
+    assert.equal(missing.code, 'DATA_INVALID');
+    assert.deepEqual(readdirSync(dir), [], 'no database, no blobs, no lock');
+
+    // A database that was there before a failed start is left as it was.
+    const kept = join(dir, 'kept.db');
+    seedDatabase(kept, parseJobConfig(SMALL_JOB), data);
+    await refusal(startCoordinator(options(kept, { port: busyPort })));
+    assert.equal(query(kept, 'SELECT COUNT(*) AS n FROM job')[0]!['n'], 1);
+  });
+
   void it('lets a restart change how the job is served, not what it learns, and keeps the change', async () => {
     const dir = mkdtempSync(join(scratch, 'operational-'));
     const dbPath = join(dir, 'arbor.db');
