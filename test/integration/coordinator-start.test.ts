@@ -86,13 +86,12 @@ void describe('starting a coordinator', () => {
     const busyPort = Number(new URL(small.coordinator.url).port);
     const busy = await refusal(startCoordinator(options(join(dir, 'busy.db'), { port: busyPort })));
     assert.match(busy.message, /EADDRINUSE/);
-    const { data: _data, ...withoutData } = options(join(dir, 'nodata.db'));
-    const missing = await refusal(
-      startCoordinator({
-        ...withoutData,
-        config: parseJobConfig({ ...SMALL_JOB, data: 'fashion-mnist', data_dir: join(dir, 'nowhere') }),
-      }),
-    );
+    const withoutData: CoordinatorOptions = {
+      ...options(join(dir, 'nodata.db')),
+      config: parseJobConfig({ ...SMALL_JOB, data: 'fashion-mnist', data_dir: join(dir, 'nowhere') }),
+    };
+    delete (withoutData as { data?: DataSplit }).data;
+    const missing = await refusal(startCoordinator(withoutData));
     assert.equal(missing.code, 'DATA_INVALID');
     assert.deepEqual(readdirSync(dir), [], 'no database, no blobs, no lock');
 
