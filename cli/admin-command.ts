@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { ADMIN_ROUTES } from '../proto/routes.ts';
 import { decodeCheckpointFile, writeFileAtomically } from '../shared/checkpoint/fff-file.ts';
 import { InputError } from '../shared/input-error.ts';
-import { coordinatorBase } from './status-command.ts';
+import { LOCAL_COORDINATOR, coordinatorBase } from './status-command.ts';
 
 class AdminError extends InputError {
   readonly code = 'ADMIN_REFUSED' as const;
@@ -53,7 +53,7 @@ export function adminCommand(): Command {
   );
   const withTarget = (command: Command): Command =>
     command
-      .requiredOption('--url <url>', 'the coordinator, http://HOST:PORT', coordinatorBase)
+      .option('--url <url>', 'the coordinator, http://HOST:PORT', coordinatorBase, LOCAL_COORDINATOR)
       .option('--token <secret>', 'the admin token (default: $ARBOR_ADMIN_TOKEN)');
 
   withTarget(

@@ -207,9 +207,11 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
   const eta =
     status.phase === 'done'
       ? 'finished'
-      : progress.eta_s === null
-        ? 'ETA unknown'
-        : `ETA ${formatDuration(progress.eta_s)}`;
+      : status.paused
+        ? 'no ETA while paused'
+        : progress.eta_s === null
+          ? 'ETA unknown'
+          : `ETA ${formatDuration(progress.eta_s)}`;
   const central =
     accuracy.central_hard_test_acc === null
       ? ''
@@ -235,13 +237,17 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
   return `${lines.join('\n')}\n`;
 }
 
+/** Where `arbor coordinator` listens when started with no --host or --port. */
+export const LOCAL_COORDINATOR = 'http://127.0.0.1:7070';
+
 export function statusCommand(): Command {
   return new Command('status')
     .description("A running coordinator's job: progress, accuracy, shards and the top workers.")
-    .requiredOption(
+    .option(
       '--url <url>',
       'the coordinator, http://HOST:PORT (the ws:// address given to workers works too)',
       coordinatorBase,
+      LOCAL_COORDINATOR,
     )
     .option('--token <secret>', "the coordinator's read token, if it has one (default: $ARBOR_READ_TOKEN)")
     .option('--json', 'print {status, shards, workers} as one JSON object on stdout')

@@ -116,6 +116,11 @@ void describe('arbor status', () => {
     const out = lines(text);
     assert.ok(out.includes('job mnist · depth 6, frozen 2, leaf 8'), text);
     assert.ok(out.includes('phase training · 41.1% trained (12,345 / 30,000 samples) · ETA 3m 20s'), text);
+    assert.ok(
+      lines(formatStatus({ ...status, paused: true }, shards, workers)).includes(
+        'phase training, paused by the operator · 41.1% trained (12,345 / 30,000 samples) · no ETA while paused',
+      ),
+    );
     assert.ok(out.includes('accuracy hard test 91.23% (central twin 92.00%) · val loss 0.3124'), text);
     assert.ok(out.includes('workers 3 connected / 5 known'), text);
     assert.ok(out.includes("crowd 80.0% of the volunteers' time merged · 15.0% idle · 5.0% wasted"), text);
