@@ -227,13 +227,20 @@ export function jobConfigFromOptions(opts: Record<string, unknown>) {
   );
 }
 
-/** The one-line volunteer install, with this machine's name when listening on every address. */
-async function announceJoinCommand(coordinator: RunningCoordinator, host: string, enrolment: boolean) {
+/**
+ * Where volunteers reach this coordinator: `--public-url` when given (a proxy, a DNS name),
+ * else the address it listens on, with this machine's name when that is every address.
+ */
+function publicBase(coordinator: RunningCoordinator, host: string, publicUrl?: string): string {
+  const url = new URL(publicUrl ?? coordinator.url);
+  if (publicUrl === undefined && (host === '0.0.0.0' || host === '::')) url.hostname = hostname();
+  return url.toString().replace(/\/$/, '');
+}
+
+/** The one-line volunteer install. */
+async function announceJoinCommand(coordinator: RunningCoordinator, base: string, enrolment: boolean) {
   try {
     const pkg = await coordinator.workerPackage();
-    const url = new URL(coordinator.url);
-    if (host === '0.0.0.0' || host === '::') url.hostname = hostname();
-    const base = url.toString().replace(/\/$/, '');
     const command = joinCommand(base, {
       package_path: ROUTES.workerPackagePinned.path(pkg.sha256),
       version: pkg.version,
@@ -259,6 +266,11 @@ export function coordinatorCommand(): Command {
       'arbor.db',
     )
     .option('--host <addr>', 'address to listen on', '127.0.0.1')
+    .option(
+      '--public-url <url>',
+      'where volunteers reach this coordinator, for the join command it prints (e.g. https://arbor.example.org behind a proxy)',
+      publicUrlOption,
+    )
     .option('--port <n>', 'port (0 = any free port)', integer('--port', 0, 65535), 7070)
     .option('--token <secret>', 'workers must present this token (default: $ARBOR_TOKEN, else open)')
     .option(
@@ -304,11 +316,12 @@ export function coordinatorCommand(): Command {
         enrolment,
         ...(typeof opts['out'] === 'string' ? { finalModelPath: opts['out'] } : {}),
       });
-      const ws = coordinator.url.replace(/^http/, 'ws');
+      const base = publicBase(coordinator, opts['host'] as string, opts['publicUrl'] as string | undefined);
+      const ws = base.replace(/^http/, 'ws');
       process.stdout.write(
         `arbor coordinator listening on ${coordinator.url} (workers: arbor worker --url ${ws})\n`,
       );
-      void announceJoinCommand(coordinator, opts['host'] as string, enrolment);
+      void announceJoinCommand(coordinator, base, enrolment);
       const stop = async () => {
         await coordinator.close();
         process.exit(130);
@@ -342,4 +355,13 @@ function rateList(text: string): number[] {
   if (rates.length === 0 || rates.some((rate) => !Number.isFinite(rate) || rate < 0))
     throw new InvalidArgumentError(`--top-lr takes non-negative numbers separated by commas, got "${text}"`);
   return rates;
+}
+
+/** `--public-url`: an http(s) or ws(s) address with a host, kept as http(s). */
+function publicUrlOption(text: string): string {
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (url === undefined || !['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol) || url.hostname === '')
+    throw new InvalidArgumentError(`--public-url must look like https://HOST[:PORT], got "${text}"`);
+  url.protocol = url.protocol === 'wss:' || url.protocol === 'https:' ? 'https:' : 'http:';
+  return url.toString().replace(/\/$/, '');
 }

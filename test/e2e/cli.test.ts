@@ -10,6 +10,8 @@ import { CHECKSUM_KEY } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { writeFFF } from '../../shared/checkpoint/fff-file.ts';
 import { decodeSafetensors } from '../../shared/checkpoint/safetensors.ts';
 import { initWeights } from '../../shared/fff/init.ts';
+import { joinScript } from '../../proto/dashboard.ts';
+import { spawnArbor, waitFor } from '../helpers/processes.ts';
 
 const run = promisify(execFile);
 const arbor = (args: string[]) => run(process.execPath, ['bin/arbor.js', ...args], { timeout: 120_000 });
@@ -105,6 +107,40 @@ void describe('arbor CLI', () => {
       assert.match(error.stderr, /--depth must be an integer/);
       return true;
     });
+  });
+
+  void it('prints the join command for the address volunteers reach it at (--public-url)', async () => {
+    const coordinator = spawnArbor([
+      'coordinator',
+      ...['--port', '0', '--db', join(dir, 'public.db'), '--pretrain-epochs', '1'],
+      ...['--public-url', 'https://arbor.example.org/', '--token', 'secret'],
+    ]);
+    try {
+      const line = await waitFor(
+        'the join command',
+        () => /^volunteers join with: (.*)$/m.exec(coordinator.stdout)?.[1],
+      );
+      assert.equal(
+        line,
+        `node -e "${joinScript('https://arbor.example.org')}" -- --url wss://arbor.example.org --token YOUR_TOKEN`,
+      );
+      assert.match(
+        coordinator.stdout,
+        /listening on http:\/\/127\.0\.0\.1:\d+ \(workers: arbor worker --url wss:\/\/arbor\.example\.org\)/,
+      );
+    } finally {
+      coordinator.child.kill('SIGKILL');
+    }
+    await assert.rejects(
+      arbor(['coordinator', '--public-url', 'arbor.example.org']),
+      (error: Error & { stderr: string }) => {
+        assert.match(
+          error.stderr,
+          /--public-url must look like https:\/\/HOST\[:PORT\], got "arbor\.example\.org"/,
+        );
+        return true;
+      },
+    );
   });
 
   void it('--help shows every job default from the job schema once, and --version the release', async () => {
