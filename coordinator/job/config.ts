@@ -57,7 +57,12 @@ export const JobConfigSchema = Type.Object(
       { ...closed, default: {} },
     ),
     shard_epochs: Int(1, 10000, 'budget: passes over each shard', 12),
-    local_epochs: Int(1, 10000, 'most passes over its shard in one work unit', 12),
+    local_epochs: Int(
+      1,
+      10000,
+      'most passes over its shard in one work unit (no more than shard_epochs when not given)',
+      12,
+    ),
     unit_seconds: Num(
       0.01,
       86_400,
@@ -235,7 +240,11 @@ export class ConfigError extends InputError {
 export function parseJobConfig(raw: unknown, source = 'job config'): JobConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
     throw new ConfigError(source, 'must be a JSON object');
-  const value = Value.Default(JobConfigSchema, Value.Clone(raw));
+  const given = raw as Record<string, unknown>;
+  const value = Value.Default(JobConfigSchema, Value.Clone(raw)) as Record<string, unknown>;
+  // A default that depends on another setting: a unit's passes never exceed the shard's budget.
+  if (given['local_epochs'] === undefined && typeof value['shard_epochs'] === 'number')
+    value['local_epochs'] = Math.min(value['local_epochs'] as number, value['shard_epochs']);
   if (!Value.Check(JobConfigSchema, value)) {
     const first = Value.Errors(JobConfigSchema, value).First();
     throw new ConfigError(source, `${first?.path || '/'}: ${first?.message ?? 'invalid'}`);

@@ -87,6 +87,16 @@ void describe('parseJobConfig', () => {
     assert.equal(config.label, undefined);
   });
 
+  void it('derives the passes a unit makes from a smaller shard budget, and refuses more when asked', () => {
+    assert.equal(parseJobConfig({ shard_epochs: 4 }).local_epochs, 4);
+    assert.equal(parseJobConfig({ shard_epochs: 40 }).local_epochs, 12, 'the default, when it fits');
+    assert.equal(parseJobConfig({ shard_epochs: 4, local_epochs: 2 }).local_epochs, 2);
+    assert.throws(
+      () => parseJobConfig({ shard_epochs: 4, local_epochs: 12 }),
+      /local_epochs \(12\) exceeds the shard budget shard_epochs \(4\)/,
+    );
+  });
+
   void it('refuses a slow top with a quorum of two', () => {
     assert.throws(
       () => parseJobConfig({ top: { mode: 'slow' }, validation: { quorum: 2 } }),
