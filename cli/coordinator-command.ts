@@ -138,7 +138,11 @@ function withJobOptions(command: Command): Command {
     )
     .option('--balance <w>', 'routing-balance weight in pretraining', positiveNumber('--balance'))
     .option('--shard-epochs <n>', 'budget: passes over each shard', integer('--shard-epochs', 1))
-    .option('--local-epochs <n>', 'most passes over the shard in one work unit', integer('--local-epochs', 1))
+    .option(
+      '--local-epochs <n>',
+      'most passes over the shard in one work unit (no more than --shard-epochs unless given)',
+      integer('--local-epochs', 1),
+    )
     .option(
       '--unit-seconds <s>',
       "a unit is sized to take about this long on its worker's measured speed",
