@@ -178,7 +178,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       classes,
       'one legend entry per class',
     );
-    assert.equal(await text(page, '#mix-legend .legend-item[data-class="3"]'), 'class 3');
+    assert.equal(await text(page, '#mix-legend .legend-item[data-class="3"]'), 'digit 3', 'classes by name');
     await pollUntil('the class-mix bars', async () =>
       (await page.locator('#gallery .mix span').count()) > 0 ? true : undefined,
     );

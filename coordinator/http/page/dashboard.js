@@ -20,6 +20,27 @@ const MIX_COLOURS = [
   '#17becf',
 ];
 const PRETRAINING_STAGES = { 'pretrain-soft': 'soft routing', 'pretrain-harden': 'hardening the routing' };
+/** Class names of the datasets that have them; any other class is shown by its number. */
+const CLASS_NAMES = {
+  'fashion-mnist': [
+    'T-shirt/top',
+    'trouser',
+    'pullover',
+    'dress',
+    'coat',
+    'sandal',
+    'shirt',
+    'sneaker',
+    'bag',
+    'ankle boot',
+  ],
+  mnist: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+};
+const className = (i) => {
+  const names = CLASS_NAMES[(state.status?.data ?? '').split(/[:\s]/)[0]];
+  return names?.[i] === undefined ? `class ${i}` : names[i] === String(i) ? `digit ${i}` : names[i];
+};
+
 const state = {
   workerOffset: 0,
   selected: new Set(),
@@ -121,7 +142,7 @@ function renderStatus(s) {
     ['model bytes (weights + deltas)', bytes(s.traffic.model_bytes)],
     ['data bytes (shard blobs)', bytes(s.traffic.data_bytes)],
     ['model bytes per sample', s.traffic.bytes_per_sample.toFixed(2)],
-    ['data-parallel would move', `${s.traffic.dp_bytes_per_sample.toFixed(0)} per sample`],
+    ['data-parallel would move', `${s.traffic.dp_bytes_per_sample.toFixed(0)} bytes per sample`],
     [
       'units by state',
       Object.entries(s.units)
@@ -275,7 +296,7 @@ function renderMixLegend(classes) {
       const swatch = el('i', { class: 'swatch' });
       swatch.style.background = classColour(i);
       const item = el('span', { class: 'legend-item', 'data-class': String(i) });
-      item.append(swatch, `class ${i}`);
+      item.append(swatch, className(i));
       return item;
     }),
   );
@@ -298,7 +319,7 @@ async function renderGallery(view) {
         const canvas = el('canvas', {
           width: String(samples.width),
           height: String(samples.height),
-          title: `class ${image.label}`,
+          title: className(image.label),
         });
         const ctx = canvas.getContext('2d');
         const pixels = atob(image.pixels);
@@ -313,10 +334,10 @@ async function renderGallery(view) {
       const total = s.class_mix.reduce((a, b) => a + b, 0) || 1;
       const mix = el('div', {
         class: 'mix',
-        title: s.class_mix.map((c, i) => `class ${i}: ${c}`).join(', '),
+        title: s.class_mix.map((c, i) => `${className(i)}: ${c}`).join(', '),
       });
       s.class_mix.forEach((c, i) => {
-        const bar = el('span', { title: `class ${i}: ${num(c)}` });
+        const bar = el('span', { title: `${className(i)}: ${num(c)}` });
         bar.style.width = `${(100 * c) / total}%`;
         bar.style.background = classColour(i);
         mix.append(bar);
