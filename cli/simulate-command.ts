@@ -110,9 +110,11 @@ export function simulateCommand(): Command {
       1,
     )
     .option('--json', 'print the result as one JSON object')
+    .option('--verbose', "log the coordinator's events (default: a progress line, warnings only)")
     .option('--keep <dir>', "keep each run's database and blobs under this directory (default: removed)")
     .action(async (opts: Record<string, unknown>) => {
-      const log = createLogger('simulate');
+      const log = createLogger('simulate', opts['verbose'] === true ? 'info' : 'warn');
+      const progress = opts['verbose'] === true ? undefined : progressLine();
       const config = jobConfigFromOptions(opts);
       await selectBackend('auto');
       const data = await loadJobData(config);
@@ -136,8 +138,13 @@ export function simulateCommand(): Command {
           },
           log,
           typeof opts['keep'] === 'string' ? keptRun(opts['keep'], i) : undefined,
-          { curveEverySeconds: opts['curveEvery'] as number, targets: opts['targetAcc'] as number[] },
+          {
+            curveEverySeconds: opts['curveEvery'] as number,
+            targets: opts['targetAcc'] as number[],
+            ...(progress !== undefined ? { onProgress: progress.show(i, seeds) } : {}),
+          },
         );
+        progress?.clear();
         runs.push(result);
         if (!opts['json']) process.stdout.write(describeRun(result));
       }
@@ -152,4 +159,33 @@ function keptRun(dir: string, seed: number): string {
   const path = join(resolve(dir), `seed-${seed}`);
   mkdirSync(path, { recursive: true });
   return path;
+}
+
+/**
+ * One line on stderr that says how far the run is, rewritten at most every 200 ms on a
+ * terminal, and every tenth of the job elsewhere.
+ */
+function progressLine(): {
+  show(seed: number, seeds: number): (virtualMs: number, fraction: number) => void;
+  clear(): void;
+} {
+  const tty = process.stderr.isTTY;
+  let shownAt = 0;
+  let shownTenth = -1;
+  return {
+    show: (seed, seeds) => (virtualMs, fraction) => {
+      const now = performance.now();
+      const tenth = Math.floor(fraction * 10);
+      if (tty ? now - shownAt < 200 : tenth === shownTenth) return;
+      shownAt = now;
+      shownTenth = tenth;
+      const run = seeds > 1 ? `run ${seed + 1} of ${seeds}: ` : '';
+      const text = `simulating: ${run}${(fraction * 100).toFixed(0)}% trained, ${(virtualMs / 1000).toFixed(0)} virtual s`;
+      process.stderr.write(tty ? `\r${text}\x1b[K` : `${text}\n`);
+    },
+    clear: () => {
+      if (tty) process.stderr.write('\r\x1b[K');
+      shownTenth = -1;
+    },
+  };
 }

@@ -35,6 +35,8 @@ export interface SimulationOptions {
   readonly curveEverySeconds: number;
   /** Accuracies whose time of first reaching the report gives. */
   readonly targets: readonly number[];
+  /** Told after every event: the virtual time and the share of the job's budget trained. */
+  readonly onProgress?: (virtualMs: number, trainedFraction: number) => void;
 }
 
 export const DEFAULT_SIMULATION: SimulationOptions = { curveEverySeconds: 5, targets: [] };
@@ -320,6 +322,15 @@ async function run(
     curve.advanceTo(next.atMs);
     clock.advance(next.atMs - clock.now());
     await next.run();
+    if (options.onProgress !== undefined) {
+      const shards = store.listShards();
+      const budget = shards.reduce((sum, shard) => sum + shard.budgetSamples, 0);
+      const trained = shards.reduce(
+        (sum, shard) => sum + Math.min(shard.trainedSamples, shard.budgetSamples),
+        0,
+      );
+      options.onProgress(clock.now(), budget > 0 ? trained / budget : 0);
+    }
     // A macrotask between events: Ctrl-C is heard within a unit, not at the end of the run.
     await new Promise((resolve) => setImmediate(resolve));
   }
