@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadJobData } from '../coordinator/job/job-data.ts';
+import { type Comparison, compareRun, describeComparison } from './simulate-compare.ts';
 import { DEFAULT_SIMULATION, type SimulationResult, simulate } from '../coordinator/simulate/simulation.ts';
 import { type SeedSummary, summarizeSeeds } from '../coordinator/simulate/seed-summary.ts';
 import { DEFAULT_MIX } from '../coordinator/simulate/volunteer-mix.ts';
@@ -112,6 +113,7 @@ export function simulateCommand(): Command {
     .option('--json', 'print the result as one JSON object')
     .option('--verbose', "log the coordinator's events (default: a progress line, warnings only)")
     .option('--keep <dir>', "keep each run's database and blobs under this directory (default: removed)")
+    .option('--no-compare', 'skip the comparison with one volunteer a shard and with the central twin')
     .action(async (opts: Record<string, unknown>) => {
       const log = createLogger('simulate', opts['verbose'] === true ? 'info' : 'warn');
       const progress = opts['verbose'] === true ? undefined : progressLine();
@@ -120,6 +122,18 @@ export function simulateCommand(): Command {
       const data = await loadJobData(config);
       const seeds = opts['seeds'] as number;
       const runs: SimulationResult[] = [];
+      const crowdOf = (volunteers: number, steady: boolean) => ({
+        volunteers,
+        samplesPerSecond: opts['speed'] as number,
+        speedSpread: steady ? 0 : (opts['speedSpread'] as number),
+        vanish: steady ? 0 : (opts['vanish'] as number),
+        leave: steady ? 0 : (opts['leave'] as number),
+        leaveWithinSeconds: opts['leaveWithin'] as number,
+        joinOverSeconds: steady ? 0 : (opts['joinOver'] as number),
+        seed: opts['crowdSeed'] as number,
+        carryOptimizer: opts['carryOptimizer'] !== false,
+        cheaters: steady ? 0 : (opts['cheaters'] as number),
+      });
       for (let i = 0; i < seeds; i++) {
         const result = await simulate(
           { ...config, seed: config.seed + i },
@@ -148,9 +162,25 @@ export function simulateCommand(): Command {
         runs.push(result);
         if (!opts['json']) process.stdout.write(describeRun(result));
       }
+      if (!opts['json'] && seeds > 1) process.stdout.write(describeSeeds(summarizeSeeds(runs)));
+      let comparison: Comparison | undefined;
+      if (opts['compare'] !== false) {
+        if (!opts['json']) process.stderr.write('comparing: one volunteer a shard, then the central twin…\n');
+        comparison = await compareRun(config, data, runs[0]!, async (volunteers) => {
+          const steady = await simulate(config, data, crowdOf(volunteers, true), log, undefined, {
+            curveEverySeconds: opts['curveEvery'] as number,
+            targets: [],
+            ...(progress !== undefined ? { onProgress: progress.show(0, 1) } : {}),
+          });
+          progress?.clear();
+          return steady;
+        });
+        if (!opts['json']) process.stdout.write(describeComparison(comparison));
+      }
       if (opts['json'])
-        process.stdout.write(`${JSON.stringify(seeds === 1 ? runs[0] : summarizeSeeds(runs))}\n`);
-      else if (seeds > 1) process.stdout.write(describeSeeds(summarizeSeeds(runs)));
+        process.stdout.write(
+          `${JSON.stringify({ ...(seeds === 1 ? runs[0] : summarizeSeeds(runs)), ...(comparison ? { comparison } : {}) })}\n`,
+        );
     });
 }
 

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { parseJobConfig } from '../../coordinator/job/config.ts';
 import { type SimulationResult, simulate } from '../../coordinator/simulate/simulation.ts';
+import { compareRun, describeComparison } from '../../cli/simulate-compare.ts';
 import { DEFAULT_MIX, type VolunteerMix } from '../../coordinator/simulate/volunteer-mix.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { SMALL_JOB, tinyData } from '../helpers/small-job.ts';
@@ -47,6 +48,25 @@ async function run(
 const withoutTiming = ({ real_seconds: _, ...rest }: SimulationResult) => rest;
 
 void describe('simulate', { timeout: 120_000 }, () => {
+  void it('ends beside one volunteer a shard and the central twin, on the same job and budget', async () => {
+    const crowd = await run({ volunteers: 6 });
+    const asked: number[] = [];
+    const comparison = await compareRun(config, tinyData(), crowd, (volunteers) => {
+      asked.push(volunteers);
+      return run({ volunteers });
+    });
+    assert.deepEqual(asked, [2 ** config.frozen], 'one steady volunteer for each shard');
+    assert.equal(comparison.crowd.volunteers, 6);
+    assert.equal(comparison.crowd.hard_test_acc, crowd.hard_test_acc);
+    assert.equal(comparison.one_per_shard.volunteers, 2 ** config.frozen);
+    for (const acc of [comparison.one_per_shard.hard_test_acc, comparison.central_twin.hard_test_acc])
+      assert.ok(acc >= 0 && acc <= 1, `an accuracy: ${acc}`);
+    const table = describeComparison(comparison).trim().split('\n');
+    assert.equal(table.length, 4);
+    assert.match(table[1]!, /^the crowd \(6 volunteers\)\s+\d+\.\d{2}%\s+\d+ virtual s$/);
+    assert.match(table[3]!, /^the central twin \(arbor train\)\s+\d+\.\d{2}%\s+\d+ s here$/);
+  });
+
   void it('a lone volunteer trains the whole budget without waiting and without waste', async () => {
     const result = await run({ volunteers: 1 });
     assert.equal(result.utilization, 1);
