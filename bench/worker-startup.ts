@@ -1,7 +1,8 @@
 /**
  * How long a volunteer's process takes to load its code, and its peak memory, for the
- * repository's `arbor worker`, the packaged `arbor-worker` bundle, and the baseline of
- * loading every command (what `arbor worker` loaded before commands were loaded lazily).
+ * repository's `arbor worker`, the packaged `arbor-worker` bundle, `arbor --help`, and the
+ * baseline of loading every command (what `arbor worker` loaded before commands were loaded
+ * lazily, and `arbor --help` until it named them without loading them).
  * Each runs `--help`: every module is imported, nothing is trained.
  */
 import { execFile } from 'node:child_process';
@@ -22,6 +23,8 @@ export interface StartupSample {
 export interface WorkerStartupResult {
   readonly runs: number;
   readonly all_commands: StartupSample;
+  /** `arbor --help`: the names and summaries of the commands, none of them loaded. */
+  readonly arbor_help: StartupSample;
   readonly arbor_worker: StartupSample;
   readonly packaged_worker: StartupSample;
   /** arbor_worker / all_commands */
@@ -64,12 +67,14 @@ export async function benchWorkerStartup(runs: number): Promise<WorkerStartupRes
   const dir = mkdtempSync(join(cache, 'arbor-startup-'));
   try {
     const bundle = await extractBundle(dir);
-    const allCommands = await measure(['bin/arbor.js', '--help'], runs, dir);
+    const allCommands = await measure(['--import', 'tsx', 'bench/helpers/load-every-command.ts'], runs, dir);
+    const topHelp = await measure(['bin/arbor.js', '--help'], runs, dir);
     const arborWorker = await measure(['bin/arbor.js', 'worker', '--help'], runs, dir);
     const packaged = await measure([bundle, '--help'], runs, dir);
     return {
       runs,
       all_commands: allCommands,
+      arbor_help: topHelp,
       arbor_worker: arborWorker,
       packaged_worker: packaged,
       ms_ratio: arborWorker.ms / allCommands.ms,

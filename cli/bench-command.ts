@@ -241,6 +241,7 @@ export function benchCommand(): Command {
         opts.json
           ? `${JSON.stringify(r)}\n`
           : line('all commands (baseline)', r.all_commands) +
+              line('arbor --help', r.arbor_help) +
               line('arbor worker', r.arbor_worker) +
               line('arbor-worker (package)', r.packaged_worker),
       );

@@ -6,19 +6,49 @@ setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
 
 /**
  * Each command's module is imported only when that command runs, so `arbor worker` loads
- * the volunteer's code and nothing of the coordinator.
+ * the volunteer's code and nothing of the coordinator, and `arbor --help` loads none.
  */
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  demo: async () => (await import('./demo-command.ts')).demoCommand(),
-  train: async () => (await import('./train-command.ts')).trainCommand(),
-  coordinator: async () => (await import('./coordinator-command.ts')).coordinatorCommand(),
-  worker: async () => (await import('../worker/command.ts')).workerCommand(),
-  status: async () => (await import('./status-command.ts')).statusCommand(),
-  token: async () => (await import('./token-command.ts')).tokenCommand(),
-  admin: async () => (await import('./admin-command.ts')).adminCommand(),
-  eval: async () => (await import('./eval-command.ts')).evalCommand(),
-  bench: async () => (await import('./bench-command.ts')).benchCommand(),
-  simulate: async () => (await import('./simulate-command.ts')).simulateCommand(),
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  demo: {
+    summary: 'a coordinator and workers on this machine train the embedded MNIST, then the central twin',
+    load: async () => (await import('./demo-command.ts')).demoCommand(),
+  },
+  train: {
+    summary: 'train an FFF in one process (the central reference)',
+    load: async () => (await import('./train-command.ts')).trainCommand(),
+  },
+  coordinator: {
+    summary: 'serve a training job to volunteers',
+    load: async () => (await import('./coordinator-command.ts')).coordinatorCommand(),
+  },
+  worker: {
+    summary: 'volunteer: train work units for a coordinator',
+    load: async () => (await import('../worker/command.ts')).workerCommand(),
+  },
+  status: {
+    summary: "a running coordinator's progress, accuracy, shards and top volunteers",
+    load: async () => (await import('./status-command.ts')).statusCommand(),
+  },
+  token: {
+    summary: 'create, list and revoke volunteer tokens',
+    load: async () => (await import('./token-command.ts')).tokenCommand(),
+  },
+  admin: {
+    summary: 'operator controls of a running coordinator',
+    load: async () => (await import('./admin-command.ts')).adminCommand(),
+  },
+  eval: {
+    summary: 'evaluate a checkpoint',
+    load: async () => (await import('./eval-command.ts')).evalCommand(),
+  },
+  bench: {
+    summary: 'benchmarks that print JSON',
+    load: async () => (await import('./bench-command.ts')).benchCommand(),
+  },
+  simulate: {
+    summary: 'a simulated crowd against the real coordinator core on a virtual clock',
+    load: async () => (await import('./simulate-command.ts')).simulateCommand(),
+  },
 };
 
 const program = new Command('arbor')
@@ -27,9 +57,13 @@ const program = new Command('arbor')
   .showHelpAfterError();
 
 try {
-  const named = process.argv[2];
-  const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
-  for (const name of wanted) program.addCommand(await COMMANDS[name]!());
+  // `arbor help worker` is `arbor worker --help`.
+  const [first, second] = process.argv.slice(2);
+  const named = first === 'help' && second !== undefined ? second : first;
+  if (named !== undefined && Object.hasOwn(COMMANDS, named))
+    program.addCommand(await COMMANDS[named]!.load());
+  // Anything else (no command, --help, a typo) needs only the names and what they do.
+  else for (const [name, { summary }] of Object.entries(COMMANDS)) program.command(name).description(summary);
   await program.parseAsync(process.argv);
   // tfjs-wasm keeps handles open; the command is done.
   process.exit(0);

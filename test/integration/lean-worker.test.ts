@@ -42,6 +42,14 @@ void describe('the worker process', { timeout: 60_000 }, () => {
     });
   }
 
+  void it('arbor --help lists every command and loads none of them', async () => {
+    const modules = await modulesLoaded('help', ['bin/arbor.js', '--help']);
+    assert.deepEqual(
+      modules.filter((url) => /\/(cli|worker|coordinator)\/(?!main\.ts)|@tensorflow/.test(url)),
+      [],
+    );
+  });
+
   void it('the coordinator command does load the server (the recorder can tell)', async () => {
     const modules = await modulesLoaded('coordinator', ['bin/arbor.js', 'coordinator', '--help']);
     assert.ok(modules.some((url) => SERVER_ONLY.test(url)));
