@@ -12,11 +12,12 @@ import type { Status, Workers } from '../../proto/dashboard.ts';
 import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from '../../bench/browser/browser-lab.ts';
 import { query } from '../helpers/job-database.ts';
 import { type Spawned, coordinatorUrl, pollUntil, spawnArbor } from '../helpers/processes.ts';
+import { PROCESS_JOB } from '../helpers/process-job.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-browser-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const JOB = ['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'];
+const JOB = PROCESS_JOB;
 
 const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> =>
   pollUntil(what, probe, timeoutMs);

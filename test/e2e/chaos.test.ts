@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import { createRng } from '../../shared/random.ts';
 import { assertMergedExactlyOnce, query } from '../helpers/job-database.ts';
 import { coordinatorUrl, spawnArbor, type Spawned, waitFor } from '../helpers/processes.ts';
+import { PROCESS_JOB } from '../helpers/process-job.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-chaos-'));
 const KILLS = 10;
@@ -26,7 +27,7 @@ void describe('chaos', { timeout: 600_000 }, () => {
   void it(`a job survives ${KILLS} SIGKILLs of its coordinator and merges every result exactly once`, async (t) => {
     const job = (db: string) => [
       'coordinator',
-      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'],
+      ...PROCESS_JOB,
       ...['--shard-epochs', '12', '--local-epochs', '1', '--lease-ms', '3000', '--heartbeat-ms', '300'],
       ...['--db', db, '--exit-when-done', '--json'],
     ];

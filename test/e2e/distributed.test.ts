@@ -10,22 +10,12 @@ import { after, describe, it } from 'node:test';
 import { readFFF } from '../../shared/checkpoint/fff-file.ts';
 import { assertMergedExactlyOnce, query } from '../helpers/job-database.ts';
 import { coordinatorUrl, spawnArbor, waitFor } from '../helpers/processes.ts';
+import { PROCESS_JOB } from '../helpers/process-job.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-dist-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const SMALL_JOB = [
-  '--data',
-  'mnist',
-  '--depth',
-  '4',
-  '--frozen',
-  '2',
-  '--leaf',
-  '8',
-  '--pretrain-epochs',
-  '1',
-];
+const SMALL_JOB = PROCESS_JOB;
 
 void describe('distributed training over loopback', { timeout: 300_000 }, () => {
   void it('two workers train a small job to completion; the final model is written and evaluable', async () => {

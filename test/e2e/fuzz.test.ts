@@ -23,6 +23,7 @@ import { type Rng, createRng } from '../../shared/random.ts';
 import * as gen from '../helpers/fuzz-inputs.ts';
 import { query } from '../helpers/job-database.ts';
 import { coordinatorUrl, spawnArbor, type Spawned, waitFor } from '../helpers/processes.ts';
+import { PROCESS_JOB } from '../helpers/process-job.ts';
 
 const SEED = 20_260_410;
 const TOKEN = 'fuzz-token-0123456789';
@@ -458,7 +459,7 @@ const run = {
 };
 
 async function fuzz(): Promise<void> {
-  const job = ['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'];
+  const job = PROCESS_JOB;
   // A budget the test never reaches; a loose tolerance, so that the honest worker overtraining
   // its shards (hundreds of units) is not what refuses its results late in a slow run.
   const budget = [

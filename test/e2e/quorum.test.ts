@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { assertMergedExactlyOnce, query } from '../helpers/job-database.ts';
 import { coordinatorUrl, spawnArbor } from '../helpers/processes.ts';
+import { PROCESS_JOB } from '../helpers/process-job.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'arbor-quorum-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,7 +21,7 @@ void describe('quorum', { timeout: 300_000 }, () => {
     const db = join(dir, 'quorum.db');
     const coordinator = spawnArbor([
       'coordinator',
-      ...['--data', 'mnist', '--depth', '4', '--frozen', '2', '--leaf', '8', '--pretrain-epochs', '1'],
+      ...PROCESS_JOB,
       ...['--shard-epochs', '2', '--local-epochs', '1', '--quorum', '2', '--port', '0'],
       ...['--db', db, '--exit-when-done', '--json'],
     ]);

@@ -13,25 +13,9 @@ import { runLocalCluster } from '../../coordinator/local-cluster.ts';
 import type { DistributedBenchResult } from '../../bench/distributed.ts';
 import { WorkersStopped } from '../../coordinator/worker-watch.ts';
 import { spawnArbor } from '../helpers/processes.ts';
+import { PROCESS_JOB } from '../helpers/process-job.ts';
 
-const JOB = [
-  '--data',
-  'mnist',
-  '--depth',
-  '4',
-  '--frozen',
-  '2',
-  '--leaf',
-  '8',
-  '--pretrain-epochs',
-  '1',
-  '--shard-epochs',
-  '3',
-  '--local-epochs',
-  '1',
-  '--unit-seconds',
-  '3',
-];
+const JOB = [...PROCESS_JOB, '--shard-epochs', '3', '--local-epochs', '1', '--unit-seconds', '3'];
 
 async function bench(top: 'frozen' | 'slow'): Promise<DistributedBenchResult> {
   const run = spawnArbor(
