@@ -195,6 +195,9 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     });
     const joinInfo = (await (await fetch(`${url}/v1/join`)).json()) as Join;
     assert.equal(joinShown, joinCommand(url, joinInfo), 'the page and the CLI print the same command');
+    const commandBox = await page.locator('#join-command').boundingBox();
+    assert.ok(commandBox !== null && commandBox.height < 40, 'the command stays on one line');
+    await page.click('#copy-join');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-empty.png'), fullPage: true });
 
     const ws = url.replace('http', 'ws');
@@ -271,6 +274,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     );
     const shardsDone = await page.locator('#shards .shard.done').count();
     assert.equal(shardsDone, 4, 'every shard shows its budget done');
+    assert.equal(await page.locator('#join').isVisible(), false, 'a finished job invites no more volunteers');
     // The slow top moved: its re-routes plotted, its nodes marked with their last update.
     const series = (await getChecked(`${url}/v1/series`, SeriesSchema)) as { top: { reroutes: unknown[] } };
     assert.ok(series.top.reroutes.length > 0, 're-routed during the job');

@@ -96,6 +96,8 @@ async function getJson(path) {
 
 function renderStatus(s) {
   state.status = s;
+  // A finished job needs no more volunteers.
+  $('join').hidden = s.phase === 'done';
   $('job').textContent =
     `${s.data} · depth ${s.model.depth}, ${s.model.frozen} frozen levels (${2 ** s.model.frozen} shards), leaf ${s.model.leaf}`;
   $('phase').textContent = s.paused && s.phase === 'training' ? 'paused' : s.phase;
@@ -496,3 +498,13 @@ plotResizer.observe($('plot-loss'));
 refreshForever();
 listen();
 showJoinCommand();
+$('copy-join').addEventListener('click', async () => {
+  const command = $('join-command').textContent ?? '';
+  try {
+    await navigator.clipboard.writeText(command);
+    $('copy-join').textContent = 'Copied';
+  } catch {
+    // No clipboard off a secure origin: select the command for the volunteer to copy.
+    getSelection()?.selectAllChildren($('join-command'));
+  }
+});
