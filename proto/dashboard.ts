@@ -121,6 +121,10 @@ export type ShardSamples = Static<typeof ShardSamplesSchema>;
 export const WorkerInfoSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
+  token_name: Type.Union([
+    Type.String({ description: 'the name its volunteer token was issued to (arbor token create --name)' }),
+    Type.Null(),
+  ]),
   backend: Type.String(),
   samples_per_s: Nullable(Num('speed measured at hello (this connection)')),
   connected: Type.Boolean(),

@@ -192,9 +192,11 @@ export class ReadModel {
       offset,
       workers: this.store.workersPage(offset, limit).map((w) => {
         const live = presence.get(w.id);
+        const tokenId = /^w-([0-9a-f]{12})(?:-\d+)?$/.exec(w.id)?.[1];
         return {
           id: w.id,
           name: w.name,
+          token_name: tokenId === undefined ? null : (this.store.getToken(tokenId)?.name ?? null),
           backend: w.backend,
           samples_per_s: live?.samplesPerSecond ?? null,
           connected: live !== undefined,

@@ -71,6 +71,7 @@ const shard = (id: number, health: ShardInfo['health'], extra: Partial<ShardInfo
 const worker = (name: string, credit: number, extra: Partial<WorkerInfo> = {}): WorkerInfo => ({
   id: `id-${name}`,
   name,
+  token_name: null,
   backend: 'wasm',
   samples_per_s: 1234.4,
   connected: true,

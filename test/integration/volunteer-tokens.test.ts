@@ -4,6 +4,7 @@
  * its token, not its name; a token cannot speak for another's worker; a revoked one is refused.
  */
 import assert from 'node:assert/strict';
+import type { Workers } from '../../proto/dashboard.ts';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
@@ -66,6 +67,16 @@ void describe('volunteer tokens', { timeout: 60_000 }, () => {
     const m = (await connect(mallory.token, 'alice')) as Welcome;
     assert.equal(a.worker_id, `w-${alice.id}`);
     assert.equal(m.worker_id, `w-${mallory.id}`, 'the same name does not give the same identity');
+    const { workers } = (await (await fetch(`${small.coordinator.url}/v1/workers`)).json()) as Workers;
+    assert.deepEqual(
+      workers.map((w) => [w.id, w.name, w.token_name]).sort(),
+      [
+        [`w-${alice.id}`, 'alice', 'alice'],
+        [`w-${mallory.id}`, 'alice', 'mallory'],
+        [workers.find((w) => w.name === 'early')!.id, 'early', null],
+      ].sort(),
+      'the dashboard names each worker by the token it came with',
+    );
 
     // Mallory's token cannot upload as Alice's worker, even before a lease is looked at.
     const response = await fetch(`${small.coordinator.url}${ROUTES.unitResult.path('r0000-s0000')}`, {

@@ -360,7 +360,7 @@ function renderWorkers(view, now) {
       const row = el('tr', { 'data-worker': w.id });
       const cells = [
         String(view.offset + i + 1),
-        `${w.name}${w.connected ? '' : ' (offline)'}`,
+        `${w.name}${w.token_name !== null && w.token_name !== w.name ? ` (${w.token_name})` : ''}${w.connected ? '' : ' (offline)'}`,
         w.backend,
         w.samples_per_s === null ? '–' : `${Math.round(w.samples_per_s).toLocaleString('en')}/s`,
         num(w.units_done),
