@@ -306,7 +306,7 @@ export class CoordinatorCore {
     this.endNotice ??= new JobEndNotice(
       clock.now(),
       store.listWorkers(),
-      (volunteer) => this.presence.accountedFor(volunteer),
+      this.presence.accountedFor(),
       this.presence.sinceMs,
     );
     this.resolveDone(final);

@@ -75,9 +75,10 @@ export class Presence {
     return worker;
   }
 
-  /** Connected now, or last left on purpose: either way, not to be waited for. */
-  accountedFor(volunteer: string): boolean {
-    return this.departed.has(volunteer) || this.all().some((w) => volunteerOf(w.id) === volunteer);
+  /** Connected now, or last left on purpose: either way, none to wait for (a test per volunteer). */
+  accountedFor(): (volunteer: string) => boolean {
+    const connected = new Set([...this.workers.keys()].map(volunteerOf));
+    return (volunteer) => connected.has(volunteer) || this.departed.has(volunteer);
   }
 
   get(id: string): ConnectedWorker | undefined {
