@@ -26,6 +26,8 @@ import { ownWorkFault } from '../credit/own-work.ts';
 
 /** Below this share of changed leaf parameters a delta shows no training (see changedLeafShare). */
 const MIN_CHANGED_LEAF_SHARE = 0.02;
+/** Units of fewer minibatches than this are too small to show work (see shows-work). */
+const MIN_STEPS_FOR_WORK_RULES = 1;
 
 export interface Submission {
   readonly unitId: string;
@@ -165,6 +167,11 @@ export const ACCEPTANCE_RULES: readonly AcceptanceRule[] = [
     stage: 'delta',
     code: 'DELTA_REJECTED',
     check: (c, job) => {
+      // A unit whose window is under one minibatch (the tail of a shard the top routes few
+      // samples to, after a re-route) trains no whole step: its honest delta is nothing. It is
+      // held to neither rule and earns its few samples.
+      const steps = job.schedule.unitSamples(shardOf(c), unitOf(c)) / job.schedule.batchOf(shardOf(c));
+      if (steps < MIN_STEPS_FOR_WORK_RULES) return undefined;
       const norm = (c.norm ??= deltaNorm(deltaOf(c)));
       const floor = job.config.validation.min_delta_norm;
       if (norm < floor) return `norm ${norm.toPrecision(4)} is below ${floor}: the delta shows no training`;

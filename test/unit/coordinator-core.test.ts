@@ -13,6 +13,7 @@ import { PROTOCOL_VERSION } from '../../proto/version.ts';
 import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
+import type { Unit } from '../../coordinator/store/store.ts';
 import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
@@ -258,6 +259,40 @@ void describe('acceptance rules', () => {
       'past the deadline',
     );
     assert.equal(s.store.getResult(assign.unit_id), undefined);
+  });
+
+  void it('shows-work asks nothing of a window that rounds to no whole step (a tail after a re-route)', async () => {
+    const s = await setup();
+    const showsWork = ACCEPTANCE_RULES.find((r) => r.name === 'shows-work')!;
+    const shard = s.store.listShards()[0]!;
+    const stepsPerEpoch = Math.ceil(shard.samples / s.job.schedule.batchOf(shard));
+    const unitOf = (steps: number): Unit => ({
+      ...s.store.listUnits()[0]!,
+      id: 'tail',
+      shard: shard.id,
+      window: { from: 0.9, to: 1, epochs: steps / stepsPerEpoch },
+    });
+    const judge = (steps: number) =>
+      showsWork.check(
+        {
+          submission: {
+            unitId: 'tail',
+            workerId: 'w',
+            leaseToken: 't',
+            body: new Uint8Array(),
+            metrics: { train_loss: 0, samples: 0, seconds: 1 },
+          },
+          now: 0,
+          unit: unitOf(steps),
+          shard,
+          delta: zeros(s),
+        },
+        s.job,
+      );
+    s.core.assign(s.core.connect(hello('alice')).id);
+    assert.equal(s.job.schedule.unitSamples(shard, unitOf(0.3)), 0, 'the window rounds to no step');
+    assert.equal(judge(0.3), undefined, 'nothing trained, nothing to show');
+    assert.match(judge(2) ?? '', /shows no training/, 'two steps of nothing are refused');
   });
 
   const deltaCases: [string, string, (s: SeededCore) => Uint8Array][] = [
