@@ -19,12 +19,13 @@ export function workerJoinScript(
   }));
   return `// Arbor ${version} volunteer: fetches the worker from its coordinator, checks it, runs it.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const FILES = ${JSON.stringify(manifest)};
+const KEPT_VERSIONS = 3;
 const args = process.argv.slice(1);
 if (args[0] !== undefined && !args[0].startsWith('-')) args.shift();
 const at = args.findIndex((arg) => arg === '--url' || arg.startsWith('--url='));
@@ -46,6 +47,15 @@ for (const file of FILES) {
   renameSync(\`\${target}.part\`, target);
   fetched += bytes.length;
 }
+// The worker of other coordinators, or of this one's earlier versions: the three used last stay.
+const versions = join(dir, '..');
+utimesSync(dir, new Date(), new Date());
+readdirSync(versions)
+  .filter((name) => /^[0-9a-f]{16}$/.test(name))
+  .map((name) => ({ path: join(versions, name), usedMs: statSync(join(versions, name)).mtimeMs }))
+  .sort((a, b) => b.usedMs - a.usedMs)
+  .slice(KEPT_VERSIONS)
+  .forEach(({ path }) => rmSync(path, { recursive: true, force: true }));
 process.stderr.write(
   fetched > 0
     ? \`arbor: worker ${version} fetched from \${base} (\${(fetched / 1e6).toFixed(1)} MB) into \${dir}\\n\`

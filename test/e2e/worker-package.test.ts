@@ -10,7 +10,15 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { type AddressInfo, createServer } from 'node:net';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -99,10 +107,25 @@ void describe('the volunteer worker', { timeout: 300_000 }, () => {
       first.stderr.slice(-2000),
     );
 
-    // The next start fetches nothing; a damaged file is fetched again, never used.
-    const [kept] = readdirSync(joinPath(home, '.arbor/worker'));
-    const wasm = joinPath(home, '.arbor/worker', kept!, 'tfjs-backend-wasm-simd.wasm');
+    // The next start fetches nothing; a damaged file is fetched again, never used; of the
+    // workers other versions left, the two used last stay beside this one.
+    const versions = joinPath(home, '.arbor/worker');
+    const [kept] = readdirSync(versions);
+    const wasm = joinPath(versions, kept!, 'tfjs-backend-wasm-simd.wasm');
+    const older = ['1', '2', '3', '4'].map((digit, i) => {
+      const path = joinPath(versions, digit.repeat(16));
+      mkdirSync(path);
+      const usedAt = new Date(Date.now() - (i + 1) * 86_400_000);
+      utimesSync(path, usedAt, usedAt);
+      return digit.repeat(16);
+    });
+    mkdirSync(joinPath(versions, 'not-a-version'));
     const again = await runJoinCommand(home, ['--help']);
+    assert.deepEqual(
+      readdirSync(versions).sort(),
+      [kept!, older[0]!, older[1]!, 'not-a-version'].sort(),
+      'the three versions used last, and nothing that is not a version',
+    );
     assert.equal(again.code, 0, again.stderr);
     assert.equal(fetchedMegabytes(again.stderr), undefined, again.stderr);
     assert.match(again.stderr, /arbor: worker \S+ from /);
