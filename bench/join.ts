@@ -6,12 +6,13 @@
  * accepted unit, training speed over its units and CPU share over its life; and the
  * repository's worker again with `--max-cpu 50`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Join, joinCommand } from '../proto/dashboard.ts';
+import { defaultJobCoordinator } from './helpers/default-coordinator.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -105,30 +106,9 @@ function runVolunteer(
   });
 }
 
-async function trainingCoordinator(dir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    ['bin/arbor.js', 'coordinator', '--port', '0', '--db', join(dir, 'arbor.db')],
-    { cwd: root, env: { ...process.env, ARBOR_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  // Dies with the bench, however the bench ends.
-  process.once('exit', () => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  for (;;) {
-    const url = /listening on (http:\/\/[0-9.]+:\d+)/.exec(stdout)?.[1];
-    if (url !== undefined && /volunteers join with/.test(stdout)) {
-      const status = (await (await fetch(`${url}/v1/status`)).json()) as { phase: string };
-      if (status.phase === 'training') return { child, url };
-    }
-    if (child.exitCode !== null) throw new Error(`the coordinator exited with ${child.exitCode}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
 export async function benchJoin(units: number): Promise<JoinResult> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-bench-join-'));
-  const { child, url } = await trainingCoordinator(dir);
+  const { child, url } = await defaultJobCoordinator(dir);
   try {
     const joinInfo = (await (await fetch(`${url}/v1/join`)).json()) as Join;
     const command = joinCommand(url, joinInfo);

@@ -6,15 +6,13 @@
  * backend that started). The first tab pays for loading the page's scripts; the others are
  * what a returning volunteer sees.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from './browser-lab.ts';
+import { defaultJobCoordinator } from '../helpers/default-coordinator.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface TabStart {
   /** From opening the page to its backend being shown. */
@@ -54,23 +52,9 @@ async function openTab(browser: Browser, url: string): Promise<TabStart> {
 
 export async function benchBackendChoice(tabs: number): Promise<BackendChoiceResult> {
   const dir = mkdtempSync(join(tmpdir(), 'arbor-bench-choice-'));
-  const coordinator = spawn(
-    process.execPath,
-    ['bin/arbor.js', 'coordinator', '--port', '0', '--db', join(dir, 'arbor.db'), '--enrolment', 'open'],
-    { cwd: root, env: { ...process.env, ARBOR_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  // Dies with the bench, however the bench ends.
-  process.once('exit', () => coordinator.kill('SIGKILL'));
-  let stdout = '';
-  coordinator.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const { child: coordinator, url } = await defaultJobCoordinator(dir, ['--enrolment', 'open']);
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_GPU_FLAGS });
   try {
-    while (!/volunteers join with/.test(stdout)) {
-      if (coordinator.exitCode !== null)
-        throw new Error(`the coordinator exited with ${coordinator.exitCode}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const url = /listening on (http:\/\/[0-9.]+:\d+)/.exec(stdout)![1]!;
     // The coordinator bundles the page's scripts on the first request: not the tab's time.
     await fetch(`${url}/volunteer/thread.js`);
     const measured: TabStart[] = [];
