@@ -13,7 +13,6 @@ import { type Browser, chromium } from 'playwright-core';
 import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from './browser-lab.ts';
 import { defaultJobCoordinator } from '../helpers/default-coordinator.ts';
 
-
 export interface TabStart {
   /** From opening the page to its backend being shown. */
   readonly chosen_ms: number;
