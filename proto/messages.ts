@@ -71,6 +71,11 @@ export const Heartbeat = Type.Object(
     lease_token: Token('lease token from assign'),
     step: Count('steps done so far'),
     total_steps: Count('steps in the unit', 1),
+    saved_samples: Type.Optional(
+      Count(
+        'samples of this unit the worker has saved as a checkpoint it can hand in later, should it go away (a browser tab)',
+      ),
+    ),
     loss: Type.Optional(
       Finite(
         'cross-entropy of the last reported batch: the data term alone, without the hardening, balance or path regularizers (which can make the objective negative)',

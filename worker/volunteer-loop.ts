@@ -20,6 +20,7 @@ import {
   type BlobSource,
   type ControlSocket,
   type Pacing,
+  type UnitCheckpoints,
   type VolunteerLog,
   pause,
 } from './volunteer-ports.ts';
@@ -52,6 +53,8 @@ export interface VolunteerOptions {
   ) => void;
   /** The volunteer's limits: a share of the CPU, or only while the machine is idle. */
   readonly pacing?: Pacing;
+  /** Where a worker that may die mid-unit saves its progress for a later hand-in (a tab). */
+  readonly checkpoints?: UnitCheckpoints;
 }
 
 export interface WorkerSummary {
@@ -80,7 +83,7 @@ class StopWorker extends Error {
  * with capped exponential backoff and jitter when the coordinator goes away.
  */
 export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSummary> {
-  const { log, signal, blobs } = options;
+  const { log, signal, blobs, checkpoints } = options;
   const base = httpBase(options.url);
   const stats = { units: 0, accepted: 0, rejected: 0, samples: 0 };
   const backoff = options.reconnect ?? { initialMs: 500, maxMs: 30_000 };
@@ -190,7 +193,8 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
     };
     let last: StepReport | undefined;
     let stepsDone = 0;
-    const heartbeat = setInterval(() => {
+    let savedSamples = 0;
+    const beat = (): void =>
       connection.send({
         type: 'heartbeat',
         unit_id: assign.unit_id,
@@ -198,8 +202,9 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
         step: Math.min(stepsDone, totalSteps),
         total_steps: Math.max(1, totalSteps),
         ...(last !== undefined && Number.isFinite(last.loss) ? { loss: last.loss } : {}),
+        ...(savedSamples > 0 ? { saved_samples: savedSamples } : {}),
       });
-    }, welcome.heartbeat_ms);
+    const heartbeat = setInterval(beat, welcome.heartbeat_ms);
     unitLog.info(
       { samples: data.n, epochs: assign.recipe.local_epochs, batch: assign.recipe.batch },
       'training unit',
@@ -226,6 +231,29 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
             ? { resumeOptimizer: { ...carried.carry, momentum: carried.version === assign.base_version } }
             : {}),
           onOptimizerState: (carry) => (carried = { shard: assign.shard, carry }),
+          ...(checkpoints !== undefined
+            ? {
+                checkpoint: {
+                  everyMs: checkpoints.everyMs,
+                  now: () => Date.now(),
+                  save: async (partial) => {
+                    if (partial.samples < assign.recipe.batch) return;
+                    await checkpoints.save({
+                      assign,
+                      workerId,
+                      body: encodeUnitDelta(partial.delta, partial.pathDelta),
+                      metrics: {
+                        train_loss: partial.finalLoss,
+                        samples: partial.samples,
+                        seconds: partial.seconds,
+                      },
+                    });
+                    savedSamples = partial.samples;
+                    beat();
+                  },
+                },
+              }
+            : {}),
         },
         window,
         path,
@@ -235,7 +263,9 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       connection.onCancel = () => undefined;
       options.onUnitEnd?.(assign);
     }
+
     if (cancelled !== undefined) {
+      await checkpoints?.clear();
       unitLog.warn({ reason: cancelled }, 'unit cancelled by the coordinator');
       return;
     }
@@ -249,6 +279,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
         lease_token: assign.lease_token,
         reason: 'worker stopping',
       });
+      await checkpoints?.clear();
       unitLog.info('unit handed back');
       if (signal?.aborted === true) throw new StopWorker('stopped');
       return;
@@ -269,6 +300,8 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       log,
       ...(signal ? { signal } : {}),
     });
+    // Kept until the answer: a tab that dies during the upload hands in the checkpoint next time.
+    await checkpoints?.clear();
     const verdict = answer.status;
     if (answer.version !== undefined && carried?.shard === assign.shard) carried.version = answer.version;
     options.onResult?.(assign, verdict, samples, answer.standing);

@@ -1,6 +1,6 @@
 /** What the volunteer loop needs from its platform: Node's ws and disk, or a browser's. */
 import type { Static } from '@sinclair/typebox';
-import type { BlobRef, CoordinatorMessage, WorkerMessage } from '../proto/messages.ts';
+import type { Assign, BlobRef, CoordinatorMessage, WorkerMessage } from '../proto/messages.ts';
 
 /** The worker's end of the control socket (ws in Node, the browser's WebSocket in a tab). */
 export interface ControlSocket {
@@ -46,4 +46,23 @@ export interface Pacing {
   readonly handIn: boolean;
   /** Awaited before asking for work. */
   beforeWork(signal?: AbortSignal): Promise<void>;
+}
+
+/** What a unit trained so far, as it would be uploaded: a partial result to hand in later. */
+export interface UnitCheckpoint {
+  readonly assign: Assign;
+  readonly workerId: string;
+  /** The encoded delta (shared/fff/unit-delta.ts). */
+  readonly body: Uint8Array;
+  readonly metrics: { readonly train_loss: number; readonly samples: number; readonly seconds: number };
+}
+
+/**
+ * Where a worker that may die mid-unit (a browser tab) keeps its unit's progress: saved every
+ * `everyMs` of training, cleared once the unit's result is sent or the unit is handed back.
+ */
+export interface UnitCheckpoints {
+  readonly everyMs: number;
+  save(checkpoint: UnitCheckpoint): Promise<void>;
+  clear(): Promise<void>;
 }

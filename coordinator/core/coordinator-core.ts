@@ -165,17 +165,14 @@ export class CoordinatorCore {
     return worker;
   }
 
-  /**
-   * A worker that says it is going away (a closed browser tab) hands its leases back at once;
-   * one that merely lost its socket keeps them, since it may still upload over HTTP.
-   */
+  /** What happens to the leases of a worker whose socket closed: Leases.left. */
   disconnect(workerId: string, goingAway = false, onPurpose = goingAway): void {
     const { store, clock, log } = this.deps;
     const worker = this.presence.leave(workerId, clock.now(), onPurpose);
     if (worker === undefined) return;
     const info = store.getWorker(workerId);
     if (info !== undefined) store.upsertWorker({ ...info, lastSeenMs: worker.lastSeenMs });
-    const released = goingAway ? store.releaseLeasesOf(workerId) : 0;
+    const released = this.leases.left(workerId, goingAway);
     if (released > 0)
       store.appendEvent(
         'released',
@@ -228,6 +225,7 @@ export class CoordinatorCore {
   submit(submission: Submission): IntakeOutcome {
     this.presence.seen(submission.workerId, this.deps.clock.now());
     const outcome = this.intake.submit(submission, this.presence.get(submission.workerId)?.name);
+    this.leases.finished(submission.unitId);
     if (outcome.replay === true || this.phase !== 'training') return outcome;
     let evaluated = false;
     if (outcome.response.status === 'accepted' && outcome.response.held !== true) {

@@ -7,6 +7,7 @@ import type { Store } from '../store/store.ts';
 import type { Clock } from '../../shared/clock.ts';
 import { cutUnit } from './unit-cutter.ts';
 import { type Asker, Stragglers } from './stragglers.ts';
+import { SavedProgress } from './saved-progress.ts';
 import { standingOwner } from './standing.ts';
 import type { JobConfig } from '../job/config.ts';
 
@@ -38,6 +39,7 @@ export const leaseLifetimeMs = (config: JobConfig): number =>
 /** Token-fenced leases on work units: assign, heartbeat, hand back, expire. */
 export class Leases {
   private readonly stragglers: Stragglers;
+  private readonly saved: SavedProgress;
 
   constructor(
     private readonly job: TrainingJob,
@@ -47,6 +49,7 @@ export class Leases {
     private readonly clock: Clock,
   ) {
     this.stragglers = new Stragglers(job, store, log);
+    this.saved = new SavedProgress(job, store, log, clock);
   }
 
   /** Leases the oldest ready unit, or cuts a new one sized for the asker. */
@@ -177,13 +180,32 @@ export class Leases {
   heartbeat(workerId: string, heartbeat: Heartbeat): boolean {
     const unit = this.store.getUnit(heartbeat.unit_id);
     if (unit?.workerId !== workerId) return false;
-    return this.store.renewLease(
+    const renewed = this.store.renewLease(
       heartbeat.unit_id,
       heartbeat.lease_token,
       this.clock.now(),
       this.job.config.lease_ms,
       leaseLifetimeMs(this.job.config),
     );
+    if (renewed) this.saved.heard(workerId, heartbeat);
+    return renewed;
+  }
+
+  /**
+   * The worker's socket closed. One that said it is going away (a closed browser tab) hands
+   * its leases back at once, but for the parts of units it saved a checkpoint of (kept for its
+   * next visit); one that merely lost its socket keeps them, since it may still upload over
+   * HTTP. Returns how many units went back out.
+   */
+  left(workerId: string, goingAway: boolean): number {
+    if (!goingAway) return 0;
+    const kept = this.saved.holdFor(workerId, leaseLifetimeMs(this.job.config));
+    return this.store.releaseLeasesOf(workerId, kept);
+  }
+
+  /** The unit's result arrived: no checkpoint of it is needed any more. */
+  finished(unitId: string): void {
+    this.saved.forget(unitId);
   }
 
   release(workerId: string, release: Release, name?: string): boolean {
@@ -191,6 +213,7 @@ export class Leases {
     if (unit?.workerId !== workerId) return false;
     const released = this.store.releaseUnit(release.unit_id, release.lease_token);
     if (released) {
+      this.saved.forget(unit.id);
       const fields = { unit: unit.id, shard: unit.shard, worker: workerId, reason: release.reason };
       this.store.appendEvent('released', { ...fields, name }, this.clock.now());
       this.log.info(fields, 'unit handed back');

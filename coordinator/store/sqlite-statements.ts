@@ -265,9 +265,13 @@ export function prepareStatements(db: Database.Database) {
       `UPDATE units SET state = 'ready', lease_token = NULL, worker_id = NULL, deadline_ms = NULL
        WHERE id = ? AND state = 'leased'`,
     ),
-    releaseLeasesOf: db.prepare<[string]>(
+    releaseLeasesOf: db.prepare<[string, string]>(
       `UPDATE units SET state = 'ready', lease_token = NULL, worker_id = NULL, deadline_ms = NULL
-       WHERE worker_id = ? AND state = 'leased'`,
+       WHERE worker_id = ? AND state = 'leased' AND id NOT IN (SELECT value FROM json_each(?))`,
+    ),
+    holdLease: db.prepare<[number, string, string]>(
+      `UPDATE units SET deadline_ms = MAX(COALESCE(deadline_ms, 0), ?)
+       WHERE id = ? AND lease_token = ? AND state = 'leased'`,
     ),
     recentVerdicts: db.prepare<
       [{ id: string; limit: number }],

@@ -267,8 +267,12 @@ export class SqliteStore implements Store {
       .immediate();
   }
 
-  releaseLeasesOf(workerId: string): number {
-    return this.s.releaseLeasesOf.run(workerId).changes;
+  releaseLeasesOf(workerId: string, keep: readonly string[] = []): number {
+    return this.s.releaseLeasesOf.run(workerId, JSON.stringify(keep)).changes;
+  }
+
+  holdLease(unitId: string, token: string, untilMs: number): boolean {
+    return this.s.holdLease.run(untilMs, unitId, token).changes === 1;
   }
 
   recentVerdicts(workerId: string, limit: number): Verdict[] {

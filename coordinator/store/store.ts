@@ -325,8 +325,13 @@ export interface Store {
    * `by` are retired, never to be leased or merged; returns them as they were.
    */
   retireUnitsEndingBy(shard: number, by: number): Unit[];
-  /** Every unit leased to `workerId` goes back to ready without counting an attempt; how many. */
-  releaseLeasesOf(workerId: string): number;
+  /**
+   * Every unit leased to `workerId` (but those in `keep`) goes back to ready without counting
+   * an attempt; how many.
+   */
+  releaseLeasesOf(workerId: string, keep?: readonly string[]): number;
+  /** Keeps a lease until at least `untilMs`, heartbeats or not (token-fenced); false if not held. */
+  holdLease(unitId: string, token: string, untilMs: number): boolean;
   /** The latest verdicts of a worker and of its further connections (`<id>-2`, …), newest first. */
   recentVerdicts(workerId: string, limit: number): Verdict[];
   /** Keeps the newest `keep` events; returns how many were deleted. */

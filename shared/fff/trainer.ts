@@ -95,7 +95,7 @@ export interface TrainHooks {
   /** Yield to the event loop every this many steps (0 = never). */
   readonly yieldEvery?: number;
   /** Awaited after every step: where a volunteer's CPU limit pauses training. */
-  readonly betweenSteps?: () => Promise<void>;
+  readonly betweenSteps?: (progress: { readonly samplesSeen: number }) => Promise<void>;
 }
 
 export interface TrainStats {
@@ -281,7 +281,7 @@ export async function trainFFF(
         hooks.onStep?.(report);
       }
       if (hooks.yieldEvery && steps % hooks.yieldEvery === 0) await nextTick();
-      await hooks.betweenSteps?.();
+      await hooks.betweenSteps?.({ samplesSeen });
       if (lastOfEpoch && report) await hooks.onEpochEnd?.(report);
     }
     if (last) await saveState(optimizer, phase.name);

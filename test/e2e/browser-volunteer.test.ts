@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import type { Status, Workers } from '../../proto/dashboard.ts';
 import { CHROMIUM_GPU_FLAGS, CHROMIUM_PATH } from '../../bench/browser/browser-lab.ts';
 import { query } from '../helpers/job-database.ts';
@@ -41,8 +41,11 @@ function startCoordinator(
   return { coordinator, url: coordinatorUrl(coordinator) };
 }
 
+const volunteerCredit = async (url: string): Promise<number> =>
+  (await getJson<Workers>(`${url}/v1/workers`)).workers.reduce((sum, w) => sum + w.credit, 0);
+
 async function openVolunteer(
-  browser: Browser,
+  browser: Browser | BrowserContext,
   url: string,
   problems: string[],
   before?: (page: Page) => Promise<void>,
@@ -146,7 +149,7 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
     await Promise.all([...tabs.map(({ page }) => page.close()), dashboard.close()]);
   });
 
-  void it('enrols itself, picks the fastest backend by measuring, shows its unit, keeps to its limits, pauses and resumes, and a closed tab hands its unit back at once', async (t) => {
+  void it('enrols itself, picks the fastest backend by measuring, shows its unit, keeps to its limits, pauses and resumes, and a closed tab hands in its saved part of the unit on the next visit while the rest goes out at once', async (t) => {
     const { coordinator, url: listening } = startCoordinator('pause', [
       ...['--shard-epochs', '400', '--local-epochs', '40', '--lease-ms', '600000', '--enrolment', 'open'],
     ]);
@@ -154,7 +157,11 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
     const url = await listening;
     const problems: string[] = [];
     const opened = performance.now();
-    const page = await openVolunteer(await launch(), `${url}/volunteer?autostart=1`, problems, fakeBattery);
+    const db = join(dir, 'pause.db');
+    // One context for both visits: the next visit finds the closed tab's checkpoint in IndexedDB.
+    const context = await (await launch()).newContext();
+    t.after(() => context.close());
+    const page = await openVolunteer(context, `${url}/volunteer?autostart=1`, problems, fakeBattery);
     await until('a backend to be chosen', async () =>
       (await text(page, '#backend')) === '–' ? undefined : true,
     );
@@ -181,7 +188,7 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
       const shown = await text(page, '#unit');
       return shown === '–' ? undefined : shown;
     });
-    const leasedUnits = query(join(dir, 'pause.db'), "SELECT id FROM units WHERE state = 'leased'");
+    const leasedUnits = query(db, "SELECT id FROM units WHERE state = 'leased'");
     assert.deepEqual(
       leasedUnits.map((row) => row['id']),
       [unit.split(' ')[0]],
@@ -208,13 +215,39 @@ void describe('browser volunteer', { timeout: 600_000 }, () => {
     await until('a unit in training again', async () =>
       (await state()) === 'working' && (await leased()) === 1 ? true : undefined,
     );
+    // Closing the tab mid-unit: its unit's saved part is handed in, on closing or on the next visit.
+    const saved = await until('a checkpoint of the unit', async () => {
+      const shown = await text(page, '#saved');
+      return shown === '–' ? undefined : Number(shown.split(' ')[0]!.replaceAll(',', ''));
+    });
+    const closing = (await text(page, '#unit')).split(' ')[0]!;
+    const creditBefore = await volunteerCredit(url);
     await page.close({ runBeforeUnload: false });
-    // The lease runs for ten minutes: only the tab going away can give it back this soon.
-    await until(
-      'the closed tab’s unit to be back',
-      async () => ((await leased()) === 0 ? true : undefined),
+    // The lease runs for ten minutes: only the tab going away can give the rest out this soon.
+    const rest = await until(
+      'the unsaved rest of the closed tab’s unit to be out again',
+      () => {
+        const base = closing.replace(/(?:-[px]\d+)+$/, '');
+        const rows = query(
+          db,
+          `SELECT id FROM units WHERE state = 'ready' AND id LIKE '${base}-p%' AND id != '${closing}'`,
+        );
+        return Promise.resolve(rows.length === 1 ? rows[0]!['id'] : undefined);
+      },
       20_000,
     );
+    t.diagnostic(`closed with ${saved} samples saved; the rest went out as ${String(rest)}`);
+    const reopened = await openVolunteer(context, `${url}/volunteer?autostart=1`, problems);
+    const handedIn = await until('the closed tab’s part of its unit to be merged', () => {
+      const rows = query(db, `SELECT status, samples FROM results WHERE unit_id = '${closing}'`);
+      return Promise.resolve(rows.length === 1 ? rows[0]! : undefined);
+    });
+    assert.equal(handedIn['status'], 'accepted');
+    assert.ok(Number(handedIn['samples']) >= saved, `handed in ${handedIn['samples']}, saved ${saved}`);
+    await until('the volunteer to be credited for it', async () =>
+      (await volunteerCredit(url)) >= creditBefore + saved ? true : undefined,
+    );
     assert.deepEqual(problems, []);
+    await reopened.close();
   });
 });

@@ -66,6 +66,41 @@ void describe('trainUnit (a worker trains one shard)', () => {
     assert.ok(result.samples <= 3 * 32);
   });
 
+  void it('saves what it trained so far on its checkpoint clock, the same delta a stop there would send', async () => {
+    const data = separable(512, 4);
+    let now = 0;
+    const saves: { samples: number; seconds: number; norm: number }[] = [];
+    let stoppedAt: number | undefined;
+    const stopped = await trainUnit(base, data, recipe, {
+      shouldStop: () => saves.length >= 2 && (stoppedAt ??= saves[1]!.samples) !== undefined,
+      betweenSteps: () => Promise.resolve(void (now += 100)),
+      checkpoint: {
+        everyMs: 1000,
+        now: () => now,
+        save: (partial) => {
+          const norm = Math.hypot(...TENSOR_NAMES.flatMap((name) => [...partial.delta.tensors[name]]));
+          saves.push({ samples: partial.samples, seconds: partial.seconds, norm });
+          return Promise.resolve();
+        },
+      },
+    });
+    assert.equal(saves.length, 2, 'one save a second of the clock');
+    assert.deepEqual(
+      saves.map((save) => [save.samples, save.seconds]),
+      [
+        [10 * 32, 1],
+        [20 * 32, 2],
+      ],
+    );
+    assert.ok(
+      saves.every((save) => save.norm > 0),
+      'a saved delta shows training',
+    );
+    assert.equal(stopped.samples, stoppedAt, 'stopped right after the second save');
+    const stoppedNorm = Math.hypot(...TENSOR_NAMES.flatMap((name) => [...stopped.delta.tensors[name]]));
+    assert.ok(Math.abs(stoppedNorm - saves[1]!.norm) < 1e-9 * stoppedNorm, "the save is the stop's delta");
+  });
+
   void it('trains exactly the samples samplesOfRun predicts, for any window of the schedule', async () => {
     const data = separable(195, 6); // 7 minibatches a pass, the last of 3 samples
     for (const [from, to] of [

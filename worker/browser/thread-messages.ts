@@ -33,6 +33,8 @@ export type ThreadReport =
   | { readonly type: 'state'; readonly state: VolunteerState; readonly message?: string }
   | { readonly type: 'unit'; readonly unit: string; readonly shard: number }
   | { readonly type: 'progress'; readonly step: number; readonly total: number; readonly loss: number }
+  /** The unit's progress is saved in this browser: closing the tab now loses none of it. */
+  | { readonly type: 'saved'; readonly samples: number }
   | {
       readonly type: 'result';
       readonly verdict: 'accepted' | 'rejected' | 'lost';

@@ -106,10 +106,14 @@ function onReport(report: ThreadReport): void {
       break;
     case 'unit':
       show('unit', `${report.unit} (shard ${report.shard})`);
+      show('saved', '–');
       break;
     case 'progress':
       ($('progress') as HTMLProgressElement).value = report.step / report.total;
       show('progress-text', `${report.step}/${report.total} steps · loss ${report.loss.toFixed(3)}`);
+      break;
+    case 'saved':
+      show('saved', `${report.samples.toLocaleString('en')} samples of this unit`);
       break;
     case 'result':
       if (report.verdict === 'accepted') {
@@ -171,6 +175,7 @@ batteryBox.addEventListener('change', () => {
   applyBattery();
 });
 void watchBattery();
-// Best effort: a closing tab's socket goes away with code 1001 and the coordinator takes its lease back.
+// Best effort: a closing tab's socket goes away with code 1001; the coordinator keeps the part
+// of its unit saved in IndexedDB for the next visit to hand in, and gives the rest out again.
 addEventListener('pagehide', () => thread?.postMessage({ type: 'pause' }));
 if (params.get('autostart') === '1') startButton.click();

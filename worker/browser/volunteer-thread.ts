@@ -7,6 +7,7 @@ import type { VolunteerLog } from '../volunteer-ports.ts';
 import { type BrowserBackendChoice, selectBrowserBackend } from './browser-backend.ts';
 import { BrowserSocket } from './browser-socket.ts';
 import { MemoryBlobs } from './memory-blobs.ts';
+import { IndexedDbCheckpoints, handInLeftover } from './unit-checkpoints.ts';
 import { Pacer } from '../pacer.ts';
 import type { PageCommand, ThreadReport } from './thread-messages.ts';
 
@@ -36,6 +37,7 @@ let backend: BrowserBackendChoice | undefined;
 let shownUnit: string | undefined;
 let controller: AbortController | undefined;
 let running = false;
+const checkpoints = new IndexedDbCheckpoints();
 /** The volunteer's share of a core: a tab's training is busy the whole of each stretch. */
 const pacer = new Pacer(
   {
@@ -64,6 +66,14 @@ async function work(): Promise<void> {
     pacing: pacer,
     connect: (url, token) => BrowserSocket.open(url, token),
     blobs: new MemoryBlobs(origin, settings.token),
+    checkpoints: {
+      everyMs: checkpoints.everyMs,
+      clear: () => checkpoints.clear(),
+      save: async (checkpoint) => {
+        await checkpoints.save(checkpoint);
+        post({ type: 'saved', samples: checkpoint.metrics.samples });
+      },
+    },
     onUnitProgress: (unit, report, total) => {
       const step = report.epoch * report.stepsPerEpoch + report.stepInEpoch;
       post({ type: 'progress', step: Math.min(step, total), total, loss: report.loss });
@@ -79,9 +89,32 @@ async function work(): Promise<void> {
   post({ type: 'state', state: summary.end === 'done' ? 'done' : 'paused' });
 }
 
+/** A tab closed mid-unit left a checkpoint: it goes in first, as a partial result. */
+async function handInLeftoverUnit(token: string | undefined): Promise<void> {
+  post({ type: 'state', state: 'starting', message: 'handing in the unit left by the last visit' });
+  const log = pageLog();
+  const answer = await handInLeftover(checkpoints, {
+    base: origin,
+    ...(token !== undefined ? { token } : {}),
+    log,
+  });
+  if (answer === undefined) return;
+  log.info(
+    { unit: answer.unit, samples: answer.samples, verdict: answer.status },
+    'the unit left by the last visit was handed in',
+  );
+  post({
+    type: 'result',
+    verdict: answer.status,
+    samples: answer.samples,
+    ...(answer.standing !== undefined ? { standing: answer.standing } : {}),
+  });
+}
+
 async function start(command: Extract<PageCommand, { type: 'start' }>): Promise<void> {
   settings = command;
   pacer.limit(command.share);
+  await handInLeftoverUnit(command.token);
   post({ type: 'state', state: 'starting', message: 'choosing a backend' });
   const choice = await selectBrowserBackend(`${origin}/volunteer/wasm/`, command.backend, (message) =>
     post({ type: 'state', state: 'starting', message }),
