@@ -9,6 +9,7 @@ import { measureTrainingSpeed } from './speed-probe.ts';
 import { DEFAULT_MAX_CACHE_MB } from './cache-trim.ts';
 import { othersLoadSampler } from './machine-load.ts';
 import { Pacer } from './pacer.ts';
+import { WakeWatch } from './wake-watch.ts';
 import { runWorker } from './run-worker.ts';
 import { systemdUnit } from './service-unit.ts';
 import { DEFAULT_ARBOR_HOME, stableWorkerName } from './stable-name.ts';
@@ -134,9 +135,17 @@ export function workerCommand(name = 'worker'): Command {
           maxCacheBytes: opts.maxCache * 1e6,
           log,
           signal: controller.signal,
-          ...(opts.maxCpu !== undefined || opts.idleOnly === true
-            ? { pacing: volunteerPacer(opts.maxCpu, opts.idleOnly === true, log) }
-            : {}),
+          pacing: new WakeWatch(
+            opts.maxCpu !== undefined || opts.idleOnly === true
+              ? volunteerPacer(opts.maxCpu, opts.idleOnly === true, log)
+              : undefined,
+            Date.now,
+            (sleptMs) =>
+              log.warn(
+                { slept_s: Math.round(sleptMs / 1000) },
+                'the machine slept: handing in what the unit trained',
+              ),
+          ),
           ...(terminal
             ? {
                 onUnitProgress: (unit, report, totalSteps) =>

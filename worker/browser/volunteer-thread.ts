@@ -9,6 +9,7 @@ import { BrowserSocket } from './browser-socket.ts';
 import { MemoryBlobs } from './memory-blobs.ts';
 import { IndexedDbCheckpoints, handInLeftover } from './unit-checkpoints.ts';
 import { Pacer } from '../pacer.ts';
+import { WakeWatch } from '../wake-watch.ts';
 import type { PageCommand, ThreadReport } from './thread-messages.ts';
 
 const post = (report: ThreadReport): void => self.postMessage(report);
@@ -63,7 +64,13 @@ async function work(): Promise<void> {
     samplesPerSecond: backend.samplesPerSecond,
     log: pageLog(),
     signal: controller.signal,
-    pacing: pacer,
+    pacing: new WakeWatch(pacer, Date.now, (sleptMs) =>
+      post({
+        type: 'log',
+        level: 'warn',
+        message: `the machine slept ${Math.round(sleptMs / 1000)} s: handing in what the unit trained`,
+      }),
+    ),
     connect: (url, token) => BrowserSocket.open(url, token),
     blobs: new MemoryBlobs(origin, settings.token),
     checkpoints: {
