@@ -4,7 +4,7 @@ import { installNodeWebGpu } from './node-webgpu.ts';
 
 export const BACKEND_CHOICES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_CHOICES)[number];
-type BackendName = Exclude<BackendChoice, 'auto'>;
+export type BackendName = Exclude<BackendChoice, 'auto'>;
 
 export interface BackendInfo {
   /** tfjs backend name actually in use: 'webgpu', 'tensorflow', 'wasm' or 'cpu'. */
@@ -65,6 +65,24 @@ async function unavailable(name: BackendName, gpu: boolean): Promise<string | un
     if (!numerics.ok) return `webgpu: ${numericsFailure(numerics.relativeError)}`;
   }
   return undefined;
+}
+
+/**
+ * Every backend of `choice` that starts here (WebGPU's numerics checked), each left
+ * initialised; the last one tried stays active. Why the others cannot be used.
+ */
+export async function usableBackends(
+  choice: BackendChoice,
+  gpu: boolean,
+): Promise<{ usable: BackendName[]; skipped: string[] }> {
+  const usable: BackendName[] = [];
+  const skipped: string[] = [];
+  for (const name of candidates(choice, gpu)) {
+    const reason = await unavailable(name, gpu);
+    if (reason === undefined) usable.push(name);
+    else skipped.push(reason);
+  }
+  return { usable, skipped };
 }
 
 /**

@@ -1,11 +1,11 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
+import { BACKEND_CHOICES, type BackendChoice } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
 import { DEFAULT_TOKEN_FILE, enrolledToken } from './enrolment.ts';
-import { measureTrainingSpeed } from './speed-probe.ts';
+import { chooseWorkerBackend } from './backend-choice.ts';
 import { DEFAULT_MAX_CACHE_MB } from './cache-trim.ts';
 import { othersLoadSampler } from './machine-load.ts';
 import { Pacer } from './pacer.ts';
@@ -41,7 +41,11 @@ export function workerCommand(name = 'worker'): Command {
       '--name <name>',
       "name shown on the dashboard (default: this machine's name and a suffix kept in --cache-dir or ~/.arbor, so credit follows restarts)",
     )
-    .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
+    .addOption(
+      new Option('--backend <name>', 'tensor backend (auto: the fastest measured here)')
+        .choices(BACKEND_CHOICES)
+        .default('auto'),
+    )
     .option(
       '--gpu',
       'use the best GPU path there is: webgpu (Dawn), then @tensorflow/tfjs-node-gpu (CUDA); else the CPU',
@@ -105,12 +109,19 @@ export function workerCommand(name = 'worker'): Command {
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
         const format = opts.json === true ? 'json' : (process.env['ARBOR_LOG_FORMAT'] ?? 'pretty');
         const log = createLogger('worker', undefined, terminal?.write, format);
-        const backend = await selectBackend(opts.backend, opts.gpu === true);
+        const backend = await chooseWorkerBackend(opts.backend, opts.gpu === true, (message) =>
+          log.info(`choosing a backend: ${message}`),
+        );
         const wantedGpu = opts.gpu === true || opts.backend === 'webgpu';
-        if (wantedGpu) for (const reason of backend.skipped) log.warn(`skipped ${reason}`);
+        for (const reason of backend.skipped)
+          if (reason.includes(' samples/s, slower than ')) log.info(`not ${reason}`);
+          else if (wantedGpu) log.warn(`skipped ${reason}`);
         if (wantedGpu && !backend.gpu) log.warn(`no GPU path on this machine: training on ${backend.name}`);
-        const samplesPerSecond = await measureTrainingSpeed();
-        log.info({ backend: backend.name, samples_per_s: Math.round(samplesPerSecond) }, 'ready');
+        const { samplesPerSecond } = backend;
+        const measured = Object.entries(backend.measured)
+          .map(([name, speed]) => `${name} ${speed.toLocaleString('en')}`)
+          .join(', ');
+        log.info({ backend: backend.name, samples_per_s: Math.round(samplesPerSecond), measured }, 'ready');
         const controller = new AbortController();
         process.once('SIGINT', () => {
           log.info('stopping: sending the passes done as a partial result, or handing the unit back');

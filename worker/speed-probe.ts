@@ -3,9 +3,11 @@ import { TrainableFFF } from '../shared/fff/soft-model.ts';
 import { trainFFF } from '../shared/fff/trainer.ts';
 import { createRng, uniformFill } from '../shared/random.ts';
 
-/** Training samples per second on a small MNIST-sized FFF (a few hundred ms): the speed in hello. */
-export async function measureTrainingSpeed(): Promise<number> {
-  const n = 2048;
+/**
+ * Training samples per second on a small MNIST-sized FFF (a few hundred ms on wasm at the
+ * default `n`): the speed in hello.
+ */
+export async function measureTrainingSpeed(n = 2048): Promise<number> {
   const inputWidth = 784;
   const x = new Float32Array(n * inputWidth);
   uniformFill(x, 1, createRng(7));

@@ -206,7 +206,7 @@ export async function runVolunteer(options: VolunteerOptions): Promise<WorkerSum
       });
     const heartbeat = setInterval(beat, welcome.heartbeat_ms);
     unitLog.info(
-      { samples: data.n, epochs: assign.recipe.local_epochs, batch: assign.recipe.batch },
+      { samples: data.n, epochs: Number(assign.recipe.local_epochs.toFixed(2)), batch: assign.recipe.batch },
       'training unit',
     );
     let result;
