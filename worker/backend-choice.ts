@@ -4,6 +4,7 @@
  * reference is timed on the same small unit, and the fastest wins. An explicit choice is
  * taken as it is, and only timed for the speed the worker tells the coordinator.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import {
   BackendError,
@@ -82,3 +83,17 @@ export async function chooseWorkerBackend(
     measured,
   };
 }
+
+/**
+ * `--threads`: native TensorFlow reads its thread pools' sizes from the environment when it
+ * loads, so this runs before any backend starts. wasm in Node has no threads to limit.
+ */
+export function limitThreads(threads: number | undefined, env: NodeJS.ProcessEnv = process.env): void {
+  if (threads === undefined) return;
+  env['TF_NUM_INTRAOP_THREADS'] = String(threads);
+  env['TF_NUM_INTEROP_THREADS'] = '1';
+}
+
+/** The threads training runs on, as the worker tells the coordinator. */
+export const trainingThreads = (backend: string, threads: number | undefined): number =>
+  backend === 'tensorflow' ? (threads ?? availableParallelism()) : 1;

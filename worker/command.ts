@@ -5,7 +5,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../shared/backend.ts';
 import { integer } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
 import { DEFAULT_TOKEN_FILE, enrolledToken } from './enrolment.ts';
-import { chooseWorkerBackend } from './backend-choice.ts';
+import { chooseWorkerBackend, limitThreads, trainingThreads } from './backend-choice.ts';
 import { DEFAULT_MAX_CACHE_MB } from './cache-trim.ts';
 import { othersLoadSampler } from './machine-load.ts';
 import { Pacer } from './pacer.ts';
@@ -52,6 +52,11 @@ export function workerCommand(name = 'worker'): Command {
     )
     .option('--max-units <n>', 'stop after this many units', integer('--max-units', 1))
     .option(
+      '--threads <n>',
+      'most threads training uses (native TensorFlow; wasm in Node trains on one) (default: all cores)',
+      integer('--threads', 1, 1024),
+    )
+    .option(
       '--max-cpu <percent>',
       'most of one core the worker takes, resting between training steps (default: 100)',
       integer('--max-cpu', 1, 100),
@@ -85,6 +90,7 @@ export function workerCommand(name = 'worker'): Command {
         backend: BackendChoice;
         gpu?: boolean;
         maxUnits?: number;
+        threads?: number;
         maxCpu?: number;
         idleOnly?: boolean;
         json?: boolean;
@@ -109,6 +115,7 @@ export function workerCommand(name = 'worker'): Command {
         const terminal = process.stderr.isTTY ? new TerminalProgress() : undefined;
         const format = opts.json === true ? 'json' : (process.env['ARBOR_LOG_FORMAT'] ?? 'pretty');
         const log = createLogger('worker', undefined, terminal?.write, format);
+        limitThreads(opts.threads);
         const backend = await chooseWorkerBackend(opts.backend, opts.gpu === true, (message) =>
           log.info(`choosing a backend: ${message}`),
         );
@@ -117,6 +124,8 @@ export function workerCommand(name = 'worker'): Command {
           if (reason.includes(' samples/s, slower than ')) log.info(`not ${reason}`);
           else if (wantedGpu) log.warn(`skipped ${reason}`);
         if (wantedGpu && !backend.gpu) log.warn(`no GPU path on this machine: training on ${backend.name}`);
+        if ((opts.threads ?? 1) > 1 && trainingThreads(backend.name, opts.threads) === 1)
+          log.info(`--threads ${opts.threads}: the ${backend.name} backend trains on one thread here`);
         const { samplesPerSecond } = backend;
         const measured = Object.entries(backend.measured)
           .map(([name, speed]) => `${name} ${speed.toLocaleString('en')}`)
@@ -139,7 +148,7 @@ export function workerCommand(name = 'worker'): Command {
           name,
           backend: backend.name,
           gpu: backend.gpu,
-          threads: backend.threads,
+          threads: trainingThreads(backend.name, opts.threads),
           samplesPerSecond,
           ...(opts.maxUnits !== undefined ? { maxUnits: opts.maxUnits } : {}),
           ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
@@ -202,6 +211,7 @@ function serviceArgs(opts: {
   name: string;
   backend: BackendChoice;
   gpu?: boolean;
+  threads?: number;
   maxCpu?: number;
   idleOnly?: boolean;
   cacheDir?: string;
@@ -212,6 +222,7 @@ function serviceArgs(opts: {
     ...['--name', opts.name],
     ...(opts.backend !== 'auto' ? ['--backend', opts.backend] : []),
     ...(opts.gpu === true ? ['--gpu'] : []),
+    ...(opts.threads !== undefined ? ['--threads', String(opts.threads)] : []),
     ...(opts.maxCpu !== undefined ? ['--max-cpu', String(opts.maxCpu)] : []),
     ...(opts.idleOnly === true ? ['--idle-only'] : []),
     ...(opts.cacheDir !== undefined ? ['--cache-dir', resolve(opts.cacheDir)] : []),

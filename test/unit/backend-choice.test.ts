@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { chooseWorkerBackend } from '../../worker/backend-choice.ts';
+import { chooseWorkerBackend, limitThreads, trainingThreads } from '../../worker/backend-choice.ts';
 
 void describe('the CLI worker’s backend, chosen by measurement', () => {
   void it('times every backend that starts here and trains on the fastest, saying what it measured', async () => {
@@ -31,5 +31,16 @@ void describe('the CLI worker’s backend, chosen by measurement', () => {
       ['cpu', ['measuring cpu'], ['cpu']],
     );
     assert.equal(tf.getBackend(), 'cpu');
+  });
+
+  void it('--threads sizes native TensorFlow’s thread pools before it loads; wasm in Node has one thread', () => {
+    const env: NodeJS.ProcessEnv = {};
+    limitThreads(undefined, env);
+    assert.deepEqual(env, {});
+    limitThreads(2, env);
+    assert.deepEqual(env, { TF_NUM_INTRAOP_THREADS: '2', TF_NUM_INTEROP_THREADS: '1' });
+    assert.equal(trainingThreads('tensorflow', 2), 2);
+    assert.equal(trainingThreads('wasm', 2), 1);
+    assert.ok(trainingThreads('tensorflow', undefined) >= 1);
   });
 });
