@@ -8,6 +8,7 @@ import { benchTraining } from '../bench/training.ts';
 import { BROWSER_BENCH_BACKENDS, benchBrowserTraining } from '../bench/browser/browser-training.ts';
 import { benchWorkerStartup } from '../bench/worker-startup.ts';
 import { benchJoin } from '../bench/join.ts';
+import { benchUnitCheckpoints } from '../bench/unit-checkpoints.ts';
 import { benchBackendChoice } from '../bench/browser/backend-choice.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
@@ -254,6 +255,24 @@ export function benchCommand(): Command {
     .option('--units <n>', 'units each volunteer trains', integer('--units', 1), 3)
     .action(async (opts: { units: number }) => {
       process.stdout.write(`${JSON.stringify(await benchJoin(opts.units))}\n`);
+    });
+  bench
+    .command('unit-checkpoints')
+    .description(
+      "What a tab's unit checkpoints cost its training: a unit of the default job's subtree trained saving a checkpoint every --every-ms, against none (the baseline).",
+    )
+    .option('--depth <n>', 'subtree depth (the default job: 4)', integer('--depth', 1, 12), 4)
+    .option('--leaf <n>', 'leaf width', integer('--leaf', 1, 4096), 32)
+    .option(
+      '--every-ms <ms>',
+      'checkpoint cadence (the tab saves every 5000)',
+      integer('--every-ms', 10),
+      1000,
+    )
+    .option('--epochs <n>', 'passes over 2,048 samples per run', integer('--epochs', 1), 12)
+    .action(async (opts: { depth: number; leaf: number; everyMs: number; epochs: number }) => {
+      await selectBackend('auto');
+      process.stdout.write(`${JSON.stringify(await benchUnitCheckpoints(opts))}\n`);
     });
   bench
     .command('browser-choice')
