@@ -13,7 +13,7 @@ import { benchBackendChoice } from '../bench/browser/backend-choice.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
 import { createLogger } from '../shared/logging.ts';
-import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
+import { addJobOptions, jobConfigFromOptions, settingArg } from './job-flags.ts';
 import { accuracyList, integer } from '../shared/cli-options.ts';
 
 /**
@@ -45,8 +45,8 @@ function shapeOptions(
 ) {
   return command
     .option('--depth <D>', 'tree depth', integer('--depth', 1, 16), defaults.depth)
-    .option('--leaf <L>', 'leaf width', integer('--leaf', 1, 4096), defaults.leaf)
-    .option('--batch <n>', batchHelp, integer('--batch', 1), defaults.batch);
+    .option('--leaf <L>', 'leaf width', settingArg('--leaf', 'leaf'), defaults.leaf)
+    .option('--batch <n>', batchHelp, settingArg('--batch', 'batch'), defaults.batch);
 }
 
 export function benchCommand(): Command {
@@ -261,8 +261,13 @@ export function benchCommand(): Command {
     .description(
       "What a tab's unit checkpoints cost its training: a unit of the default job's subtree trained saving a checkpoint every --every-ms, against none (the baseline).",
     )
-    .option('--depth <n>', 'subtree depth (the default job: 4)', integer('--depth', 1, 12), 4)
-    .option('--leaf <n>', 'leaf width', integer('--leaf', 1, 4096), 32)
+    .option(
+      '--subtree-depth <n>',
+      'depth of the subtree a unit trains (the default job: 4)',
+      integer('--subtree-depth', 1, 12),
+      4,
+    )
+    .option('--leaf <L>', 'leaf width', settingArg('--leaf', 'leaf'), 32)
     .option(
       '--every-ms <ms>',
       'checkpoint cadence (the tab saves every 5000)',
@@ -270,9 +275,11 @@ export function benchCommand(): Command {
       1000,
     )
     .option('--epochs <n>', 'passes over 2,048 samples per run', integer('--epochs', 1), 12)
-    .action(async (opts: { depth: number; leaf: number; everyMs: number; epochs: number }) => {
+    .action(async (opts: { subtreeDepth: number; leaf: number; everyMs: number; epochs: number }) => {
       await selectBackend('auto');
-      process.stdout.write(`${JSON.stringify(await benchUnitCheckpoints(opts))}\n`);
+      process.stdout.write(
+        `${JSON.stringify(await benchUnitCheckpoints({ ...opts, depth: opts.subtreeDepth }))}\n`,
+      );
     });
   bench
     .command('browser-choice')

@@ -6,7 +6,7 @@ import { runLocalCluster } from '../coordinator/local-cluster.ts';
 import type { RunningCoordinator } from '../coordinator/main.ts';
 import { selectBackend } from '../shared/backend.ts';
 import { createLogger } from '../shared/logging.ts';
-import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
+import { addJobOptions, jobConfigFromOptions } from './job-flags.ts';
 import { integer } from '../shared/cli-options.ts';
 
 const percent = (fraction: number): string => `${(fraction * 100).toFixed(2)}%`;

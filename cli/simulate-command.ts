@@ -9,7 +9,7 @@ import { DEFAULT_MIX } from '../coordinator/simulate/volunteer-mix.ts';
 import { selectBackend } from '../shared/backend.ts';
 import { accuracyList, integer, positiveNumber } from '../shared/cli-options.ts';
 import { createLogger } from '../shared/logging.ts';
-import { addJobOptions, jobConfigFromOptions } from './coordinator-command.ts';
+import { addJobOptions, jobConfigFromOptions } from './job-flags.ts';
 
 const fraction = (flag: string) => (value: string) => {
   const parsed = positiveNumber(flag)(value);

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { provenanceMetadata } from '../shared/data/provenance.ts';
 import { DATA_SPECS_HELP, loadData } from '../shared/data/load.ts';
+import { settingArg } from './job-flags.ts';
 import { trainCentral } from '../shared/central-training.ts';
 import { autoBatchSize } from '../shared/fff/recipe.ts';
 import { ACTIVATIONS, type Activation } from '../shared/fff/weights.ts';
@@ -34,7 +35,12 @@ export function trainCommand(): Command {
       integer('--depth', 1, 16),
       TRAIN_DEFAULTS.depth,
     )
-    .option('--leaf <L>', 'hidden width L of every leaf MLP', integer('--leaf', 1, 4096), TRAIN_DEFAULTS.leaf)
+    .option(
+      '--leaf <L>',
+      'hidden width L of every leaf MLP',
+      settingArg('--leaf', 'leaf'),
+      TRAIN_DEFAULTS.leaf,
+    )
     .addOption(new Option('--activation <fn>', 'leaf activation').choices(ACTIVATIONS).default('relu'))
     .option(
       '--epochs <n>',
@@ -45,20 +51,20 @@ export function trainCommand(): Command {
     .option(
       '--batch <n>',
       'minibatch size (default: a power of two from 32 to 256 giving ~7,000 steps)',
-      integer('--batch', 1),
+      settingArg('--batch', 'batch'),
     )
-    .option('--lr <rate>', 'learning rate', positiveNumber('--lr'), TRAIN_DEFAULTS.lr)
+    .option('--lr <rate>', 'learning rate', settingArg('--lr', 'lr'), TRAIN_DEFAULTS.lr)
     .addOption(new Option('--optimizer <name>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
     .option(
       '--hardening <h>',
       'weight h of the mean decision entropy in the hardening phase',
-      positiveNumber('--hardening'),
+      settingArg('--hardening', 'hardening'),
       TRAIN_DEFAULTS.hardening,
     )
     .option(
       '--leak <p>',
       "region leak: probability of swapping a node's children per sample",
-      positiveNumber('--leak'),
+      settingArg('--leak', 'leak'),
       TRAIN_DEFAULTS.leak,
     )
     .option(
@@ -70,7 +76,7 @@ export function trainCommand(): Command {
     .option(
       '--balance <w>',
       'weight of the routing-balance term at depth --frozen',
-      positiveNumber('--balance'),
+      settingArg('--balance', 'pretrain.balance'),
       TRAIN_DEFAULTS.balance,
     )
     .addOption(
@@ -88,7 +94,7 @@ export function trainCommand(): Command {
       4,
     )
     .option('--top-rate <r>', "the top's share of each step once slowed", positiveNumber('--top-rate'), 0.1)
-    .option('--seed <n>', 'random seed', integer('--seed', 0), 1)
+    .option('--seed <n>', 'random seed', settingArg('--seed', 'seed'), 1)
     .addOption(new Option('--backend <name>', 'tensor backend').choices(BACKEND_CHOICES).default('auto'))
     .option('--gpu', 'prefer the native GPU backend (@tensorflow/tfjs-node-gpu)')
     .option('--out <file>', 'checkpoint to write (safetensors)', 'arbor-model.safetensors')

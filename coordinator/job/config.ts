@@ -26,7 +26,10 @@ export const JobConfigSchema = Type.Object(
     depth: Int(2, 16, 'tree depth D', 6),
     frozen: Int(1, 12, 'frozen top levels K: 2^K shards', 2),
     leaf: Int(1, 4096, 'leaf width L', 32),
-    activation: Type.Union([Type.Literal('relu'), Type.Literal('tanh')], { default: 'relu' }),
+    activation: Type.Union([Type.Literal('relu'), Type.Literal('tanh')], {
+      description: 'leaf activation',
+      default: 'relu',
+    }),
     hardening: Num(0, 1e3, 'decision-entropy weight h', 3),
     lr: Num(0, 10, 'learning rate of pretraining and local training', 1e-3),
     optimizer: Type.Union([Type.Literal('adam'), Type.Literal('sgd')], { default: 'adam' }),

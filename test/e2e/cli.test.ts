@@ -158,7 +158,7 @@ void describe('arbor CLI', () => {
     assert.doesNotMatch(help, /\(default: false\)/);
     assert.doesNotMatch(help, /\(default: [^)]*\) \(default:/, 'no default said twice');
     const bench = (await arbor(['bench', 'distributed', '--help'])).stdout.replace(/\s+/g, ' ');
-    assert.match(bench, /--depth <D> tree depth \(default: 6\)/);
+    assert.match(bench, /--depth <D> tree depth D \(default: 6\)/);
     assert.match(bench, /--data <spec> .*\(default: fashion-mnist\)/);
     const version = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
     assert.equal((await arbor(['--version'])).stdout.trim(), version.version);
