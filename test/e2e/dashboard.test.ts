@@ -115,7 +115,7 @@ void describe('dashboard', { timeout: 400_000 }, () => {
   /** The dashboard at `url` in one shared chromium, with every console error and page error collected. */
   async function openDashboard(
     url: string,
-    viewport = { width: 1400, height: 1000 },
+    viewport = { width: 1280, height: 1000 },
   ): Promise<{ page: Page; problems: string[] }> {
     browser ??= await chromium.launch({
       executablePath: '/usr/bin/chromium',
@@ -232,12 +232,19 @@ void describe('dashboard', { timeout: 400_000 }, () => {
       (await phone.page.locator('#plot-acc canvas').count()) > 0 ? true : undefined,
     );
     assert.deepEqual(await overflow(phone.page), [], 'opened at 420 px');
+    await pollUntil('the volunteers at 420 px', async () =>
+      (await phone.page.locator('#workers tr[data-worker]').count()) > 0 ? true : undefined,
+    );
+    assert.equal(await phone.page.locator('.scroll-hint').isVisible(), true, 'the table says it scrolls');
     await phone.page.screenshot({ path: join(ARTIFACTS, 'dashboard-420.png'), fullPage: true });
     await phone.page.close();
     assert.deepEqual(phone.problems, [], 'no errors in the browser console at 420 px');
     await page.setViewportSize({ width: 420, height: 900 });
     assert.deepEqual(await overflow(page), [], 'narrowed to 420 px');
-    await page.setViewportSize({ width: 1400, height: 1000 });
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    await pollUntil('the scroll hint gone at 1280 px', async () =>
+      (await page.locator('.scroll-hint').isVisible()) ? undefined : true,
+    );
 
     // The JSON API behind the page, against its schemas.
     const status = (await getChecked(`${url}/v1/status`, StatusSchema)) as { results: { accepted: number } };
@@ -281,6 +288,11 @@ void describe('dashboard', { timeout: 400_000 }, () => {
     assert.equal(await page.locator('#top-plots').isVisible(), true);
     assert.ok((await page.locator('#plot-migrated canvas').count()) > 0, 'migrated samples plotted');
     assert.ok((await page.locator('#plot-imbalance canvas').count()) > 0, 'imbalance plotted');
+    // The page's own uPlot instance: its time axis spans minutes, not the years uPlot gives one point.
+    const span = (await page.evaluate(
+      "(() => { const x = state.plots['plot-migrated'].plot.scales.x; return x.max - x.min; })()",
+    )) as number;
+    assert.ok(span > 0 && span < 3600, `the re-route plot's time axis spans ${span} s`);
     assert.ok(
       (await page.locator('#tree circle[data-update]').count()) > 0,
       'top nodes show their last update',

@@ -181,6 +181,13 @@ function plot(id, title, series, values, reference) {
     height: PLOT_HEIGHT,
     series: lines,
     axes: [{ space: 70 }, { size: 60 }],
+    // uPlot spreads a single point over a thousand days of axis: two minutes around it instead.
+    scales: {
+      x: {
+        range: (u, min, max) =>
+          u.data[0].length === 1 ? [u.data[0][0] - 60, u.data[0][0] + 60] : [min, max],
+      },
+    },
   };
   state.plots[id] = { key, plot: new uPlot(options, data, container) };
 }
@@ -351,6 +358,15 @@ async function renderGallery(view) {
   $('gallery').replaceChildren(...cards);
 }
 
+/** A table wider than the screen scrolls sideways: say so beside it, and only then. */
+function showScrollHints() {
+  for (const box of document.querySelectorAll('.table-scroll')) {
+    const hint = box.nextElementSibling;
+    if (hint?.classList.contains('scroll-hint')) hint.hidden = box.scrollWidth <= box.clientWidth + 1;
+  }
+}
+addEventListener('resize', showScrollHints);
+
 function renderWorkers(view, now) {
   const body = $('workers').tBodies[0];
   $('workers-note').textContent = `(${num(view.total)} in all, by credit)`;
@@ -373,6 +389,7 @@ function renderWorkers(view, now) {
       return row;
     }),
   );
+  showScrollHints();
   $('page').textContent = `${view.offset + 1}–${view.offset + view.workers.length} of ${view.total}`;
   $('prev').disabled = view.offset === 0;
   $('next').disabled = view.offset + view.workers.length >= view.total;
