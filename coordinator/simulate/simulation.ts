@@ -9,9 +9,7 @@ import type { DataSplit, Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { CHEATS, cheatResult } from './cheats.ts';
 import { scratchDir } from './scratch-dir.ts';
-import { trainUnit } from '../../shared/fff/local-training.ts';
-import type { OptimizerCarry, TrainHooks } from '../../shared/fff/trainer.ts';
-import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { OptimizerCarrier, trainAssignment } from '../../shared/train-assignment.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { CoordinatorCore } from '../core/coordinator-core.ts';
 import type { JobConfig } from '../job/config.ts';
@@ -131,35 +129,30 @@ async function run(
   };
 
   // Each volunteer keeps its optimizer's state for its next unit of the same shard, as workers do.
-  const carried = new Map<string, { shard: number; carry: OptimizerCarry; version?: number }>();
+  const carriers = new Map<string, OptimizerCarrier>();
+  const carrierOf = (id: string): OptimizerCarrier => {
+    if (!carriers.has(id)) carriers.set(id, new OptimizerCarrier());
+    return carriers.get(id)!;
+  };
   const train = async (id: string, assign: Assign, stopAfterSteps?: number) => {
-    const base = job.models.weightsOfBlob(assign.base_blob.sha256);
     const shard = assign.data_blob.sha256;
     if (!shardData.has(shard)) shardData.set(shard, decodeShardData(blobs.read(shard)));
-    const { options, window } = assignedRecipe(assign);
     let steps = 0;
-    const previous = carried.get(id);
-    const hooks: TrainHooks = {
-      ...(stopAfterSteps === undefined ? {} : { shouldStop: () => steps++ >= stopAfterSteps }),
-      ...(mix.carryOptimizer && previous?.shard === assign.shard
-        ? {
-            resumeOptimizer: { ...previous.carry, momentum: previous.version === assign.base_version },
-          }
-        : {}),
-      ...(mix.carryOptimizer
-        ? { onOptimizerState: (carry: OptimizerCarry) => carried.set(id, { shard: assign.shard, carry }) }
-        : {}),
-    };
-    const data = shardData.get(shard)!;
-    if (assign.top === undefined) return trainUnit(base, data, options, hooks, window);
     const top = assign.top;
-    const along = assignedPath(
+    return trainAssignment(
       assign,
-      blobs.read(top.blob.sha256),
-      blobs.read(top.siblings_blob.sha256),
-      data.n,
+      {
+        base: job.models.weightsOfBlob(assign.base_blob.sha256),
+        data: shardData.get(shard)!,
+        ...(top
+          ? { top: { blob: blobs.read(top.blob.sha256), siblings: blobs.read(top.siblings_blob.sha256) } }
+          : {}),
+      },
+      {
+        ...(stopAfterSteps === undefined ? {} : { shouldStop: () => steps++ >= stopAfterSteps }),
+        ...(mix.carryOptimizer ? carrierOf(id).hooksFor(assign) : {}),
+      },
     );
-    return trainUnit(base, { ...data, siblings: along.siblings }, options, hooks, window, along.path);
   };
 
   const cheat = (assign: Assign, honest: () => ReturnType<typeof train>) =>
@@ -204,9 +197,8 @@ async function run(
     }
     await job.settled(); // a re-route the result started, before virtual time moves on
     busy(id, run.startMs, clock.now(), outcome.response.status === 'accepted');
-    const carry = carried.get(id);
-    if (carry !== undefined && outcome.response.version !== undefined)
-      carry.version = outcome.response.version;
+    if (outcome.response.version !== undefined)
+      carriers.get(id)?.merged(run.assign.shard, outcome.response.version);
   };
 
   const ask = (volunteer: SimulatedVolunteer) => {

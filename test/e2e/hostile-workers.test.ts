@@ -16,10 +16,9 @@ import { selectBackend } from '../../shared/backend.ts';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import type { Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
-import { trainUnit } from '../../shared/fff/local-training.ts';
 import { type FFFWeights, TENSOR_NAMES, cloneWeights } from '../../shared/fff/weights.ts';
 import { createRng } from '../../shared/random.ts';
-import { assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { trainAssignment } from '../../shared/train-assignment.ts';
 import { spawnArbor } from '../helpers/processes.ts';
 import { type SmallCoordinator, startSmallCoordinator } from '../helpers/small-job.ts';
 import { holdLease } from '../helpers/volunteer.ts';
@@ -58,8 +57,7 @@ async function leaseAsVolunteer(
 }
 
 async function honestDelta(assign: Assign, base: FFFWeights, data: Dataset): Promise<FFFWeights> {
-  const { options, window } = assignedRecipe(assign);
-  return (await trainUnit(base, data, options, {}, window)).delta;
+  return (await trainAssignment(assign, { base, data })).delta;
 }
 
 function scaled(delta: FFFWeights, factor: number): FFFWeights {

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, before, describe, it } from 'node:test';
 import type { Assign } from '../../proto/messages.ts';
-import { assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { trainAssignment } from '../../shared/train-assignment.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
-import { subtractWeights, trainUnit } from '../../shared/fff/local-training.ts';
+import { subtractWeights } from '../../shared/fff/local-training.ts';
 import { decodeUnitDelta, encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { type FFFWeights, TENSOR_NAMES, zeroWeights } from '../../shared/fff/weights.ts';
 import {
@@ -55,8 +55,7 @@ async function honestWork(s: SeededCore, worker: string, units: number): Promise
     const assign = s.core.assign(worker) as Assign;
     const base = decodeFFF(s.blobs.read(assign.base_blob.sha256));
     const data = decodeShardData(s.blobs.read(assign.data_blob.sha256));
-    const { options, window } = assignedRecipe(assign);
-    const trained = await trainUnit(base, data, options, {}, window);
+    const trained = await trainAssignment(assign, { base, data });
     const outcome = submit(s, worker, assign, trained.delta);
     assert.equal(outcome.response.status, 'accepted', outcome.response.reason);
     deltas.set(assign.shard, [...(deltas.get(assign.shard) ?? []), trained.delta]);

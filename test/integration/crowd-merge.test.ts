@@ -11,12 +11,11 @@ import assert from 'node:assert/strict';
 import { afterEach, before, describe, it } from 'node:test';
 import type { Assign, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
-import { assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { trainAssignment } from '../../shared/train-assignment.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { decodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
-import { trainUnit } from '../../shared/fff/local-training.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { type FFFWeights, TENSOR_NAMES } from '../../shared/fff/weights.ts';
 import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
@@ -91,8 +90,7 @@ async function crowdRound() {
   const val = s.job.models.validationSet(s.store.getShard(0)!);
   const deltas: FFFWeights[] = [];
   for (const { a, worker } of mine) {
-    const { options, window } = assignedRecipe(a);
-    const trained = await trainUnit(base, shardData, options, {}, window);
+    const trained = await trainAssignment(a, { base, data: shardData });
     deltas.push(trained.delta);
     const outcome = s.core.submit({
       unitId: a.unit_id,

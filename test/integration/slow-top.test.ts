@@ -19,14 +19,13 @@ import type { Store } from '../../coordinator/store/store.ts';
 import { heldOutSamples } from '../../coordinator/top/route-held-out.ts';
 import type { Assign, Hello } from '../../proto/messages.ts';
 import { PROTOCOL_VERSION } from '../../proto/version.ts';
-import { assignedPath, assignedRecipe } from '../../shared/assigned-recipe.ts';
+import { trainAssignment } from '../../shared/train-assignment.ts';
 import { selectBackend } from '../../shared/backend.ts';
 import { decodeFFF, encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { zeroWeights } from '../../shared/fff/weights.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import type { Dataset } from '../../shared/data/dataset.ts';
 import { decodeShardData } from '../../shared/data/shard-blob.ts';
-import { trainUnit } from '../../shared/fff/local-training.ts';
 import { decodeUnitDelta, encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { SMALL_JOB, seedPretrained, tinyData } from '../helpers/small-job.ts';
 import { routingImbalance } from '../../coordinator/top/top-guard.ts';
@@ -77,17 +76,13 @@ async function open(dir: string, settings: Record<string, unknown>, store?: Stor
 /** Trains a leased unit as a worker would, path included. */
 async function result(o: Opened, assign: Assign): Promise<{ body: Uint8Array; samples: number }> {
   const base = decodeFFF(o.blobs.read(assign.base_blob.sha256));
-  let shard: Dataset = decodeShardData(o.blobs.read(assign.data_blob.sha256));
-  const { options, window } = assignedRecipe(assign);
+  const data = decodeShardData(o.blobs.read(assign.data_blob.sha256));
   assert.ok(assign.top, 'a slow-top unit tells its worker the top');
-  const along = assignedPath(
-    assign,
-    o.blobs.read(assign.top.blob.sha256),
-    o.blobs.read(assign.top.siblings_blob.sha256),
-    shard.n,
-  );
-  shard = { ...shard, siblings: along.siblings } as Dataset;
-  const trained = await trainUnit(base, shard, options, {}, window, along.path);
+  const top = {
+    blob: o.blobs.read(assign.top.blob.sha256),
+    siblings: o.blobs.read(assign.top.siblings_blob.sha256),
+  };
+  const trained = await trainAssignment(assign, { base, data, top });
   return { body: encodeUnitDelta(trained.delta, trained.pathDelta), samples: trained.samples };
 }
 
