@@ -9,7 +9,9 @@ import { type Clock, systemClock } from '../shared/clock.ts';
 import type { DataSplit } from '../shared/data/dataset.ts';
 import type { StepReport } from '../shared/fff/trainer.ts';
 import { BlobStore } from './store/blob-store.ts';
-import { CoordinatorCore } from './core/coordinator-core.ts';
+import { assembleCoordinator } from './assemble.ts';
+import type { CoordinatorCore } from './core/coordinator-core.ts';
+import type { TrainingJob } from './job/training-job.ts';
 import { buildApp } from './http/app.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from './http/limits.ts';
 import {
@@ -21,7 +23,6 @@ import {
   withSettings,
 } from './job/config.ts';
 import { loadJobData } from './job/job-data.ts';
-import { TrainingJob } from './job/training-job.ts';
 import { ReadModel } from './read/read-model.ts';
 import { type WorkerPackage, buildWorkerPackage } from './worker-package.ts';
 import { type VolunteerBundle, buildVolunteerBundle } from './volunteer-bundle.ts';
@@ -133,21 +134,14 @@ async function serve(
   }
   const data = options.data ?? (await loadJobData(config));
   const blobs = new BlobStore(`${dbPath}.blobs`);
-  const job = new TrainingJob({
+  const { job, core } = assembleCoordinator({
     store,
     blobs,
     config,
     data,
-    log,
     clock,
+    log,
     finalModelPath: options.finalModelPath ?? join(dirname(dbPath), 'arbor-final.safetensors'),
-  });
-  const core = new CoordinatorCore({
-    job,
-    store,
-    blobs,
-    clock,
-    log,
     ...(options.token !== undefined ? { sharedToken: options.token } : {}),
     enrolment: options.enrolment === true,
   });

@@ -11,9 +11,8 @@ import { CHEATS, cheatResult } from './cheats.ts';
 import { scratchDir } from './scratch-dir.ts';
 import { OptimizerCarrier, trainAssignment } from '../../shared/train-assignment.ts';
 import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
-import { CoordinatorCore } from '../core/coordinator-core.ts';
+import { assembleCoordinator } from '../assemble.ts';
 import type { JobConfig } from '../job/config.ts';
-import { TrainingJob } from '../job/training-job.ts';
 import { BlobStore } from '../store/blob-store.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { EventQueue } from './event-queue.ts';
@@ -73,16 +72,15 @@ async function run(
   const clock = new ManualClock(0);
   const store = new SqliteStore(join(dir, 'arbor.db'));
   const blobs = new BlobStore(join(dir, 'arbor.db.blobs'));
-  const job = new TrainingJob({
+  const { job, core } = assembleCoordinator({
     store,
     blobs,
     config,
     data,
-    log,
     clock,
+    log,
     finalModelPath: join(dir, 'arbor-final.safetensors'),
   });
-  const core = new CoordinatorCore({ job, store, blobs, clock, log });
   await core.prepare();
   let finished = false;
   void core.done.then(() => (finished = true));

@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { BlobStore } from '../../coordinator/store/blob-store.ts';
-import { CoordinatorCore } from '../../coordinator/core/coordinator-core.ts';
+import { assembleCoordinator } from '../../coordinator/assemble.ts';
+import type { CoordinatorCore } from '../../coordinator/core/coordinator-core.ts';
+import type { TrainingJob } from '../../coordinator/job/training-job.ts';
 import type { Retention } from '../../coordinator/core/upkeep.ts';
 import { type JobConfig, parseJobConfig } from '../../coordinator/job/config.ts';
 import { loadJobData } from '../../coordinator/job/job-data.ts';
 import { treeShape } from '../../coordinator/job/pretrain.ts';
-import { TrainingJob } from '../../coordinator/job/training-job.ts';
 import type { ServerLimits } from '../../coordinator/http/limits.ts';
 import {
   type CoordinatorOptions,
@@ -131,8 +132,16 @@ export async function seededCore(
   const clock = new ManualClock(1_000_000);
   seedPretrained(store, blobs, config, data);
   const finalModelPath = join(dir, 'final.safetensors');
-  const job = new TrainingJob({ store, blobs, config, data, log: silent, clock, finalModelPath });
-  const core = new CoordinatorCore({ job, store, blobs, clock, log: silent, ...options });
+  const { job, core } = assembleCoordinator({
+    store,
+    blobs,
+    config,
+    data,
+    clock,
+    log: silent,
+    finalModelPath,
+    ...options,
+  });
   await core.prepare();
   return {
     core,
