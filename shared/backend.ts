@@ -25,7 +25,7 @@ async function tryNative(gpu: boolean): Promise<string | undefined> {
   if (process.env['ARBOR_BUNDLE'] === '1')
     return `${pkg}: native TensorFlow needs 'arbor worker' from a clone (this worker carries its own TensorFlow.js)`;
   try {
-    await import(pkg);
+    await (gpu ? import('@tensorflow/tfjs-node-gpu') : import('@tensorflow/tfjs-node'));
     return undefined;
   } catch (error) {
     return `${pkg} not loadable (${(error as Error).message.split('\n')[0]})`;

@@ -11,7 +11,7 @@ interface DawnModule {
   globals: Record<string, unknown>;
 }
 
-// A specifier in a variable: Dawn's binding is native and optional, never bundled.
+/** Dawn's binding: native and optional, never bundled (coordinator/worker-package.ts keeps it external). */
 const DAWN = 'webgpu';
 /** Set by the volunteer bundle's build (coordinator/worker-package.ts). */
 const BUNDLED = process.env['ARBOR_BUNDLE'] === '1';
@@ -23,7 +23,7 @@ const BUNDLED = process.env['ARBOR_BUNDLE'] === '1';
 export async function installNodeWebGpu(): Promise<string | undefined> {
   let dawn: DawnModule;
   try {
-    dawn = (await import(DAWN)) as DawnModule;
+    dawn = (await import('webgpu')) as unknown as DawnModule;
   } catch {
     return BUNDLED
       ? `webgpu: Dawn's binding is not installed where this worker looks (npm install --prefix ~/.arbor ${DAWN}, then start again)`
