@@ -25,6 +25,9 @@ export interface WorkerStartupResult {
   readonly all_commands: StartupSample;
   /** `arbor --help`: the names and summaries of the commands, none of them loaded. */
   readonly arbor_help: StartupSample;
+  /** `arbor status --help` and `arbor admin --help`: the operator's commands, their checks loaded only when used. */
+  readonly status_help: StartupSample;
+  readonly admin_help: StartupSample;
   readonly arbor_worker: StartupSample;
   readonly packaged_worker: StartupSample;
   /** arbor_worker / all_commands */
@@ -69,12 +72,16 @@ export async function benchWorkerStartup(runs: number): Promise<WorkerStartupRes
     const bundle = await extractBundle(dir);
     const allCommands = await measure(['--import', 'tsx', 'bench/helpers/load-every-command.ts'], runs, dir);
     const topHelp = await measure(['bin/arbor.js', '--help'], runs, dir);
+    const statusHelp = await measure(['bin/arbor.js', 'status', '--help'], runs, dir);
+    const adminHelp = await measure(['bin/arbor.js', 'admin', '--help'], runs, dir);
     const arborWorker = await measure(['bin/arbor.js', 'worker', '--help'], runs, dir);
     const packaged = await measure([bundle, '--help'], runs, dir);
     return {
       runs,
       all_commands: allCommands,
       arbor_help: topHelp,
+      status_help: statusHelp,
+      admin_help: adminHelp,
       arbor_worker: arborWorker,
       packaged_worker: packaged,
       ms_ratio: arborWorker.ms / allCommands.ms,

@@ -4,7 +4,6 @@
  */
 import { Command } from 'commander';
 import { ADMIN_ROUTES } from '../proto/routes.ts';
-import { decodeCheckpointFile, writeFileAtomically } from '../shared/checkpoint/fff-file.ts';
 import { InputError } from '../shared/input-error.ts';
 import { LOCAL_COORDINATOR, coordinatorBase } from './status-command.ts';
 
@@ -85,6 +84,7 @@ export function adminCommand(): Command {
       .argument('<file>', 'where to write it'),
   ).action(async (file: string, opts: AdminOptions) => {
     const bytes = new Uint8Array(await (await call(opts, 'GET', ADMIN_ROUTES.model)).arrayBuffer());
+    const { decodeCheckpointFile, writeFileAtomically } = await import('../shared/checkpoint/fff-file.ts');
     decodeCheckpointFile(bytes, `${opts.url}${ADMIN_ROUTES.model}`);
     await writeFileAtomically(file, bytes);
     process.stdout.write(`${file}: ${bytes.byteLength} bytes (arbor eval --model ${file})\n`);

@@ -243,6 +243,8 @@ export function benchCommand(): Command {
           ? `${JSON.stringify(r)}\n`
           : line('all commands (baseline)', r.all_commands) +
               line('arbor --help', r.arbor_help) +
+              line('arbor status --help', r.status_help) +
+              line('arbor admin --help', r.admin_help) +
               line('arbor worker', r.arbor_worker) +
               line('arbor-worker (package)', r.packaged_worker),
       );

@@ -2,18 +2,9 @@
  * `arbor status --url http://H:P [--json]`: a running coordinator's job from its read-only
  * JSON API (/v1/status, /v1/shards, /v1/workers), every body checked against its schema.
  */
-import { type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { Command, InvalidArgumentError } from 'commander';
-import {
-  type ShardInfo,
-  type Shards,
-  ShardsSchema,
-  type Status,
-  StatusSchema,
-  type Workers,
-  WorkersSchema,
-} from '../proto/dashboard.ts';
+import type { ShardInfo, Shards, Status, Workers } from '../proto/dashboard.ts';
 
 export type StatusErrorCode = 'STATUS_UNREACHABLE' | 'STATUS_INVALID';
 
@@ -54,9 +45,11 @@ export function coordinatorBase(url: string): string {
   return `${protocol}//${parsed.host}`;
 }
 
+type DashboardSchemas = typeof import('../proto/dashboard.ts');
+
 async function getChecked<T extends TSchema>(
   url: string,
-  schema: T,
+  schemaOf: (schemas: DashboardSchemas) => T,
   timeoutMs: number,
   token: string | undefined,
 ): Promise<Static<T>> {
@@ -90,7 +83,12 @@ async function getChecked<T extends TSchema>(
       `${url} did not answer JSON: ${JSON.stringify(text.slice(0, 80))}`,
     );
   }
-  const first = Value.Errors(schema, body).First();
+  // Loaded only when a body is checked: `arbor status --help` and `arbor admin` need none of it.
+  const [{ Value }, schemas] = await Promise.all([
+    import('@sinclair/typebox/value'),
+    import('../proto/dashboard.ts'),
+  ]);
+  const first = Value.Errors(schemaOf(schemas), body).First();
   if (first !== undefined)
     throw new StatusError(
       'STATUS_INVALID',
@@ -108,9 +106,9 @@ export async function fetchStatus(
 ): Promise<StatusReport> {
   const base = coordinatorBase(url);
   const [status, shards, workers] = await Promise.all([
-    getChecked(`${base}/v1/status`, StatusSchema, timeoutMs, token),
-    getChecked(`${base}/v1/shards`, ShardsSchema, timeoutMs, token),
-    getChecked(`${base}/v1/workers?limit=${TOP_WORKERS}`, WorkersSchema, timeoutMs, token),
+    getChecked(`${base}/v1/status`, (s) => s.StatusSchema, timeoutMs, token),
+    getChecked(`${base}/v1/shards`, (s) => s.ShardsSchema, timeoutMs, token),
+    getChecked(`${base}/v1/workers?limit=${TOP_WORKERS}`, (s) => s.WorkersSchema, timeoutMs, token),
   ]);
   return { status, shards, workers };
 }
