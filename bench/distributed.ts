@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { JobConfig } from '../coordinator/job/config.ts';
-import { runLocalCluster } from '../coordinator/local-cluster.ts';
+import { runLocalCluster } from '../cli/local-cluster.ts';
 import { dataParallelBytesPerSample } from '../coordinator/read/traffic.ts';
 import { centralTwinBatch, centralTwinEpochs, trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import type { DataSplit } from '../shared/data/dataset.ts';

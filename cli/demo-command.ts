@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { Command } from 'commander';
 import { trainCentralTwin } from '../coordinator/job/central-twin.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
-import { runLocalCluster } from '../coordinator/local-cluster.ts';
+import { runLocalCluster } from './local-cluster.ts';
 import type { RunningCoordinator } from '../coordinator/main.ts';
 import { selectBackend } from '../shared/backend.ts';
 import { createLogger } from '../shared/logging.ts';

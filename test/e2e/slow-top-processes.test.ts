@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { parseJobConfig } from '../../coordinator/job/config.ts';
-import { runLocalCluster } from '../../coordinator/local-cluster.ts';
+import { runLocalCluster } from '../../cli/local-cluster.ts';
 import type { DistributedBenchResult } from '../../bench/distributed.ts';
-import { WorkersStopped } from '../../coordinator/worker-watch.ts';
+import { WorkersStopped } from '../../cli/worker-watch.ts';
 import { spawnArbor } from '../helpers/processes.ts';
 import { PROCESS_JOB } from '../helpers/process-job.ts';
 

@@ -6,7 +6,7 @@ import {
   type WatchedWorker,
   WorkerWatch,
   stallLimitMs,
-} from '../../coordinator/worker-watch.ts';
+} from '../../cli/worker-watch.ts';
 
 const running = (name: string): WatchedWorker => ({ name, exitCode: null, signalCode: null, lastWords: [] });
 const exited = (name: string, code: number, said?: string): WatchedWorker => ({

@@ -7,9 +7,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { DataSplit } from '../shared/data/dataset.ts';
-import { type RunningCoordinator, startCoordinator } from './main.ts';
-import type { JobConfig } from './job/config.ts';
-import type { EvalRow } from './store/store.ts';
+import { type RunningCoordinator, startCoordinator } from '../coordinator/main.ts';
+import type { JobConfig } from '../coordinator/job/config.ts';
+import type { EvalRow } from '../coordinator/store/store.ts';
 import { type WatchedWorker, WorkerWatch, stallLimitMs } from './worker-watch.ts';
 
 const ARBOR_BIN = fileURLToPath(new URL('../bin/arbor.js', import.meta.url));
