@@ -59,7 +59,11 @@ const JOB_FLAGS: readonly JobFlag[] = [
   { flag: '--pretrain-samples <n>', key: 'pretrain.max_samples' },
   { flag: '--balance <w>', key: 'pretrain.balance' },
   { flag: '--shard-epochs <n>', key: 'shard_epochs' },
-  { flag: '--local-epochs <n>', key: 'local_epochs' },
+  {
+    flag: '--local-epochs <n>',
+    key: 'local_epochs',
+    help: 'most passes over its shard in one work unit (default: 12, and never more than --shard-epochs unless given)',
+  },
   { flag: '--unit-seconds <s>', key: 'unit_seconds' },
   { flag: '--in-flight-span <f>', key: 'in_flight_span' },
   { flag: '--max-peers <n>', key: 'max_peers' },

@@ -1,4 +1,5 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { DatabaseError } from './database-error.ts';
 
 function alive(pid: number): boolean {
@@ -47,7 +48,13 @@ export class DatabaseLock {
         closeSync(fd);
         return new DatabaseLock(path);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT')
+          throw new DatabaseError(
+            dbPath,
+            `cannot be created: the folder ${dirname(dbPath)} does not exist (create it, or pass another --db)`,
+          );
+        if (code !== 'EEXIST')
           throw new DatabaseError(dbPath, `cannot create the lock ${path}: ${(error as Error).message}`);
         const [pidText, start] = readFileSync(path, 'utf8').trim().split(' ');
         const owner = Number(pidText);

@@ -166,5 +166,9 @@ void describe('starting a coordinator', () => {
     const error = await refusal(startCoordinator(options(dbPath)));
     assert.equal(error.code, 'DB_UNAVAILABLE');
     assert.ok(error.message.startsWith(dbPath), error.message);
+    assert.match(
+      error.message,
+      /the folder .*no-such-folder does not exist \(create it, or pass another --db\)/,
+    );
   });
 });
