@@ -198,7 +198,11 @@ export class Leases {
    * HTTP. Returns how many units went back out.
    */
   left(workerId: string, goingAway: boolean): number {
-    if (!goingAway) return 0;
+    if (!goingAway) {
+      // Reconnected, it says again what it has saved; gone for good, it is not remembered.
+      this.saved.forgetWorker(workerId);
+      return 0;
+    }
     const kept = this.saved.holdFor(workerId, leaseLifetimeMs(this.job.config));
     return this.store.releaseLeasesOf(workerId, kept);
   }

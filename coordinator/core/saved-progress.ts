@@ -35,6 +35,11 @@ export class SavedProgress {
     this.saved.delete(unitId);
   }
 
+  /** The worker's socket was lost: nothing of it is kept (its leases run on as they are). */
+  forgetWorker(workerId: string): void {
+    for (const [unitId, saved] of this.saved) if (saved.workerId === workerId) this.saved.delete(unitId);
+  }
+
   /**
    * The worker went away: each of its units with a checkpoint of at least a minibatch is cut
    * to the part saved and held until `lifetimeMs` from now. Returns the ids of the units held.

@@ -109,5 +109,9 @@ void describe('saved progress of a closed tab', () => {
       [after.state, after.deadlineMs, after.window],
       ['leased', before.deadlineMs, before.window],
     );
+    // Back, but saying nothing more of a checkpoint, then gone: nothing is kept from before.
+    const again = s.core.connect(helloAs('tab'), volunteerIdentity('aaaaaaaaaaaa')).id;
+    s.core.disconnect(again, true);
+    assert.deepEqual([s.store.getUnit(assign.unit_id)!.state, s.store.listUnits().length], ['ready', 1]);
   });
 });

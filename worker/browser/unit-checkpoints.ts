@@ -13,24 +13,32 @@ const KEY = 'unit';
 /** A save costs a read of the weights and a write of the delta (a few tens of ms at the default job). */
 const SAVE_EVERY_MS = 5_000;
 
-function request<T>(make: (store: IDBObjectStore) => IDBRequest<T>, mode: IDBTransactionMode): Promise<T> {
-  return new Promise((resolve, reject) => {
+let opened: Promise<IDBDatabase> | undefined;
+
+/** The tab's checkpoint database, opened once and kept for the saves every few seconds. */
+function database(): Promise<IDBDatabase> {
+  return (opened ??= new Promise<IDBDatabase>((resolve, reject) => {
     const opening = indexedDB.open(DATABASE, 1);
     opening.onupgradeneeded = () => opening.result.createObjectStore(STORE);
-    opening.onerror = () => reject(opening.error ?? new Error('IndexedDB could not be opened'));
-    opening.onsuccess = () => {
-      const db = opening.result;
-      const transaction = db.transaction(STORE, mode);
-      const pending = make(transaction.objectStore(STORE));
-      transaction.oncomplete = () => {
-        db.close();
-        resolve(pending.result);
-      };
-      transaction.onerror = transaction.onabort = () => {
-        db.close();
-        reject(transaction.error ?? new Error('IndexedDB transaction failed'));
-      };
+    opening.onerror = () => {
+      opened = undefined;
+      reject(opening.error ?? new Error('IndexedDB could not be opened'));
     };
+    opening.onsuccess = () => resolve(opening.result);
+  }));
+}
+
+async function request<T>(
+  make: (store: IDBObjectStore) => IDBRequest<T>,
+  mode: IDBTransactionMode,
+): Promise<T> {
+  const db = await database();
+  return new Promise((resolve, reject) => {
+    const transaction = db.transaction(STORE, mode);
+    const pending = make(transaction.objectStore(STORE));
+    transaction.oncomplete = () => resolve(pending.result);
+    transaction.onerror = transaction.onabort = () =>
+      reject(transaction.error ?? new Error('IndexedDB transaction failed'));
   });
 }
 
