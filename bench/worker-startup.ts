@@ -3,7 +3,9 @@
  * repository's `arbor worker`, the packaged `arbor-worker` bundle, `arbor --help`, and the
  * baseline of loading every command (what `arbor worker` loaded before commands were loaded
  * lazily, and `arbor --help` until it named them without loading them).
- * Each runs `--help`: every module is imported, nothing is trained.
+ * Each runs `--help`: every module is imported, nothing is trained. The operator's
+ * `arbor status` is also timed against a live coordinator, from the compiled copy that
+ * bin/arbor.js starts and from source through tsx (ARBOR_FROM_SOURCE=1).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildWorkerPackage } from '../coordinator/worker-package.ts';
+import { defaultJobCoordinator } from './helpers/default-coordinator.ts';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -29,6 +32,16 @@ export interface WorkerStartupResult {
   readonly status_help: StartupSample;
   readonly admin_help: StartupSample;
   readonly arbor_worker: StartupSample;
+  /** The same commands from source through tsx, as bin/arbor.js ran them before the compiled copy. */
+  readonly arbor_help_source: StartupSample;
+  readonly arbor_worker_source: StartupSample;
+  /** `arbor status` against a live coordinator on the default job: whole command, request included. */
+  readonly status_live: StartupSample;
+  readonly status_live_source: StartupSample;
+  /** `arbor admin resume` against the same coordinator. */
+  readonly admin_live: StartupSample;
+  /** status_live / status_live_source */
+  readonly status_live_ratio: number;
   readonly packaged_worker: StartupSample;
   /** arbor_worker / all_commands */
   readonly ms_ratio: number;
@@ -50,12 +63,17 @@ async function extractBundle(dir: string): Promise<string> {
   return path;
 }
 
-async function measure(args: readonly string[], runs: number, dir: string): Promise<StartupSample> {
+async function measure(
+  args: readonly string[],
+  runs: number,
+  dir: string,
+  fromSource = false,
+): Promise<StartupSample> {
   const report = join(dir, `report-${Math.random().toString(36).slice(2)}.jsonl`);
   for (let i = 0; i < runs; i++)
     await run(process.execPath, ['--import', join(root, 'bench/helpers/exit-report.mjs'), ...args], {
       cwd: root,
-      env: { ...process.env, ARBOR_EXIT_REPORT: report },
+      env: { ...process.env, ARBOR_EXIT_REPORT: report, ARBOR_FROM_SOURCE: fromSource ? '1' : '0' },
     });
   const samples = readFileSync(report, 'utf8')
     .trim()
@@ -70,12 +88,31 @@ export async function benchWorkerStartup(runs: number): Promise<WorkerStartupRes
   const dir = mkdtempSync(join(cache, 'arbor-startup-'));
   try {
     const bundle = await extractBundle(dir);
+    await run(process.execPath, ['bin/arbor.js', '--version'], { cwd: root }); // the compiled copy, made once
     const allCommands = await measure(['--import', 'tsx', 'bench/helpers/load-every-command.ts'], runs, dir);
     const topHelp = await measure(['bin/arbor.js', '--help'], runs, dir);
     const statusHelp = await measure(['bin/arbor.js', 'status', '--help'], runs, dir);
     const adminHelp = await measure(['bin/arbor.js', 'admin', '--help'], runs, dir);
     const arborWorker = await measure(['bin/arbor.js', 'worker', '--help'], runs, dir);
     const packaged = await measure([bundle, '--help'], runs, dir);
+    const topHelpSource = await measure(['bin/arbor.js', '--help'], runs, dir, true);
+    const arborWorkerSource = await measure(['bin/arbor.js', 'worker', '--help'], runs, dir, true);
+    const coordinator = await defaultJobCoordinator(dir, ['--admin-token', 'bench']);
+    let statusLive: StartupSample;
+    let statusLiveSource: StartupSample;
+    let adminLive: StartupSample;
+    try {
+      const status = ['bin/arbor.js', 'status', '--url', coordinator.url];
+      statusLive = await measure(status, runs, dir);
+      statusLiveSource = await measure(status, runs, dir, true);
+      adminLive = await measure(
+        ['bin/arbor.js', 'admin', 'resume', '--url', coordinator.url, '--token', 'bench'],
+        runs,
+        dir,
+      );
+    } finally {
+      coordinator.child.kill('SIGKILL');
+    }
     return {
       runs,
       all_commands: allCommands,
@@ -84,6 +121,12 @@ export async function benchWorkerStartup(runs: number): Promise<WorkerStartupRes
       admin_help: adminHelp,
       arbor_worker: arborWorker,
       packaged_worker: packaged,
+      arbor_help_source: topHelpSource,
+      arbor_worker_source: arborWorkerSource,
+      status_live: statusLive,
+      status_live_source: statusLiveSource,
+      status_live_ratio: statusLive.ms / statusLiveSource.ms,
+      admin_live: adminLive,
       ms_ratio: arborWorker.ms / allCommands.ms,
       rss_ratio: arborWorker.max_rss_mb / allCommands.max_rss_mb,
       packaged_ms_ratio: packaged.ms / allCommands.ms,

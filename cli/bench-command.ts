@@ -230,7 +230,7 @@ export function benchCommand(): Command {
   bench
     .command('worker-startup')
     .description(
-      "A volunteer process's load time and peak memory: arbor worker, the packaged arbor-worker, and loading every command (the baseline).",
+      "Load time and peak memory of the CLI's commands (compiled and from source), the packaged arbor-worker, and a live arbor status; the baseline loads every command.",
     )
     .option('--runs <n>', 'runs of each (median reported)', integer('--runs', 1), 5)
     .option('--json', 'print one JSON object on stdout')
@@ -246,7 +246,12 @@ export function benchCommand(): Command {
               line('arbor status --help', r.status_help) +
               line('arbor admin --help', r.admin_help) +
               line('arbor worker', r.arbor_worker) +
-              line('arbor-worker (package)', r.packaged_worker),
+              line('arbor-worker (package)', r.packaged_worker) +
+              line('arbor --help (source)', r.arbor_help_source) +
+              line('arbor worker (source)', r.arbor_worker_source) +
+              line('arbor status (live)', r.status_live) +
+              line('arbor status (live, source)', r.status_live_source) +
+              line('arbor admin resume (live)', r.admin_live),
       );
     });
   bench

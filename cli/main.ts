@@ -1,8 +1,5 @@
 import { Command } from 'commander';
-import { setLogLevel } from '../shared/logging.ts';
 import { ARBOR_VERSION } from '../shared/version.ts';
-
-setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
 
 /**
  * Each command's module is imported only when that command runs, so `arbor worker` loads

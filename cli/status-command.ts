@@ -115,7 +115,8 @@ export async function fetchStatus(
 
 // ---------------------------------------------------------------- formatting
 
-const count = (n: number): string => n.toLocaleString('en-US');
+// Not toLocaleString: its first call loads ICU's locale data, a tenth of the command's time.
+const count = (n: number): string => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 const percent = (x: number | null, digits = 1): string =>
   x === null ? 'n/a' : `${(x * 100).toFixed(digits)}%`;
 const fixed = (x: number | null, digits: number): string => (x === null ? 'n/a' : x.toFixed(digits));

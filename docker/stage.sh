@@ -39,5 +39,8 @@ mv "$sqlite/build/Release/better_sqlite3.node" "$out/better_sqlite3.node"
 rm -rf "$sqlite/build" "$sqlite/deps" "$sqlite/src"
 mkdir -p "$sqlite/build/Release"
 mv "$out/better_sqlite3.node" "$sqlite/build/Release/"
+# The compiled copy of the CLI that bin/arbor.js starts (the image's /opt/arbor is read-only
+# to its user, so it could not be made there; COPY keeps the files' times, which key it).
+(cd "$out/coordinator" && node bin/arbor.js --version >/dev/null)
 cp docker/healthcheck.mjs "$out/"
 du -sh "$out/coordinator" "$out/worker"

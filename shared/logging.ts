@@ -5,13 +5,13 @@ export type LogFormat = 'json' | 'pretty';
 
 /**
  * Logs on stderr: JSON lines, or readable lines when stderr is a terminal (override with
- * ARBOR_LOG_FORMAT=json|pretty; `format` overrides both). `level` comes from the CLI; `sink`
+ * ARBOR_LOG_FORMAT=json|pretty; `format` overrides both). `level` defaults to ARBOR_LOG_LEVEL (else info); `sink`
  * takes each line instead of stderr, synchronously (the worker's terminal renderer). Tokens
  * are redacted wherever they appear. Readable lines off a terminal are one line each.
  */
 export function createLogger(
   component: string,
-  level: string = logLevel,
+  level: string = process.env['ARBOR_LOG_LEVEL'] ?? 'info',
   sink?: (text: string) => void,
   format: string = process.env['ARBOR_LOG_FORMAT'] ?? (process.stderr.isTTY ? 'pretty' : 'json'),
 ) {
@@ -31,10 +31,4 @@ export function createLogger(
     { name: `arbor-${component}`, level, redact: ['token', '*.token', 'headers.authorization'] },
     destination,
   );
-}
-
-let logLevel = 'info';
-/** Set once by the CLI entry. */
-export function setLogLevel(level: string): void {
-  logLevel = level;
 }

@@ -1,9 +1,6 @@
 /** Entry of the standalone volunteer package: `arbor-worker --url ws://HOST:PORT`. */
-import { setLogLevel } from '../shared/logging.ts';
 import { ARBOR_VERSION } from '../shared/version.ts';
 import { workerCommand } from './command.ts';
-
-setLogLevel(process.env['ARBOR_LOG_LEVEL'] ?? 'info');
 
 try {
   await workerCommand('arbor-worker').version(ARBOR_VERSION).showHelpAfterError().parseAsync(process.argv);

@@ -16,10 +16,11 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const SERVER_ONLY = /\/coordinator\/|node_modules\/(fastify|@fastify|better-sqlite3|prom-client|uplot)\//;
 
-async function modulesLoaded(name: string, args: readonly string[]): Promise<string[]> {
+/** From source, so that each module is seen by its own name (the compiled copy joins them into chunks). */
+async function modulesLoaded(name: string, args: readonly string[], compiled = false): Promise<string[]> {
   const log = join(dir, `${name}.log`);
   await run(process.execPath, ['--import', './test/helpers/module-recorder.mjs', ...args], {
-    env: { ...process.env, ARBOR_MODULE_LOG: log },
+    env: { ...process.env, ARBOR_MODULE_LOG: log, ARBOR_FROM_SOURCE: compiled ? '0' : '1' },
   });
   return readFileSync(log, 'utf8').trim().split('\n');
 }
@@ -41,6 +42,22 @@ void describe('the worker process', { timeout: 60_000 }, () => {
       );
     });
   }
+
+  void it('the compiled `arbor worker` loads no server dependency either', async () => {
+    const modules = await modulesLoaded('compiled-worker', ['bin/arbor.js', 'worker', '--help'], true);
+    assert.ok(
+      modules.some((url) => url.includes('/node_modules/.cache/arbor/cli-')),
+      'it ran the compiled copy',
+    );
+    assert.ok(
+      modules.some((url) => url.includes('@tensorflow/tfjs')),
+      'the recorder saw the worker load',
+    );
+    assert.deepEqual(
+      modules.filter((url) => SERVER_ONLY.test(url)),
+      [],
+    );
+  });
 
   void it('arbor --help lists every command and loads none of them', async () => {
     const modules = await modulesLoaded('help', ['bin/arbor.js', '--help']);
