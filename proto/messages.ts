@@ -178,10 +178,24 @@ export const AssignedTop = Type.Object(
   },
 );
 
+export const UnitLineage = Type.Object(
+  {
+    origin: Id('the unit first cut at this place in the shard schedule: its parts and retries share it'),
+    part: Type.Optional(
+      Count(
+        'this part of the origin starts here in the shard schedule, parts per million (absent: the unit as cut)',
+      ),
+    ),
+    retry: Count('how many times refused results had this stretch reissued'),
+  },
+  { ...closed, description: 'what a unit is (its id is only its name, never parsed)' },
+);
+
 export const Assign = Type.Object(
   {
     type: Type.Literal('assign'),
     unit_id: Id('work unit id'),
+    lineage: UnitLineage,
     lease_token: Token('fences progress, release and result for this lease'),
     shard: Count('data shard index'),
     base_version: Count('model version the delta is computed against'),

@@ -1,2 +1,2 @@
 /** Wire protocol version carried in `hello`; bump on any incompatible change. */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;

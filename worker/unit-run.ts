@@ -109,7 +109,17 @@ export async function runUnit(
     });
   const heartbeat = setInterval(beat, welcome.heartbeat_ms);
   const epochs = Number(assign.recipe.local_epochs.toFixed(2));
-  unitLog.info({ samples: inputs.data.n, epochs, batch: assign.recipe.batch }, 'training unit');
+  const { part, retry } = assign.lineage;
+  unitLog.info(
+    {
+      samples: inputs.data.n,
+      epochs,
+      batch: assign.recipe.batch,
+      ...(part === undefined ? {} : { part_of: assign.lineage.origin }),
+      ...(retry === 0 ? {} : { retry }),
+    },
+    'training unit',
+  );
   const save = async (partial: UnitResult): Promise<void> => {
     if (checkpoints === undefined || partial.samples < assign.recipe.batch) return;
     await checkpoints.save({

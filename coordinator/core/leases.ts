@@ -82,6 +82,11 @@ export class Leases {
     return {
       type: 'assign',
       unit_id: unit.id,
+      lineage: {
+        origin: unit.origin,
+        ...(unit.part === null ? {} : { part: unit.part }),
+        retry: unit.retry,
+      },
       lease_token: token,
       shard: unit.shard,
       base_version: unit.baseVersion,

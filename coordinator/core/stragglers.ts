@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { TrainingJob } from '../job/training-job.ts';
 import type { Store, Unit } from '../store/store.ts';
 import { MIN_UNIT_BATCHES, restOfUnit } from './unit-cutter.ts';
+import { backupLineage, named } from './unit-lineage.ts';
 import { standingOwner } from './standing.ts';
 
 /** Who asks for work, as far as sizing a new unit goes. */
@@ -117,7 +118,7 @@ export class Stragglers {
     if (pick === undefined) return false;
     const { unit } = pick;
     const copy = {
-      id: `${unit.id}-b${unit.attempts}`,
+      ...named(backupLineage(unit)),
       shard: unit.shard,
       baseVersion: unit.baseVersion,
       createdMs: unit.createdMs,

@@ -1,5 +1,6 @@
 import type { JobConfig } from '../job/config.ts';
 import type { NewUnit, Shard, Unit, UnitWindow } from '../store/store.ts';
+import { cutLineage, named, partLineage } from './unit-lineage.ts';
 
 /** Smallest unit, in minibatches (unless the shard, or what is left of it, is smaller). */
 export const MIN_UNIT_BATCHES = 8;
@@ -23,10 +24,6 @@ export interface CutRequest {
 }
 
 const EPSILON = 1e-9;
-
-/** The unit's id: its shard, then where it starts in the shard's schedule (parts per million). */
-export const cutUnitId = (shard: number, from: number): string =>
-  `s${String(shard).padStart(4, '0')}-c${String(Math.round(from * 1e6)).padStart(6, '0')}`;
 
 /**
  * Cuts the next unit from the shards' schedules: from the shard with the least of its
@@ -83,7 +80,7 @@ export function cutUnit(
   const advance = size * share;
   const to = Math.min(1, from + size / budget);
   return {
-    id: cutUnitId(shard.id, from),
+    ...named(cutLineage(shard.id, from)),
     shard: shard.id,
     baseVersion: shard.version,
     createdMs: request.now,
@@ -99,13 +96,12 @@ export function cutUnit(
 
 /**
  * What is left of a unit whose worker trained `fraction` of it: the rest of its window, as a
- * unit of its own (its id plus `-p<where the rest starts, in parts per million of the schedule>`).
+ * unit of its own, a part of the same origin.
  */
 export function restOfUnit(unit: Unit, window: UnitWindow, fraction: number): NewUnit {
   const from = window.from + (window.to - window.from) * fraction;
-  const base = unit.id.replace(/(?:-[px]\d+)+$/, '');
   return {
-    id: `${base}-p${Math.round(from * 1e6)}`,
+    ...named(partLineage(unit, from)),
     shard: unit.shard,
     baseVersion: unit.baseVersion,
     createdMs: unit.createdMs,

@@ -141,6 +141,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE units ADD COLUMN rejected_by TEXT;
   `,
+  `
+  ALTER TABLE units ADD COLUMN origin TEXT;
+  ALTER TABLE units ADD COLUMN part INTEGER;
+  ALTER TABLE units ADD COLUMN retry INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /** Applies every migration not yet recorded, each in its own transaction. Returns how many ran. */

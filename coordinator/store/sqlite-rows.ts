@@ -55,6 +55,10 @@ export interface UnitRow {
   backup_of: string | null;
   rejected_by: string | null;
   leased_ms: number | null;
+  /** Null for units created before lineage was stored, or given none: their own origin. */
+  origin: string | null;
+  part: number | null;
+  retry: number;
 }
 export interface WorkerRow {
   id: string;
@@ -127,6 +131,9 @@ export const toUnit = (r: UnitRow): Unit => ({
   backupOf: r.backup_of,
   rejectedBy: r.rejected_by === null ? null : (JSON.parse(r.rejected_by) as string[]),
   leasedMs: r.leased_ms,
+  origin: r.origin ?? r.id,
+  part: r.part,
+  retry: r.retry,
 });
 export const toWorker = (r: WorkerRow): Worker => ({
   id: r.id,

@@ -32,10 +32,13 @@ export function prepareStatements(db: Database.Database) {
         number | null,
         string | null,
         string | null,
+        string | null,
+        number | null,
+        number,
       ]
     >(
-      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to, backup_of, rejected_by)
-       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO units (id, shard, base_version, state, attempts, created_ms, window_from, window_to, epochs, share, cut_to, backup_of, rejected_by, origin, part, retry)
+       VALUES (?, ?, ?, 'ready', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     getUnit: db.prepare<[string], UnitRow>('SELECT * FROM units WHERE id = ?'),
     oldestReady: db.prepare<[{ owner: string; preferred: string }], { id: string }>(

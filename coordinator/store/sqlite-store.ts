@@ -97,6 +97,9 @@ export class SqliteStore implements Store {
       unit.cutTo ?? null,
       unit.backupOf ?? null,
       unit.rejectedBy ? JSON.stringify(unit.rejectedBy) : null,
+      unit.origin ?? null,
+      unit.part ?? null,
+      unit.retry ?? 0,
     );
   }
 

@@ -73,7 +73,20 @@ export interface UnitWindow {
   epochs: number;
 }
 
-export interface NewUnit {
+/**
+ * Where a unit comes from: the unit first cut at that place in the shard's schedule (its
+ * `origin`), the part of it that was left after a partial result (`part`: where it starts,
+ * parts per million of the schedule; null for the cut itself), and how many times a refused
+ * result had it reissued (`retry`). The unit's id is written from these and never read back.
+ */
+export interface UnitLineage {
+  origin: string;
+  part: number | null;
+  retry: number;
+}
+
+export interface NewUnit extends Partial<UnitLineage> {
+  /** Unique; written from its lineage (core/unit-lineage.ts). A unit given no lineage is its own origin. */
   id: string;
   shard: number;
   baseVersion: number;
@@ -98,6 +111,9 @@ export interface NewUnit {
 }
 
 export interface Unit extends NewUnit {
+  origin: string;
+  part: number | null;
+  retry: number;
   state: UnitState;
   workerId: string | null;
   leaseToken: string | null;

@@ -57,6 +57,27 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       });
     });
 
+    void it("keeps a unit's lineage as fields; a unit given none is its own origin", () => {
+      store.createUnit({
+        id: 'o-p250-x2',
+        origin: 'o',
+        part: 250,
+        retry: 2,
+        shard: 0,
+        baseVersion: 0,
+        createdMs: 0,
+      });
+      store.createUnit({ id: 'plain-x9', shard: 0, baseVersion: 0, createdMs: 0 });
+      const kept = store.getUnit('o-p250-x2')!;
+      assert.deepEqual([kept.origin, kept.part, kept.retry], ['o', 250, 2]);
+      const plain = store.getUnit('plain-x9')!;
+      assert.deepEqual(
+        [plain.origin, plain.part, plain.retry],
+        ['plain-x9', null, 0],
+        'nothing read from the id',
+      );
+    });
+
     void it("keeps a unit's share of the schedule; the cut is the furthest cutTo, else window end", () => {
       store.createUnit({
         id: 'whole',
@@ -907,6 +928,10 @@ void describe('Store migrations', () => {
         backupOf: null,
         rejectedBy: null,
         leasedMs: null,
+        // A unit from before lineage was stored is its own origin: nothing is read from its id.
+        origin: 'old-unit',
+        part: null,
+        retry: 0,
       });
       assert.equal(store.getWorker('w-old')?.credit, 400);
       assert.deepEqual(store.eventsAfter(0, 10), [{ id: 1, atMs: 13, kind: 'boot', data: { v: 1 } }]);

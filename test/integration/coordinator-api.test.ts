@@ -260,7 +260,7 @@ function assertRejectedAndReplaced(l: Lease, code: 'DELTA_INVALID' | 'DELTA_REJE
   assert.equal(result.workerId, l.workerId);
   assert.equal(result.mergedVersion, null);
   assert.equal(store.getUnit(l.assign.unit_id)?.state, 'rejected');
-  const replacement = store.getUnit(nextRetry({ id: l.assign.unit_id }, 'w', Infinity)!.id);
+  const replacement = store.getUnit(nextRetry(store.getUnit(l.assign.unit_id)!, 'w', Infinity)!.id);
   assert.ok(replacement, `a replacement for ${l.assign.unit_id}`);
   assert.equal(replacement.shard, l.assign.shard);
   assert.notEqual(replacement.state, 'rejected');

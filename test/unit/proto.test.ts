@@ -25,6 +25,7 @@ const hello = {
 const assign = {
   type: 'assign',
   unit_id: 'u-1',
+  lineage: { origin: 'u-1', retry: 0 },
   lease_token: 'lt-1',
   shard: 3,
   base_version: 7,
