@@ -116,6 +116,16 @@ export default tseslint.config(
     ['merge', ['main', 'http', 'read', 'core', 'job', 'top', 'store']],
   ]),
   {
+    // The builders run inside the coordinator: they name their entries by path and import no volunteer code.
+    files: ['packaging/*.ts'],
+    rules: restrict({ patterns: ['**/worker/**', '**/coordinator/**', '**/cli/**'] }),
+  },
+  {
+    // What each bundle runs: the volunteer's code, nothing of the server's.
+    files: ['packaging/entries/*.ts'],
+    rules: restrict({ patterns: ['**/coordinator/**', '**/cli/**'] }),
+  },
+  {
     files: ['shared/**/*.ts'],
     rules: restrict({ patterns: ['**/worker/**', '**/coordinator/**', '**/cli/**'] }),
   },

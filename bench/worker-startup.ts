@@ -12,7 +12,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { buildWorkerPackage } from '../coordinator/worker-package.ts';
+import { buildWorkerPackage } from '../packaging/worker-package.ts';
 import { defaultJobCoordinator } from './helpers/default-coordinator.ts';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SOURCE_FOLDERS = ['cli', 'coordinator', 'shared', 'worker', 'proto', 'bench'];
+const SOURCE_FOLDERS = ['cli', 'coordinator', 'packaging', 'shared', 'worker', 'proto', 'bench'];
 
 /**
  * Changes whenever a source file under `root` is added, removed or written; not when the

@@ -24,8 +24,8 @@ import {
 } from './job/config.ts';
 import { loadJobData } from './job/job-data.ts';
 import { ReadModel } from './read/read-model.ts';
-import { type WorkerPackage, buildWorkerPackage } from './worker-package.ts';
-import { type VolunteerBundle, buildVolunteerBundle } from './volunteer-bundle.ts';
+import { type WorkerPackage, buildWorkerPackage } from '../packaging/worker-package.ts';
+import { type VolunteerBundle, buildVolunteerBundle } from '../packaging/volunteer-bundle.ts';
 import { DatabaseLock } from './store/db-lock.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { EvalRow } from './store/store.ts';

@@ -10,7 +10,7 @@ rm -rf "$out"
 mkdir -p "$out/coordinator" "$out/worker"
 export npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 
-cp -R package.json package-lock.json tsconfig.json bin bench cli coordinator proto shared worker \
+cp -R package.json package-lock.json tsconfig.json bin bench cli coordinator packaging proto shared worker \
   "$out/coordinator/"
 (cd "$out/coordinator" && npm ci --omit=dev)
 # The root's optional dependencies (native TensorFlow, where it installed at all) stay out:
@@ -20,7 +20,7 @@ node -p "Object.keys(require('./package.json').optionalDependencies ?? {}).join(
 
 node --import tsx --input-type=module -e "
   import { writeFileSync } from 'node:fs';
-  import { buildWorkerPackage } from './coordinator/worker-package.ts';
+  import { buildWorkerPackage } from './packaging/worker-package.ts';
   writeFileSync('$out/worker/arbor-worker.tgz', (await buildWorkerPackage()).bytes);
 "
 echo '{ "private": true }' >"$out/worker/package.json"

@@ -11,9 +11,9 @@ interface DawnModule {
   globals: Record<string, unknown>;
 }
 
-/** Dawn's binding: native and optional, never bundled (coordinator/worker-package.ts keeps it external). */
+/** Dawn's binding: native and optional, never bundled (packaging/worker-package.ts keeps it external). */
 const DAWN = 'webgpu';
-/** Set by the volunteer bundle's build (coordinator/worker-package.ts). */
+/** Set by the volunteer bundle's build (packaging/worker-package.ts). */
 const BUNDLED = process.env['ARBOR_BUNDLE'] === '1';
 
 /**

@@ -9,7 +9,7 @@ export interface PackagedWorker {
   readonly bytes: Uint8Array;
   /** The same files loose, by content, for the join script. */
   readonly files: readonly { readonly name: string; readonly sha256: string; readonly bytes: Uint8Array }[];
-  /** The script the join command runs (coordinator/worker-join-script.ts). */
+  /** The script the join command runs (packaging/worker-join-script.ts). */
   readonly joinScript: string;
 }
 

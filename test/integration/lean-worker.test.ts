@@ -28,7 +28,7 @@ async function modulesLoaded(name: string, args: readonly string[], compiled = f
 void describe('the worker process', { timeout: 60_000 }, () => {
   for (const [name, args] of [
     ['arbor worker', ['bin/arbor.js', 'worker', '--help']],
-    ['arbor-worker', ['--import', 'tsx', 'worker/bin.ts', '--help']],
+    ['arbor-worker', ['--import', 'tsx', 'packaging/entries/arbor-worker.ts', '--help']],
   ] as const) {
     void it(`${name} loads no coordinator module and no server dependency`, async () => {
       const modules = await modulesLoaded(name.replace(' ', '-'), args);

@@ -1,5 +1,5 @@
 /**
- * The volunteer worker this coordinator serves, self-contained: worker/bin.ts bundled by
+ * The volunteer worker this coordinator serves, self-contained: entries/arbor-worker.ts bundled by
  * esbuild with every dependency (tfjs, its wasm backend, ws, pino, commander) into one ES
  * module, beside the wasm backend's three binaries. Only the optional accelerators stay
  * outside (tfjs-node, Dawn's `webgpu`): used when the volunteer has them, never required.
@@ -72,7 +72,7 @@ const workerFile = (name: string, bytes: Uint8Array): WorkerFile => ({
 
 async function bundleWorker(): Promise<WorkerFile> {
   const result = await build({
-    entryPoints: [join(root, 'worker/bin.ts')],
+    entryPoints: [fileURLToPath(new URL('./entries/arbor-worker.ts', import.meta.url))],
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -1,9 +1,9 @@
 /**
- * The browser volunteer: worker/browser's page and Web Worker bundled with esbuild when the
- * coordinator first serves /volunteer, so a tab fetches nothing from outside the coordinator.
+ * The browser volunteer: its page and Web Worker (entries/volunteer-page.ts and
+ * entries/volunteer-thread.ts) bundled with esbuild when the coordinator first serves
+ * /volunteer, so a tab fetches nothing from outside the coordinator.
  */
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { build } from 'esbuild';
 
 export interface VolunteerBundle {
@@ -13,13 +13,13 @@ export interface VolunteerBundle {
   readonly thread: Uint8Array;
 }
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const entry = (name: string): string => fileURLToPath(new URL(`./entries/${name}`, import.meta.url));
 
 export async function buildVolunteerBundle(): Promise<VolunteerBundle> {
   const result = await build({
     entryPoints: {
-      page: join(root, 'worker/browser/volunteer-page.ts'),
-      thread: join(root, 'worker/browser/volunteer-thread.ts'),
+      page: entry('volunteer-page.ts'),
+      thread: entry('volunteer-thread.ts'),
     },
     outdir: '/volunteer',
     bundle: true,

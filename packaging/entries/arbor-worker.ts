@@ -1,6 +1,6 @@
-/** Entry of the standalone volunteer package: `arbor-worker --url ws://HOST:PORT`. */
-import { ARBOR_VERSION } from '../shared/version.ts';
-import { workerCommand } from './command.ts';
+/** Entry of the self-contained volunteer package (packaging/worker-package.ts): `arbor-worker --url ws://HOST:PORT`. */
+import { ARBOR_VERSION } from '../../shared/version.ts';
+import { workerCommand } from '../../worker/command.ts';
 
 try {
   await workerCommand('arbor-worker').version(ARBOR_VERSION).showHelpAfterError().parseAsync(process.argv);
