@@ -9,6 +9,7 @@ import { BROWSER_BENCH_BACKENDS, benchBrowserTraining } from '../bench/browser/b
 import { benchWorkerStartup } from '../bench/worker-startup.ts';
 import { benchJoin } from '../bench/join.ts';
 import { benchUnitCheckpoints } from '../bench/unit-checkpoints.ts';
+import { type BlobGrowthRun, benchBlobGrowth } from '../bench/blob-growth.ts';
 import { benchBackendChoice } from '../bench/browser/backend-choice.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
 import { loadJobData } from '../coordinator/job/job-data.ts';
@@ -20,6 +21,8 @@ import { accuracyList, integer } from '../shared/cli-options.ts';
  * The benchmark's job unless flags say otherwise: Fashion-MNIST at training width 2048,
  * D=6, K=3, L=32 (BENCHMARKS.md: 4 pp above D=8, L=8 at the same width).
  */
+/** `arbor bench blob-growth`'s job, unless flags say otherwise: many short units of a small tree. */
+const BLOB_GROWTH_JOB = { depth: 4, frozen: 2, leaf: 8, shard_epochs: 150 } as const;
 const DISTRIBUTED_DEFAULTS = { data: 'fashion-mnist', depth: 6, frozen: 3, leaf: 32 } as const;
 
 /** The job of `arbor bench distributed` and `pretraining`: flags over DISTRIBUTED_DEFAULTS. */
@@ -225,6 +228,36 @@ export function benchCommand(): Command {
         opts['json']
           ? `${JSON.stringify(r)}\n`
           : `re-route of ${r.samples} samples: ${r.reroute_s.toFixed(1)} s, longest event-loop wait ${r.max_stall_ms.toFixed(0)} ms (p99 ${r.p99_stall_ms.toFixed(0)} ms)\n`,
+      );
+    });
+  addJobOptions(
+    bench
+      .command('blob-growth')
+      .description(
+        "A long job's blob store, collected (the sweeper's default) against keeping every blob: the same simulated job run twice, volunteers at 20 samples/s. Default job: the embedded MNIST, D=4, K=2, L=8, 150 epochs a shard (about 2,000 units).",
+      ),
+    BLOB_GROWTH_JOB,
+  )
+    .option('--volunteers <n>', 'simulated volunteers', integer('--volunteers', 1), 8)
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      await selectBackend('auto');
+      const config = jobConfigFromOptions({
+        ...opts,
+        depth: opts['depth'] ?? BLOB_GROWTH_JOB.depth,
+        frozen: opts['frozen'] ?? BLOB_GROWTH_JOB.frozen,
+        leaf: opts['leaf'] ?? BLOB_GROWTH_JOB.leaf,
+        shardEpochs: opts['shardEpochs'] ?? BLOB_GROWTH_JOB.shard_epochs,
+      });
+      const r = await benchBlobGrowth(config, await loadJobData(config), opts['volunteers'] as number);
+      const line = (name: string, run: BlobGrowthRun) =>
+        `${name}: ${run.units} units, peak ${run.peak_mb.toFixed(1)} MB (${run.peak_kb_per_unit.toFixed(0)} kB a unit), ${run.final_mb.toFixed(1)} MB at the end\n`;
+      process.stdout.write(
+        opts['json']
+          ? `${JSON.stringify(r)}\n`
+          : line('collected', r.collected) +
+              line('kept all ', r.kept_all) +
+              `model ${r.model_mb.toFixed(2)} MB, training data ${r.train_data_mb.toFixed(1)} MB; peak ratio ${r.peak_ratio.toFixed(3)}\n`,
       );
     });
   bench

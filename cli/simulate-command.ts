@@ -27,13 +27,15 @@ function describeTimes(times: Readonly<Record<string, unknown>>): string {
   return parts.length > 0 ? `; reached ${parts.join(', ')}` : '';
 }
 
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+
 function describeRun(result: SimulationResult): string {
   return (
     `${result.volunteers} volunteers: hard test accuracy ${pct(result.hard_test_acc)}, ` +
     `${result.virtual_wall_s.toFixed(0)} virtual s, utilization ${pct(result.utilization)}, ` +
     `idle ${pct(result.idle_fraction)}, wasted ${pct(result.wasted_fraction)}, ${result.accepted} accepted, ` +
     `${result.rejected} rejected, mean staleness ${result.mean_staleness?.toFixed(2) ?? 'n/a'}` +
-    `${describeTimes(result.time_to_acc)}\n`
+    `${describeTimes(result.time_to_acc)}; blobs at most ${mb(result.blob_bytes.peak)}, ${mb(result.blob_bytes.final)} at the end\n`
   );
 }
 

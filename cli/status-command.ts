@@ -117,6 +117,7 @@ export async function fetchStatus(
 
 // Not toLocaleString: its first call loads ICU's locale data, a tenth of the command's time.
 const count = (n: number): string => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+const megabytes = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
 const percent = (x: number | null, digits = 1): string =>
   x === null ? 'n/a' : `${(x * 100).toFixed(digits)}%`;
 const fixed = (x: number | null, digits: number): string => (x === null ? 'n/a' : x.toFixed(digits));
@@ -227,6 +228,7 @@ export function formatStatus(status: Status, shards: Shards, workers: Workers): 
       .join(' · ')}`,
     `results    ${count(status.results.accepted)} accepted · ${count(status.results.rejected)} rejected`,
     `crowd      ${percent(status.crowd.utilization)} of the volunteers' time merged · ${percent(status.crowd.idle_fraction)} idle · ${percent(status.crowd.wasted_fraction)} wasted`,
+    `storage    ${megabytes(status.storage.bytes)} in ${count(status.storage.blobs)} blobs`,
     `traffic    comm reduction ${traffic.comm_reduction === null ? 'n/a' : `${traffic.comm_reduction.toFixed(1)}×`} · routing imbalance ${fixed(status.routing_imbalance, 2)}`,
     '',
     ...shardLines(shards),

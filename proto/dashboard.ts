@@ -66,6 +66,10 @@ export const StatusSchema = Type.Object({
     dp_bytes_per_sample: Num('what data-parallel training would move per sample'),
     comm_reduction: Nullable(Num('dp_bytes_per_sample / bytes_per_sample')),
   }),
+  storage: Type.Object({
+    blobs: Count('blob files the coordinator keeps (weights, deltas, data, checkpoints)'),
+    bytes: Count('their size; blobs nothing needs are deleted after a while'),
+  }),
   routing_imbalance: Nullable(Num('largest shard / ideal size (null before routing)')),
   crowd: Type.Object(
     {

@@ -13,7 +13,7 @@ import { Leases } from './leases.ts';
 import { OperatorControls, type WorkerSignals } from './operator-controls.ts';
 import { type ConnectedWorker, Presence } from './presence.ts';
 import { standingOf, standingRefusal } from './standing.ts';
-import { DEFAULT_RETENTION, type Retention, pruneStore } from './upkeep.ts';
+import { DEFAULT_RETENTION, type Retention, collectBlobs, pruneStore } from './upkeep.ts';
 
 export interface CoreDeps {
   readonly job: TrainingJob;
@@ -271,6 +271,10 @@ export class CoordinatorCore {
     const connected = this.presence.all().map((w) => w.id);
     const pruned = pruneStore(this.deps.store, retention, now, connected);
     if (pruned.events + pruned.workers > 0) this.deps.log.info(pruned, 'pruned old events and idle workers');
+    const graceMs = Math.max(retention.blobGraceMs, 2 * this.deps.job.config.lease_ms);
+    const freed = collectBlobs(this.deps.store, this.deps.blobs, now - graceMs);
+    if (freed.blobs > 0)
+      this.deps.log.info({ ...freed, stored: this.deps.blobs.stats() }, 'collected unused blobs');
   }
 
   /**

@@ -79,6 +79,10 @@ export class Leases {
     this.log.info({ ...fields, base_version: unit.baseVersion }, 'unit leased');
     const sub = this.job.subtreeShape;
     const top = this.job.top.assigned(shard);
+    const baseBlob = unit.baseBlob ?? shard.weightsBlob;
+    // What the volunteer will fetch is kept a while even once superseded (BlobStore.collect).
+    for (const blob of [baseBlob, shard.dataBlob, top?.blob.sha256, top?.siblings_blob.sha256])
+      if (blob !== undefined) this.blobs.touch(blob);
     return {
       type: 'assign',
       unit_id: unit.id,
@@ -91,10 +95,7 @@ export class Leases {
       shard: unit.shard,
       base_version: unit.baseVersion,
       deadline_ms: unit.deadlineMs ?? 0,
-      base_blob: {
-        sha256: unit.baseBlob ?? shard.weightsBlob,
-        bytes: this.blobs.size(unit.baseBlob ?? shard.weightsBlob),
-      },
+      base_blob: { sha256: baseBlob, bytes: this.blobs.size(baseBlob) },
       data_blob: { sha256: shard.dataBlob, bytes: this.blobs.size(shard.dataBlob) },
       recipe: {
         local_epochs: this.job.schedule.windowOf(unit).epochs,

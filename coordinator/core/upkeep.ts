@@ -1,7 +1,11 @@
 /**
- * Keeps the database bounded however many strangers come and go: the event log keeps its
- * newest entries, and rows of workers that never returned a result are forgotten once idle.
+ * Keeps the database and the disk bounded however many strangers come and go and however
+ * many units a job merges: the event log keeps its newest entries, rows of workers that
+ * never returned a result are forgotten once idle, and blobs nothing needs any more
+ * (superseded weights and outer states, merged deltas, shard data of an older routing,
+ * checkpoints other than the latest and the best) are deleted once unused for a while.
  */
+import type { BlobStats, BlobStore } from '../store/blob-store.ts';
 import type { Store } from '../store/store.ts';
 
 export interface Retention {
@@ -11,13 +15,24 @@ export interface Retention {
   readonly idleWorkerRowMs: number;
   /** How often the sweeper prunes. */
   readonly everyMs: number;
+  /**
+   * A blob no row needs is kept this long after it was last written or handed out (and at
+   * least two leases: a volunteer fetches what its unit named after it was leased).
+   */
+  readonly blobGraceMs: number;
 }
 
 export const DEFAULT_RETENTION: Retention = {
   maxEvents: 50_000,
   idleWorkerRowMs: 3_600_000,
   everyMs: 60_000,
+  blobGraceMs: 10 * 60_000,
 };
+
+/** Deletes the blobs no row needs (Store.blobsInUse) that were not used since `usedBeforeMs`. */
+export function collectBlobs(store: Store, blobs: BlobStore, usedBeforeMs: number): BlobStats {
+  return blobs.collect(store.blobsInUse(), usedBeforeMs);
+}
 
 export function pruneStore(
   store: Store,

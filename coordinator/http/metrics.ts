@@ -107,6 +107,14 @@ export const metricsRoutes: FastifyPluginCallback<MetricsOptions> = (app, option
     },
   });
   new Gauge({
+    name: 'arbor_blob_store_bytes',
+    help: "Bytes of the coordinator's blob files (blobs nothing needs are deleted after a while).",
+    registers,
+    collect() {
+      this.set(current().storage.bytes);
+    },
+  });
+  new Gauge({
     name: 'arbor_trained_fraction',
     help: 'Samples trained by accepted results (capped per shard at its budget) / the whole budget.',
     registers,

@@ -13,7 +13,7 @@ import type {
   Workers,
 } from '../../proto/dashboard.ts';
 import type { Clock } from '../../shared/clock.ts';
-import type { BlobStore } from '../store/blob-store.ts';
+import type { BlobStats, BlobStore } from '../store/blob-store.ts';
 import type { CoordinatorCore } from '../core/coordinator-core.ts';
 import { centralTwinBatch } from '../job/central-twin.ts';
 import type { JobPhase, Shard, ShardActivity, Store, UnitState } from '../store/store.ts';
@@ -49,7 +49,7 @@ export class ReadModel {
   constructor(
     private readonly core: CoordinatorCore,
     private readonly store: Store,
-    blobs: BlobStore,
+    private readonly blobs: BlobStore,
     private readonly clock: Clock,
   ) {
     this.gallery = new ShardGallery(blobs);
@@ -127,6 +127,7 @@ export class ReadModel {
         dp_bytes_per_sample: dp,
         comm_reduction: bytesPerSample > 0 ? dp / bytesPerSample : null,
       },
+      storage: this.blobs.stats(),
       routing_imbalance:
         shards.length > 0 && routed > 0
           ? Math.max(...shards.map((s) => s.samples)) / (routed / shards.length)
@@ -247,6 +248,7 @@ export class ReadModel {
     hardTestAcc: number | null;
     valLoss: number | null;
     trainedFraction: number;
+    storage: BlobStats;
   } {
     const shards = this.store.listShards();
     const budget = shards.reduce((sum, s) => sum + s.budgetSamples, 0);
@@ -259,6 +261,7 @@ export class ReadModel {
       hardTestAcc: latest?.hardTestAcc ?? null,
       valLoss: latest?.valLoss ?? null,
       trainedFraction: budget > 0 ? this.trainedSamples(shards) / budget : 0,
+      storage: this.blobs.stats(),
     };
   }
 

@@ -45,7 +45,8 @@ function lastMerged({ store, blobs, assign, job }: CheatContext): FFFWeights | u
     .listResults()
     .filter((r) => r.shard === assign.shard && r.status === 'accepted' && r.deltaBlob !== null)
     .at(-1);
-  if (row === undefined) return undefined;
+  // Merged deltas are collected once unused a while (BlobStore.collect): then there is nothing to copy.
+  if (row === undefined || !blobs.has(row.deltaBlob!)) return undefined;
   const unit = store.getUnit(row.unitId);
   const levels = unit === undefined ? undefined : job.top.levelsFor(unit);
   return decodeUnitDelta(blobs.read(row.deltaBlob!), 'copy', levels).delta;

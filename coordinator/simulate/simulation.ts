@@ -14,6 +14,7 @@ import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { assembleCoordinator } from '../assemble.ts';
 import type { JobConfig } from '../job/config.ts';
 import { BlobStore } from '../store/blob-store.ts';
+import type { Retention } from '../core/upkeep.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { EventQueue } from './event-queue.ts';
 import { type SimulationResult, summarize } from './summary.ts';
@@ -34,6 +35,8 @@ export interface SimulationOptions {
   readonly targets: readonly number[];
   /** Told after every event: the virtual time and the share of the job's budget trained. */
   readonly onProgress?: (virtualMs: number, trainedFraction: number) => void;
+  /** What the sweeper keeps (coordinator/core/upkeep.ts); its defaults otherwise. */
+  readonly retention?: Retention;
 }
 
 export const DEFAULT_SIMULATION: SimulationOptions = { curveEverySeconds: 5, targets: [] };
@@ -71,7 +74,7 @@ async function run(
   const started = performance.now();
   const clock = new ManualClock(0);
   const store = new SqliteStore(join(dir, 'arbor.db'));
-  const blobs = new BlobStore(join(dir, 'arbor.db.blobs'));
+  const blobs = new BlobStore(join(dir, 'arbor.db.blobs'), clock);
   const { job, core } = assembleCoordinator({
     store,
     blobs,
@@ -80,6 +83,7 @@ async function run(
     clock,
     log,
     finalModelPath: join(dir, 'arbor-final.safetensors'),
+    ...(options.retention !== undefined ? { retention: options.retention } : {}),
   });
   await core.prepare();
   let finished = false;
@@ -306,12 +310,16 @@ async function run(
       queue.at(clock.now(), () => ask(volunteer));
     });
 
+  let peakBlobBytes = blobs.stats().bytes;
   while (!finished) {
     const next = queue.next();
     if (next === undefined) throw new Error('the simulation ran out of volunteers before the job was done');
     curve.advanceTo(next.atMs);
     clock.advance(next.atMs - clock.now());
     await next.run();
+    // The sweeper's work (pruning, collecting blobs), at its own pace in virtual time.
+    core.upkeep();
+    peakBlobBytes = Math.max(peakBlobBytes, blobs.stats().bytes);
     if (options.onProgress !== undefined) {
       const shards = store.listShards();
       const budget = shards.reduce((sum, shard) => sum + shard.budgetSamples, 0);
@@ -339,6 +347,7 @@ async function run(
     ...(mix.cheaters > 0 ? { cheats } : {}),
     peakInFlight,
     realSeconds: (performance.now() - started) / 1000,
+    blobBytes: { peak: peakBlobBytes, final: blobs.stats().bytes },
   });
   store.close();
   return result;

@@ -38,6 +38,8 @@ export interface SimulationResult {
   readonly partial: number;
   readonly vanished: number;
   readonly real_seconds: number;
+  /** The job's blob store: the most it held at once, and what it holds at the end. */
+  readonly blob_bytes: { readonly peak: number; readonly final: number };
   /** Slow top: its updates and re-routes. */
   readonly top?: Omit<TopActivity, 'last_update'>;
   /** With cheaters: results they submitted and how many were accepted. */
@@ -66,6 +68,7 @@ export interface RunCounts {
   };
   readonly peakInFlight: ReadonlyMap<number, number>;
   readonly realSeconds: number;
+  readonly blobBytes: { readonly peak: number; readonly final: number };
   /** Results the cheaters submitted, and how many of them were accepted. */
   readonly cheats?: {
     readonly submitted: number;
@@ -112,6 +115,7 @@ export function summarize(store: Store, run: RunCounts): SimulationResult {
     partial: run.counts.partial,
     vanished: run.counts.vanished,
     real_seconds: run.realSeconds,
+    blob_bytes: run.blobBytes,
     ...(run.cheats !== undefined
       ? {
           cheats: {

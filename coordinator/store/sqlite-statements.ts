@@ -184,6 +184,17 @@ export function prepareStatements(db: Database.Database) {
        WHERE status = 'accepted' AND received_ms >= ?`,
     ),
     latestEval: db.prepare<[], EvalDbRow>('SELECT * FROM evals ORDER BY id DESC LIMIT 1'),
+    blobsInUse: db.prepare<[], { blob: string | null }>(
+      `SELECT tree_blob AS blob FROM job
+       UNION SELECT data_blob FROM shards UNION SELECT weights_blob FROM shards
+       UNION SELECT momentum_blob FROM shards UNION SELECT val_blob FROM shards
+       UNION SELECT context_blob FROM shards
+       UNION SELECT blob FROM top UNION SELECT routing_blob FROM top
+       UNION SELECT base_blob FROM units WHERE state IN ('ready', 'leased', 'submitted')
+       UNION SELECT held_blob FROM units WHERE state IN ('ready', 'leased', 'submitted')
+       UNION SELECT checkpoint_blob FROM (SELECT checkpoint_blob FROM evals ORDER BY id DESC LIMIT 1)
+       UNION SELECT checkpoint_blob FROM (SELECT checkpoint_blob FROM evals ORDER BY hard_test_acc DESC, id DESC LIMIT 1)`,
+    ),
     listUnits: db.prepare<[], UnitRow>('SELECT * FROM units ORDER BY created_ms, id'),
     cutProgress: db.prepare<[], { shard: number; cut: number | null }>(
       'SELECT shard, MAX(COALESCE(cut_to, window_to)) AS cut FROM units GROUP BY shard',

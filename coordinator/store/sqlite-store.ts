@@ -347,6 +347,11 @@ export class SqliteStore implements Store {
     return { results: row?.results ?? 0, samples: row?.samples ?? 0, firstMs: row?.first_ms ?? null };
   }
 
+  blobsInUse(): Set<string> {
+    const names = this.s.blobsInUse.all().map((row) => row.blob);
+    return new Set(names.filter((name): name is string => name !== null && name !== ''));
+  }
+
   latestEval(): EvalRow | undefined {
     const row = this.s.latestEval.get();
     return row === undefined ? undefined : toEval(row);

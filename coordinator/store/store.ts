@@ -312,6 +312,12 @@ export interface Store {
   addEval(row: Omit<EvalRow, 'id'>): number;
   listEvals(): EvalRow[];
   latestEval(): EvalRow | undefined;
+  /**
+   * Every blob a row still names that a model, a unit or a checkpoint can need: the tree,
+   * each shard's data, weights, outer state, validation slice and context, the top, the
+   * base and held result of units not yet finished, and the latest and the best checkpoint.
+   */
+  blobsInUse(): Set<string>;
   addToCounter(name: string, amount: number): void;
   createToken(token: Omit<TokenRow, 'revokedMs'>): void;
   listTokens(): TokenRow[];

@@ -194,6 +194,36 @@ function storeContract(label: string, open: () => SqliteStore, reopen?: () => Sq
       assert.equal(store.submitResult('u', 'new', LEASE + 3), true);
     });
 
+    void it('names the blobs still in use: the job, the shards, units not finished, the latest and best checkpoints', () => {
+      store.createJob('{}', 0);
+      store.setJobPhase('routing', 0, 'tree');
+      store.createUnit({ id: 'merged', shard: 0, baseVersion: 0, createdMs: 1 });
+      store.leaseUnit('w2', 0, LEASE, 'tm');
+      assert.ok(store.submitResult('merged', 'tm', 1));
+      store.acceptResult({
+        unitId: 'merged',
+        workerId: 'w2',
+        shard: 0,
+        baseVersion: 0,
+        deltaBlob: 'merged-delta',
+        samples: 5,
+        now: 2,
+      });
+      store.createUnit({ id: 'held', shard: 0, baseVersion: 0, createdMs: 0 });
+      store.leaseUnit('w1', 0, LEASE, 'th');
+      assert.ok(store.holdResult('held', 'th', 'w1', 'first-result'));
+      for (const [hardTestAcc, checkpointBlob] of [
+        [0.5, 'old'],
+        [0.9, 'best'],
+        [0.7, 'latest'],
+      ] as const)
+        store.addEval({ atMs: 3, accepted: 1, hardTestAcc, valLoss: 1, checkpointBlob });
+      const inUse = store.blobsInUse();
+      for (const name of ['tree', 'data-sha', 'w-sha', 'first-result', 'best', 'latest'])
+        assert.ok(inUse.has(name), `${name} is in use`);
+      for (const name of ['merged-delta', 'old']) assert.ok(!inUse.has(name), `${name} is not`);
+    });
+
     void it('accept is exactly-once: a replay returns undefined and the version bumps once', () => {
       store.createUnit({ id: 'u', shard: 0, baseVersion: 0, createdMs: 0 });
       store.leaseUnit('w1', 0, LEASE, 't');

@@ -128,8 +128,8 @@ export async function seededCore(
   const config = parseJobConfig({ ...SMALL_JOB, data: 'tiny', ...settings });
   const data = tinyData();
   const store = new SqliteStore(':memory:');
-  const blobs = new BlobStore(join(dir, 'blobs'));
   const clock = new ManualClock(1_000_000);
+  const blobs = new BlobStore(join(dir, 'blobs'), clock);
   seedPretrained(store, blobs, config, data);
   const finalModelPath = join(dir, 'final.safetensors');
   const { job, core } = assembleCoordinator({

@@ -139,6 +139,8 @@ void describe('coordinator metrics', () => {
     const trained = shards.reduce((sum, sh) => sum + Math.min(sh.trainedSamples, sh.budgetSamples), 0);
     assert.ok(trained > 0);
     assert.equal(m.get('arbor_trained_fraction'), trained / budget);
+    assert.equal(m.get('arbor_blob_store_bytes'), s.blobs.stats().bytes);
+    assert.ok(s.blobs.stats().bytes > 0);
 
     assert.equal(m.get('arbor_validation_seconds_count'), 3, 'every judged delta');
     assert.equal(m.get('arbor_merge_seconds_count'), 1, 'the merged one');

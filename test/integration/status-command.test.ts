@@ -48,6 +48,7 @@ const status: Status = {
     dp_bytes_per_sample: 1000,
     comm_reduction: 12.345,
   },
+  storage: { blobs: 1234, bytes: 56_700_000 },
   routing_imbalance: 1.2137,
   crowd: { utilization: 0.8, idle_fraction: 0.15, wasted_fraction: 0.05 },
 };
@@ -139,6 +140,7 @@ void describe('arbor status', () => {
     );
     assert.ok(out.includes('results 20 accepted · 1 rejected'), text);
     assert.ok(out.includes('traffic comm reduction 12.3× · routing imbalance 1.21'), text);
+    assert.ok(out.includes('storage 56.7 MB in 1,234 blobs'), text);
     assert.ok(out.includes('shards (4, frozen top 2 levels)'), text);
     assert.ok(out.includes('id samples version in flight staleness val loss health'), text);
     assert.ok(out.includes('0 2,000 5 1 0.50 0.3124 ok'), text);

@@ -14,6 +14,8 @@ import { encodeFFF } from '../../shared/checkpoint/fff-checkpoint.ts';
 import { hardCrossEntropy } from '../../shared/fff/hard-loss.ts';
 import { type FFFWeights, zeroWeights } from '../../shared/fff/weights.ts';
 import type { Unit } from '../../coordinator/store/store.ts';
+import { DEFAULT_RETENTION } from '../../coordinator/core/upkeep.ts';
+import { verifyJobBlobs } from '../../coordinator/job/job-blobs.ts';
 import { type SeededCore, seededCore, smallDelta } from '../helpers/small-job.ts';
 
 let seeded: SeededCore | undefined;
@@ -563,8 +565,43 @@ void describe("the owner's goal ends the job early", () => {
 });
 
 void describe('upkeep', () => {
+  void it('deletes the blobs no row needs once unused past the grace, and nothing the job still needs', async () => {
+    const grace = 600_000;
+    const s = await seededCore(
+      {},
+      { retention: { ...DEFAULT_RETENTION, everyMs: 1_000, blobGraceMs: grace } },
+    );
+    seeded = s;
+    const { workerId, assign } = leaseOne(s);
+    const served = assign.base_blob.sha256;
+    const outcome = s.core.submit(submission(workerId, assign, encodeFFF(small(s))));
+    assert.equal(outcome.response.status, 'accepted');
+    const deltaBlob = s.store.getResult(assign.unit_id)!.deltaBlob!;
+    const current = s.store.getShard(assign.shard)!.weightsBlob;
+    assert.notEqual(current, served, 'the merge superseded the weights the unit was served');
+    const stored = s.blobs.stats();
+
+    s.clock.advance(grace - 2_000);
+    s.core.upkeep();
+    assert.ok(s.blobs.has(served) && s.blobs.has(deltaBlob), 'nothing goes before the grace has passed');
+
+    s.clock.advance(4_000);
+    s.core.upkeep();
+    assert.equal(s.blobs.has(served), false, 'superseded weights are collected');
+    assert.equal(s.blobs.has(deltaBlob), false, 'so is the merged delta');
+    assert.ok(s.blobs.stats().bytes < stored.bytes);
+    for (const name of s.store.blobsInUse()) assert.ok(s.blobs.has(name), `${name} is still needed and kept`);
+    assert.doesNotThrow(() => verifyJobBlobs(s.store, s.blobs), 'a restart finds every blob it checks');
+    // The job goes on: the next unit's blobs are all there.
+    const next = leaseOne(s, 'bob');
+    assert.ok(s.blobs.has(next.assign.base_blob.sha256) && s.blobs.has(next.assign.data_blob.sha256));
+  });
+
   void it('bounds the event log and forgets idle strangers, on its own schedule', async () => {
-    const s = await seededCore({}, { retention: { maxEvents: 5, idleWorkerRowMs: 60_000, everyMs: 10_000 } });
+    const s = await seededCore(
+      {},
+      { retention: { maxEvents: 5, idleWorkerRowMs: 60_000, everyMs: 10_000, blobGraceMs: 600_000 } },
+    );
     seeded = s;
     for (let i = 0; i < 20; i++) s.core.disconnect(s.core.connect(hello(`passer-${i}`)).id);
     const online = s.core.connect(hello('online')).id;
