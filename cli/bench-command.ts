@@ -9,6 +9,7 @@ import { BROWSER_BENCH_BACKENDS, benchBrowserTraining } from '../bench/browser/b
 import { benchWorkerStartup } from '../bench/worker-startup.ts';
 import { benchJoin } from '../bench/join.ts';
 import { benchUnitCheckpoints } from '../bench/unit-checkpoints.ts';
+import { benchCoordinatorCapacity } from '../bench/coordinator-capacity.ts';
 import { type BlobGrowthRun, benchBlobGrowth } from '../bench/blob-growth.ts';
 import { benchBackendChoice } from '../bench/browser/backend-choice.ts';
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from '../shared/backend.ts';
@@ -234,7 +235,7 @@ export function benchCommand(): Command {
     bench
       .command('blob-growth')
       .description(
-        "A long job's blob store, collected (the sweeper's default) against keeping every blob: the same simulated job run twice, volunteers at 20 samples/s. Default job: the embedded MNIST, D=4, K=2, L=8, 150 epochs a shard (about 2,000 units).",
+        "A long job's blob store, collected (the sweeper's default) against keeping every blob: the same simulated job run twice, volunteers at 20 samples/s. Default job: the embedded MNIST, D=4, K=2, L=8, 150 epochs a shard (about 3,400 units, 1,750 merged).",
       ),
     BLOB_GROWTH_JOB,
   )
@@ -258,6 +259,31 @@ export function benchCommand(): Command {
           : line('collected', r.collected) +
               line('kept all ', r.kept_all) +
               `model ${r.model_mb.toFixed(2)} MB, training data ${r.train_data_mb.toFixed(1)} MB; peak ratio ${r.peak_ratio.toFixed(3)}\n`,
+      );
+    });
+  bench
+    .command('coordinator')
+    .description(
+      'What one coordinator process holds: simulated volunteers (other processes, one loopback address each, no training) lease and return units over real sockets as fast as it lets them.',
+    )
+    .option('--workers <n>', 'simulated volunteers', integer('--workers', 1, 60_000), 100)
+    .option(
+      '--duration <s>',
+      'seconds of steady work, after all have connected',
+      integer('--duration', 1),
+      30,
+    )
+    .option('--processes <n>', 'processes the volunteers are spread over', integer('--processes', 1, 64), 2)
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (opts: { workers: number; duration: number; processes: number; json?: boolean }) => {
+      const r = await benchCoordinatorCapacity(opts.workers, opts.duration, opts.processes);
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify(r)}\n`
+          : `${r.workers_connected} of ${r.workers} volunteers connected: ${r.units_per_s.toFixed(1)} units/s, ` +
+              `assign p50 ${r.assign_p50_ms.toFixed(1)} ms p99 ${r.assign_p99_ms.toFixed(1)} ms, ` +
+              `verdict p50 ${r.accept_p50_ms.toFixed(1)} ms p99 ${r.accept_p99_ms.toFixed(1)} ms, ` +
+              `status ${r.status_ms.toFixed(1)} ms, coordinator ${r.coordinator_rss_mb.toFixed(0)} MB, ${r.errors} errors\n`,
       );
     });
   bench
