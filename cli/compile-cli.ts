@@ -9,9 +9,9 @@
  * sources) are found where they are in the repository.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 const BUNDLE_URL = '__arborBundleUrl';
@@ -57,6 +57,8 @@ export async function compileCli(root: string, outDir: string): Promise<void> {
   const staging = `${outDir}.${process.pid}-${randomUUID().slice(0, 8)}.tmp`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
+  // Node runs a chunk from its real path (through a symlinked node_modules): count from there.
+  const runsFrom = join(realpathSync(dirname(outDir)), basename(outDir));
   try {
     await build({
       absWorkingDir: root,
@@ -72,7 +74,7 @@ export async function compileCli(root: string, outDir: string): Promise<void> {
       sourcesContent: false,
       define: { 'import.meta.url': SOURCE_URL },
       banner: { js: `const ${BUNDLE_URL} = import.meta.url;` },
-      plugins: [externalPackages, sourceUrls(outDir)],
+      plugins: [externalPackages, sourceUrls(runsFrom)],
       logLevel: 'silent',
     });
     moveIntoPlace(staging, outDir);

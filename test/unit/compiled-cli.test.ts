@@ -13,6 +13,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -88,6 +89,28 @@ void describe('the compiled CLI', { timeout: 120_000 }, () => {
     );
     assert.deepEqual(
       named.filter((path) => !existsSync(path)),
+      [],
+    );
+  });
+
+  void it('finds the sources from where Node runs it, through a symlinked cache folder too', async () => {
+    // The real folder sits deeper than the link, as another checkout's node_modules would.
+    mkdirSync(join(dir, 'deeper', 'real'), { recursive: true });
+    symlinkSync(join(dir, 'deeper', 'real'), join(dir, 'linked'));
+    await compileCli(root, join(dir, 'linked', 'cli-linked'));
+    const runsFrom = join(dir, 'deeper', 'real', 'cli-linked');
+    const named = readdirSync(runsFrom)
+      .filter((name) => name.endsWith('.mjs'))
+      .flatMap((chunk) =>
+        [
+          ...readFileSync(join(runsFrom, chunk), 'utf8').matchAll(
+            /new URL\("([^"]+\.ts)", __arborBundleUrl\)/g,
+          ),
+        ].map((match) => resolve(runsFrom, match[1]!)),
+      );
+    assert.ok(named.length > 0);
+    assert.deepEqual(
+      named.filter((path) => !existsSync(path) || !path.startsWith(root)),
       [],
     );
   });
