@@ -3,6 +3,7 @@
  * N worker processes on loopback) and by one process (`arbor train`, the central twin),
  * with the communication bill of both.
  */
+import { rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { JobConfig } from '../coordinator/job/config.ts';
 import { runLocalCluster } from '../cli/local-cluster.ts';
@@ -82,6 +83,7 @@ export async function benchDistributed(options: DistributedBenchOptions): Promis
     .listEvals()
     .map((e) => ({ t_s: (e.atMs - trainingFrom) / 1000, acc: e.hardTestAcc }));
   await cluster.coordinator.close();
+  rmSync(cluster.dir, { recursive: true, force: true });
   const trained = shards.reduce((sum, s) => sum + s.trainedSamples, 0);
   const sizes = shards.map((s) => s.samples);
   const ideal = sizes.reduce((a, b) => a + b, 0) / sizes.length;

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -149,6 +149,8 @@ export async function runLocalCluster(options: LocalClusterOptions): Promise<Loc
     return { final, wallSeconds, coordinator, dir };
   } catch (error) {
     await coordinator.close();
+    // A folder made here holds nothing the caller can have: it goes with the failure.
+    if (options.dir === undefined) rmSync(dir, { recursive: true, force: true });
     throw error;
   } finally {
     clearInterval(watching);
