@@ -11,6 +11,7 @@ import type { StepReport } from '../shared/fff/trainer.ts';
 import { BlobStore } from './store/blob-store.ts';
 import { assembleCoordinator } from './assemble.ts';
 import type { CoordinatorCore } from './core/coordinator-core.ts';
+import { sweepEveryMs } from './core/upkeep.ts';
 import type { TrainingJob } from './job/training-job.ts';
 import { buildApp } from './http/app.ts';
 import { DEFAULT_LIMITS, type ServerLimits } from './http/limits.ts';
@@ -185,13 +186,10 @@ async function serve(
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
-  const sweeper = setInterval(
-    () => {
-      core.expire();
-      core.upkeep();
-    },
-    Math.max(50, Math.min(1000, config.lease_ms / 4)),
-  );
+  const sweeper = setInterval(() => {
+    core.expire();
+    core.upkeep();
+  }, sweepEveryMs(config.lease_ms));
   const prepared = core.prepare(options.onPretrainStep);
   prepared.catch(() => undefined);
 

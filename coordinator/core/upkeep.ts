@@ -29,6 +29,9 @@ export const DEFAULT_RETENTION: Retention = {
   blobGraceMs: 10 * 60_000,
 };
 
+/** How often the sweeper expires leases and runs upkeep: a quarter lease, between 50 ms and 1 s. */
+export const sweepEveryMs = (leaseMs: number): number => Math.max(50, Math.min(1000, leaseMs / 4));
+
 /** Deletes the blobs no row needs (Store.blobsInUse) that were not used since `usedBeforeMs`. */
 export function collectBlobs(store: Store, blobs: BlobStore, usedBeforeMs: number): BlobStats {
   return blobs.collect(store.blobsInUse(), usedBeforeMs);

@@ -14,7 +14,7 @@ import { encodeUnitDelta } from '../../shared/fff/unit-delta.ts';
 import { assembleCoordinator } from '../assemble.ts';
 import type { JobConfig } from '../job/config.ts';
 import { BlobStore } from '../store/blob-store.ts';
-import type { Retention } from '../core/upkeep.ts';
+import { type Retention, sweepEveryMs } from '../core/upkeep.ts';
 import { SqliteStore } from '../store/sqlite-store.ts';
 import { EventQueue } from './event-queue.ts';
 import { type SimulationResult, summarize } from './summary.ts';
@@ -311,14 +311,18 @@ async function run(
     });
 
   let peakBlobBytes = blobs.stats().bytes;
+  let sweptMs = 0;
   while (!finished) {
     const next = queue.next();
     if (next === undefined) throw new Error('the simulation ran out of volunteers before the job was done');
     curve.advanceTo(next.atMs);
     clock.advance(next.atMs - clock.now());
     await next.run();
-    // The sweeper's work (pruning, collecting blobs), at its own pace in virtual time.
-    core.upkeep();
+    // The sweeper's work (pruning, collecting blobs), at main.ts's pace in virtual time.
+    if (clock.now() - sweptMs >= sweepEveryMs(config.lease_ms)) {
+      sweptMs = clock.now();
+      core.upkeep();
+    }
     peakBlobBytes = Math.max(peakBlobBytes, blobs.stats().bytes);
     if (options.onProgress !== undefined) {
       const shards = store.listShards();
